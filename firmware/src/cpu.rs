@@ -1,0 +1,363 @@
+//! The architected register state of one vCPU at the moment it was stopped.
+//!
+//! The VMM fills it from KVM (`KVM_GET_REGS`, `KVM_GET_SREGS`, ONE_REG); a test bench fills it
+//! by hand. Both dump formats (PAPR Register Save Area and OPAL's architected register data) are
+//! written from it, so they cannot disagree about a register's value.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Registers other than the 32 GPRs, with their names in the PAPR Register Save Area and their
+/// SPR numbers (or OPAL pseudo-numbers) in OPAL's architected register data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Reg {
+    Acop,
+    Amr,
+    Bescr,
+    Cfar,
+    Ciabr,
+    Cr,
+    Ctr,
+    Ctrl,
+    Dabr,
+    Dabrx,
+    Dar,
+    Dawr0,
+    Dawr1,
+    Dawrx0,
+    Dawrx1,
+    Dpdes,
+    Dscr,
+    Dsisr,
+    Ebbhr,
+    Ebbrr,
+    Fpscr,
+    Fscr,
+    Iamr,
+    Ic,
+    Lr,
+    Msr,
+    Nia,
+    Pir,
+    Pspb,
+    Pvr,
+    Rpr,
+    Spurr,
+    Srr0,
+    Srr1,
+    Tar,
+    Texasr,
+    Tfhar,
+    Tfiar,
+    Tir,
+    Uamor,
+    Vrsave,
+    Vscr,
+    Vtb,
+    Wort,
+    Xer,
+    // Hypervisor-level registers: only meaningful in OPAL (bare-metal) register data.
+    Hsrr0,
+    Hsrr1,
+    Hmer,
+    Lpcr,
+    Sprg0,
+    Sprg1,
+    Sprg2,
+    Sprg3,
+}
+
+/// OPAL pseudo SPR numbers for registers that are not SPRs (Linux `opal-fadump.h`).
+pub const OPAL_PSEUDO_NIP: u32 = 0x7d0;
+pub const OPAL_PSEUDO_MSR: u32 = 0x7d1;
+pub const OPAL_PSEUDO_CCR: u32 = 0x7d2;
+
+impl Reg {
+    /// The registers saved in the PAPR Register Save Area, in ascending ASCII order of their
+    /// names (PAPR's suggestion, and QEMU's order): 45 registers.
+    pub const PAPR_SAVED: [Reg; 45] = [
+        Reg::Acop,
+        Reg::Amr,
+        Reg::Bescr,
+        Reg::Cfar,
+        Reg::Ciabr,
+        Reg::Cr,
+        Reg::Ctr,
+        Reg::Ctrl,
+        Reg::Dabr,
+        Reg::Dabrx,
+        Reg::Dar,
+        Reg::Dawr0,
+        Reg::Dawr1,
+        Reg::Dawrx0,
+        Reg::Dawrx1,
+        Reg::Dpdes,
+        Reg::Dscr,
+        Reg::Dsisr,
+        Reg::Ebbhr,
+        Reg::Ebbrr,
+        Reg::Fpscr,
+        Reg::Fscr,
+        Reg::Iamr,
+        Reg::Ic,
+        Reg::Lr,
+        Reg::Msr,
+        Reg::Nia,
+        Reg::Pir,
+        Reg::Pspb,
+        Reg::Pvr,
+        Reg::Rpr,
+        Reg::Spurr,
+        Reg::Srr0,
+        Reg::Srr1,
+        Reg::Tar,
+        Reg::Texasr,
+        Reg::Tfhar,
+        Reg::Tfiar,
+        Reg::Tir,
+        Reg::Uamor,
+        Reg::Vrsave,
+        Reg::Vscr,
+        Reg::Vtb,
+        Reg::Wort,
+        Reg::Xer,
+    ];
+
+    /// The registers written into OPAL's architected register data (those with an SPR number
+    /// or an OPAL pseudo-number).
+    pub const OPAL_SAVED: [Reg; 28] = [
+        Reg::Xer,
+        Reg::Lr,
+        Reg::Ctr,
+        Reg::Dscr,
+        Reg::Dsisr,
+        Reg::Dar,
+        Reg::Srr0,
+        Reg::Srr1,
+        Reg::Cfar,
+        Reg::Amr,
+        Reg::Iamr,
+        Reg::Uamor,
+        Reg::Tar,
+        Reg::Fscr,
+        Reg::Ctrl,
+        Reg::Pspb,
+        Reg::Dpdes,
+        Reg::Vrsave,
+        Reg::Sprg0,
+        Reg::Sprg1,
+        Reg::Sprg2,
+        Reg::Sprg3,
+        Reg::Hsrr0,
+        Reg::Hsrr1,
+        Reg::Hmer,
+        Reg::Nia,
+        Reg::Msr,
+        Reg::Cr,
+    ];
+
+    /// The register's identifier in the PAPR Register Save Area (ASCII, at most 8 bytes).
+    pub fn papr_name(self) -> &'static str {
+        match self {
+            Reg::Acop => "ACOP",
+            Reg::Amr => "AMR",
+            Reg::Bescr => "BESCR",
+            Reg::Cfar => "CFAR",
+            Reg::Ciabr => "CIABR",
+            Reg::Cr => "CR",
+            Reg::Ctr => "CTR",
+            Reg::Ctrl => "CTRL",
+            Reg::Dabr => "DABR",
+            Reg::Dabrx => "DABRX",
+            Reg::Dar => "DAR",
+            Reg::Dawr0 => "DAWR0",
+            Reg::Dawr1 => "DAWR1",
+            Reg::Dawrx0 => "DAWRX0",
+            Reg::Dawrx1 => "DAWRX1",
+            Reg::Dpdes => "DPDES",
+            Reg::Dscr => "DSCR",
+            Reg::Dsisr => "DSISR",
+            Reg::Ebbhr => "EBBHR",
+            Reg::Ebbrr => "EBBRR",
+            Reg::Fpscr => "FPSCR",
+            Reg::Fscr => "FSCR",
+            Reg::Iamr => "IAMR",
+            Reg::Ic => "IC",
+            Reg::Lr => "LR",
+            Reg::Msr => "MSR",
+            Reg::Nia => "NIA",
+            Reg::Pir => "PIR",
+            Reg::Pspb => "PSPB",
+            Reg::Pvr => "PVR",
+            Reg::Rpr => "RPR",
+            Reg::Spurr => "SPURR",
+            Reg::Srr0 => "SRR0",
+            Reg::Srr1 => "SRR1",
+            Reg::Tar => "TAR",
+            Reg::Texasr => "TEXASR",
+            Reg::Tfhar => "TFHAR",
+            Reg::Tfiar => "TFIAR",
+            Reg::Tir => "TIR",
+            Reg::Uamor => "UAMOR",
+            Reg::Vrsave => "VRSAVE",
+            Reg::Vscr => "VSCR",
+            Reg::Vtb => "VTB",
+            Reg::Wort => "WORT",
+            Reg::Xer => "XER",
+            Reg::Hsrr0 => "HSRR0",
+            Reg::Hsrr1 => "HSRR1",
+            Reg::Hmer => "HMER",
+            Reg::Lpcr => "LPCR",
+            Reg::Sprg0 => "SPRG0",
+            Reg::Sprg1 => "SPRG1",
+            Reg::Sprg2 => "SPRG2",
+            Reg::Sprg3 => "SPRG3",
+        }
+    }
+
+    /// The SPR number (Power ISA) or OPAL pseudo-number, when the register has one.
+    pub fn spr_number(self) -> Option<u32> {
+        Some(match self {
+            Reg::Xer => 1,
+            Reg::Dscr => 17,
+            Reg::Lr => 8,
+            Reg::Ctr => 9,
+            Reg::Amr => 13,
+            Reg::Dsisr => 18,
+            Reg::Dar => 19,
+            Reg::Srr0 => 26,
+            Reg::Srr1 => 27,
+            Reg::Cfar => 28,
+            Reg::Acop => 31,
+            Reg::Iamr => 61,
+            Reg::Tfhar => 128,
+            Reg::Tfiar => 129,
+            Reg::Texasr => 130,
+            Reg::Ctrl => 136,
+            Reg::Fscr => 153,
+            Reg::Uamor => 157,
+            Reg::Pspb => 159,
+            Reg::Dpdes => 176,
+            Reg::Dawr0 => 180,
+            Reg::Dawr1 => 181,
+            Reg::Rpr => 186,
+            Reg::Ciabr => 187,
+            Reg::Dawrx0 => 188,
+            Reg::Dawrx1 => 189,
+            Reg::Vrsave => 256,
+            Reg::Sprg0 => 272,
+            Reg::Sprg1 => 273,
+            Reg::Sprg2 => 274,
+            Reg::Sprg3 => 275,
+            Reg::Pvr => 287,
+            Reg::Spurr => 308,
+            Reg::Hsrr0 => 314,
+            Reg::Hsrr1 => 315,
+            Reg::Lpcr => 318,
+            Reg::Hmer => 336,
+            Reg::Ic => 350,
+            Reg::Vtb => 351,
+            Reg::Tir => 446,
+            Reg::Ebbhr => 804,
+            Reg::Ebbrr => 805,
+            Reg::Bescr => 806,
+            Reg::Tar => 815,
+            Reg::Wort => 895,
+            Reg::Dabr => 1013,
+            Reg::Dabrx => 1015,
+            Reg::Pir => 1023,
+            Reg::Nia => OPAL_PSEUDO_NIP,
+            Reg::Msr => OPAL_PSEUDO_MSR,
+            Reg::Cr => OPAL_PSEUDO_CCR,
+            Reg::Fpscr | Reg::Vscr => return None,
+        })
+    }
+}
+
+/// One vCPU's registers. Registers the VMM could not read stay 0.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CpuState {
+    /// The id the guest knows this thread by: the interrupt-server number / `reg` of its
+    /// `/cpus` node on pseries (PAPR "logical CPU ID"), the PIR on powernv.
+    pub id: u32,
+    pub gpr: [u64; 32],
+    regs: BTreeMap<Reg, u64>,
+}
+
+impl CpuState {
+    pub fn new(id: u32) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+
+    /// The value of `reg` (0 when it was never set). CR is 32 bits wide.
+    pub fn get(&self, reg: Reg) -> u64 {
+        self.regs.get(&reg).copied().unwrap_or(0)
+    }
+
+    /// Sets `reg`; CR is truncated to its 32 architected bits.
+    pub fn set(&mut self, reg: Reg, value: u64) -> &mut Self {
+        let value = if reg == Reg::Cr {
+            value & 0xffff_ffff
+        } else {
+            value
+        };
+        self.regs.insert(reg, value);
+        self
+    }
+}
+
+/// Where the firmware gets the register state of every vCPU that is online at the start of a
+/// dump (PAPR: CPUs in the RTAS stopped state are not saved). The VMM stops its vCPUs and reads
+/// them from KVM; a test bench hands over its own values.
+pub trait CpuStateSource {
+    fn online_cpu_states(&mut self) -> Vec<CpuState>;
+}
+
+impl CpuStateSource for Vec<CpuState> {
+    fn online_cpu_states(&mut self) -> Vec<CpuState> {
+        self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn papr_list_is_sorted_unique_and_named_within_8_bytes() {
+        let names: Vec<&str> = Reg::PAPR_SAVED.iter().map(|r| r.papr_name()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        assert!(names.iter().all(|n| n.len() <= 8 && n.is_ascii()));
+    }
+
+    #[test]
+    fn opal_list_has_numbers_linux_reads() {
+        let nums: Vec<u32> = Reg::OPAL_SAVED
+            .iter()
+            .map(|r| r.spr_number().unwrap())
+            .collect();
+        for needed in [9, 8, 1, 19, 18, OPAL_PSEUDO_NIP, OPAL_PSEUDO_MSR, OPAL_PSEUDO_CCR] {
+            assert!(nums.contains(&needed), "missing SPR {needed:#x}");
+        }
+        let mut dedup = nums.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), nums.len(), "no SPR written twice");
+    }
+
+    #[test]
+    fn cr_is_32_bits() {
+        let mut c = CpuState::new(3);
+        c.set(Reg::Cr, 0x1_2345_6789).set(Reg::Lr, 7);
+        assert_eq!(c.get(Reg::Cr), 0x2345_6789);
+        assert_eq!(c.get(Reg::Lr), 7);
+        assert_eq!(c.get(Reg::Ctr), 0);
+    }
+}

@@ -1,0 +1,436 @@
+//! The PAPR firmware-assisted dump engine behind `ibm,configure-kernel-dump`.
+//!
+//! State machine (PAPR, per partition):
+//!
+//! ```text
+//!   Idle ──REGISTER ok──▶ Registered ──ibm,os-term──▶ (dump performed) ──▶ DumpActive
+//!    ▲                        │                                              │
+//!    └──────UNREGISTER────────┘◀───────────────INVALIDATE────────────────────┘
+//! ```
+//!
+//! * REGISTER takes a private copy of the structure after [`validate`](validate::validate);
+//!   later guest writes to the buffer change nothing.
+//! * The dump ([`Fadump::perform_dump`]) copies every copy section, then writes the HPTE area and
+//!   the Register Save Area (firmware sections last, so no copy can overwrite them), sets the
+//!   status and per-section results, and moves to `DumpActive`.
+//! * While a dump is active `ibm,kernel-dump` is presented under `/rtas` on every boot until
+//!   INVALIDATE (PAPR R1-3).
+
+pub mod hpte;
+pub mod layout;
+pub mod regsave;
+pub mod validate;
+
+use log::{error, info, warn};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use vm_memory::GuestMemoryBackend;
+
+pub use hpte::{HptEntry, HptSource};
+pub use layout::{DumpHeader, DumpSection, KernelDumpStructure, SectionKind, SectionType};
+pub use validate::RegistrationError;
+
+use crate::cpu::CpuStateSource;
+use crate::memory::{self, CopyError};
+use crate::properties::{PropValue, Property};
+use crate::range::GuestRange;
+use crate::rtas::RtasStatus;
+use layout::{section_error, status};
+
+/// `ibm,configure-kernel-dump` commands (args[0]).
+pub const CMD_REGISTER: u32 = 1;
+pub const CMD_UNREGISTER: u32 = 2;
+pub const CMD_INVALIDATE: u32 = 3;
+
+/// `ibm,configure-kernel-dump-sizes` section types.
+const SIZES_TYPE_CPU: u32 = 0x0001;
+const SIZES_TYPE_HPTE: u32 = 0x0002;
+
+/// What the platform tells the engine about the partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FadumpConfig {
+    /// Most vCPUs the partition can have: the CPU state size is advertised for all of them.
+    pub max_cpus: u32,
+    /// Entries in the guest's hash page table; 0 for radix guests (HPTE size 0).
+    pub hpte_capacity: u64,
+    /// The real mode area: REGISTER's buffer must lie below this (PAPR R1-2).
+    pub rma_size: u64,
+    /// Memory the firmware owns (RTAS blob, device tree): no dump destination may overlap it.
+    pub firmware_reserved: Vec<GuestRange>,
+}
+
+impl FadumpConfig {
+    /// Bytes of CPU state data advertised (and required of the CPU section).
+    pub fn cpu_state_size(&self) -> u64 {
+        regsave::area_size(u64::from(self.max_cpus))
+    }
+
+    /// Bytes of HPTE save area advertised (and required of the HPTE section).
+    pub fn hpte_size(&self) -> u64 {
+        hpte::area_size(self.hpte_capacity)
+    }
+}
+
+/// The engine's state; serializable so a VMM can keep it across a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FadumpState {
+    #[default]
+    Idle,
+    /// A structure is registered; a crash will be dumped.
+    Registered(KernelDumpStructure),
+    /// A dump was performed; the structure carries its results (`ibm,kernel-dump`).
+    DumpActive(KernelDumpStructure),
+}
+
+/// Errors of [`Fadump::perform_dump`] that prevent any dump.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DumpError {
+    #[error("no dump is registered")]
+    NotRegistered,
+}
+
+/// What happened to one section during the dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionOutcome {
+    pub data_type: SectionType,
+    pub error_flags: u16,
+    pub bytes_dumped: u64,
+}
+
+/// The result of a dump, for the machine's log and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpReport {
+    pub sections: Vec<SectionOutcome>,
+    /// The status written to the header (0xC000, plus 0x2000 when a section failed).
+    pub status: u16,
+    /// Number of CPUs saved in the Register Save Area.
+    pub cpus_saved: usize,
+    /// Bytes moved by copy sections (in-place sections count zero).
+    pub bytes_copied: u64,
+    /// The `ibm,kernel-dump` property for the next boot.
+    pub kernel_dump: Vec<u8>,
+}
+
+impl DumpReport {
+    pub fn has_errors(&self) -> bool {
+        self.status & status::DUMP_ERROR != 0
+    }
+}
+
+/// The fadump engine of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fadump {
+    config: FadumpConfig,
+    state: FadumpState,
+}
+
+impl Fadump {
+    pub fn new(config: FadumpConfig) -> Self {
+        Self::restore(config, FadumpState::Idle)
+    }
+
+    /// Rebuilds an engine from saved state.
+    pub fn restore(config: FadumpConfig, state: FadumpState) -> Self {
+        Self { config, state }
+    }
+
+    pub fn config(&self) -> &FadumpConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> &FadumpState {
+        &self.state
+    }
+
+    pub fn is_registered(&self) -> bool {
+        matches!(self.state, FadumpState::Registered(_))
+    }
+
+    pub fn is_dump_active(&self) -> bool {
+        matches!(self.state, FadumpState::DumpActive(_))
+    }
+
+    /// The upper end of the memory the capture kernel may use, while a dump is active: the sum of
+    /// the boot-memory (0x0011) sections plus the holes between them, as Linux computes
+    /// `boot_mem_top`. Firmware, kernel, initrd and device tree of the capture boot must stay
+    /// below it; everything above is the crashed kernel's memory, exported as it is.
+    pub fn boot_mem_top(&self) -> Option<u64> {
+        let FadumpState::DumpActive(s) = &self.state else {
+            return None;
+        };
+        s.sections
+            .iter()
+            .filter(|x| x.data_type == SectionType::REAL_MODE_REGION)
+            .filter_map(|x| x.source_range().map(|r| r.end()))
+            .max()
+    }
+
+    /// Handles `ibm,configure-kernel-dump(cmd, addr, len)` and returns the status to write.
+    pub fn configure_kernel_dump<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        cmd: u32,
+        addr: u32,
+        len: u32,
+    ) -> RtasStatus {
+        match cmd {
+            CMD_REGISTER => self.register(mem, addr, len),
+            // The buffer and length of UNREGISTER/INVALIDATE are informational (Linux >= 6.10
+            // passes the full 440-byte size, and for INVALIDATE a pointer into the device tree):
+            // they are deliberately not checked.
+            CMD_UNREGISTER => match self.state {
+                FadumpState::DumpActive(_) => {
+                    warn!("fadump: UNREGISTER refused: a dump is active");
+                    RtasStatus::DumpActive
+                }
+                FadumpState::Registered(_) => {
+                    info!("fadump: unregistered");
+                    self.state = FadumpState::Idle;
+                    RtasStatus::Success
+                }
+                FadumpState::Idle => RtasStatus::Success,
+            },
+            CMD_INVALIDATE => match self.state {
+                FadumpState::DumpActive(_) => {
+                    info!("fadump: dump invalidated; ibm,kernel-dump withdrawn");
+                    self.state = FadumpState::Idle;
+                    RtasStatus::Success
+                }
+                _ => {
+                    warn!("fadump: INVALIDATE refused: no dump is active");
+                    RtasStatus::ParameterError
+                }
+            },
+            other => {
+                warn!("fadump: unknown command {other}");
+                RtasStatus::ParameterError
+            }
+        }
+    }
+
+    fn register<M: GuestMemoryBackend>(&mut self, mem: &M, addr: u32, len: u32) -> RtasStatus {
+        match self.state {
+            FadumpState::Registered(_) => {
+                warn!("fadump: REGISTER refused: already registered");
+                return RtasStatus::DumpAlreadyRegistered;
+            }
+            FadumpState::DumpActive(_) => {
+                warn!("fadump: REGISTER refused: a dump is active");
+                return RtasStatus::DumpActive;
+            }
+            FadumpState::Idle => {}
+        }
+        match validate::validate(mem, &self.config, addr, len) {
+            Ok(mut structure) => {
+                structure.header.status = 0;
+                info!(
+                    "fadump: registered {} sections from {addr:#x} ({len} bytes)",
+                    structure.sections.len()
+                );
+                self.state = FadumpState::Registered(structure);
+                RtasStatus::Success
+            }
+            Err(e) => {
+                warn!("fadump: REGISTER at {addr:#x} len {len} refused: {e}");
+                e.status()
+            }
+        }
+    }
+
+    /// A full partition reset without a dump (`system-reboot`, power-off): a registration does
+    /// not survive it (the next kernel would otherwise get -9 and trust a stale structure); an
+    /// active dump does (PAPR R1-3).
+    pub fn on_partition_reset(&mut self) {
+        if self.is_registered() {
+            info!("fadump: partition reset drops the registration");
+            self.state = FadumpState::Idle;
+        }
+    }
+
+    /// Performs the dump: the machine has stopped every vCPU and devices no longer DMA.
+    ///
+    /// Copies every copy section in registration order, then writes the HPTE area (from `hpt`,
+    /// when the guest uses a hash MMU) and the Register Save Area. A section that cannot be
+    /// honoured gets its error flag and `bytes_dumped = 0`; the others are still dumped.
+    pub fn perform_dump<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        cpus: &mut dyn CpuStateSource,
+        hpt: Option<&mut dyn HptSource>,
+    ) -> Result<DumpReport, DumpError> {
+        let FadumpState::Registered(mut structure) = std::mem::take(&mut self.state) else {
+            // Put back whatever was there (Idle or DumpActive).
+            let previous = std::mem::take(&mut self.state);
+            self.state = previous;
+            return Err(DumpError::NotRegistered);
+        };
+        for s in &mut structure.sections {
+            s.error_flags = 0;
+            s.bytes_dumped = 0;
+        }
+        let mut bytes_copied = 0;
+        for (i, s) in structure.sections.iter_mut().enumerate() {
+            match s.data_type.kind() {
+                SectionKind::Copy => {
+                    if let Some(n) = copy_section(mem, i, s) {
+                        if !s.is_in_place() {
+                            bytes_copied += n;
+                        }
+                    }
+                }
+                SectionKind::Unsupported | SectionKind::Reserved => {
+                    warn!("fadump: section {i}: type {:?} not provided", s.data_type);
+                    s.error_flags = section_error::INVALID_DATA_TYPE;
+                }
+                SectionKind::CpuState | SectionKind::Hpte => {}
+            }
+        }
+        let mut hpt = hpt;
+        for (i, s) in structure.sections.iter_mut().enumerate() {
+            if s.data_type == SectionType::HPTE {
+                let entries = match hpt.as_deref_mut() {
+                    None => Ok(Vec::new()),
+                    Some(source) => source.valid_entries(),
+                };
+                match entries {
+                    Ok(e) => write_area(mem, i, s, hpte::build(&e, s.source_len), "HPTE"),
+                    Err(msg) => {
+                        error!("fadump: section {i}: hash page table unreadable: {msg}");
+                        s.error_flags = section_error::INVALID_SOURCE_ADDR;
+                    }
+                }
+            }
+        }
+        let cpu_states = cpus.online_cpu_states();
+        for (i, s) in structure.sections.iter_mut().enumerate() {
+            if s.data_type == SectionType::CPU_STATE {
+                let area = regsave::build(&cpu_states, s.source_len);
+                write_area(mem, i, s, area, "register save area");
+            }
+        }
+        let failed = structure.sections.iter().any(|s| s.error_flags != 0);
+        structure.header.status = status::DUMP_PERFORMED | status::DUMP_TRIGGERED;
+        if failed {
+            structure.header.status |= status::DUMP_ERROR;
+        }
+        let report = DumpReport {
+            sections: structure
+                .sections
+                .iter()
+                .map(|s| SectionOutcome {
+                    data_type: s.data_type,
+                    error_flags: s.error_flags,
+                    bytes_dumped: s.bytes_dumped,
+                })
+                .collect(),
+            status: structure.header.status,
+            cpus_saved: cpu_states.len(),
+            bytes_copied,
+            kernel_dump: structure.encode(),
+        };
+        info!(
+            "fadump: dump performed: status {:#06x}, {} CPUs, {} bytes copied",
+            report.status, report.cpus_saved, report.bytes_copied
+        );
+        self.state = FadumpState::DumpActive(structure);
+        Ok(report)
+    }
+
+    /// The `ibm,kernel-dump` bytes while a dump is active.
+    pub fn kernel_dump_property(&self) -> Option<Vec<u8>> {
+        match &self.state {
+            FadumpState::DumpActive(s) => Some(s.encode()),
+            _ => None,
+        }
+    }
+
+    /// The fadump properties under `/rtas` (the token itself is published by the RTAS layer).
+    pub fn rtas_properties(&self) -> Vec<Property> {
+        let split = |v: u64| [(v >> 32) as u32, v as u32];
+        let cpu = split(self.config.cpu_state_size());
+        let hpte = split(self.config.hpte_size());
+        let mut props = vec![
+            Property::new(
+                "ibm,configure-kernel-dump-sizes",
+                PropValue::U32Cells(vec![
+                    SIZES_TYPE_CPU,
+                    cpu[0],
+                    cpu[1],
+                    SIZES_TYPE_HPTE,
+                    hpte[0],
+                    hpte[1],
+                ]),
+            ),
+            // Two big-endian 16-bit cells: minimum and maximum format version (PAPR binding).
+            Property::new(
+                "ibm,configure-kernel-dump-version",
+                PropValue::Bytes(vec![0, 1, 0, 1]),
+            ),
+        ];
+        if let Some(bytes) = self.kernel_dump_property() {
+            props.push(Property::new("ibm,kernel-dump", PropValue::Bytes(bytes)));
+        }
+        props
+    }
+}
+
+/// Copies one copy section; returns the bytes moved, or records the error flag.
+fn copy_section<M: GuestMemoryBackend>(mem: &M, i: usize, s: &mut DumpSection) -> Option<u64> {
+    let Some(src) = s.source_range() else {
+        s.error_flags = section_error::LENGTH_EXCEEDS_SOURCE;
+        return None;
+    };
+    match memory::copy_within(mem, src, s.destination_address) {
+        Ok(n) => {
+            s.bytes_dumped = n;
+            Some(n)
+        }
+        Err(e) => {
+            error!("fadump: section {i}: {e}");
+            s.error_flags = match e {
+                CopyError::Source(_) => section_error::INVALID_SOURCE_ADDR,
+                CopyError::Destination(_) => section_error::INVALID_DEST_ADDR,
+            };
+            None
+        }
+    }
+}
+
+/// Writes a firmware-built area to a section's destination, recording the outcome.
+fn write_area<M: GuestMemoryBackend>(
+    mem: &M,
+    i: usize,
+    s: &mut DumpSection,
+    area: Option<Vec<u8>>,
+    what: &str,
+) {
+    let Some(area) = area else {
+        error!("fadump: section {i}: {what} does not fit {:#x} bytes", s.source_len);
+        s.error_flags = section_error::DEST_TOO_SMALL;
+        return;
+    };
+    if s.source_len == 0 {
+        return;
+    }
+    // The section was validated as RAM at registration; check the whole destination again before
+    // writing anything, then write the area and zero the rest of the section.
+    let written = memory::range(s.destination_address, s.source_len)
+        .and_then(|dst| {
+            if memory::is_backed(mem, &dst) {
+                Ok(dst)
+            } else {
+                Err(memory::MemoryError::NotBacked(dst))
+            }
+        })
+        .and_then(|dst| {
+            memory::write_bytes(mem, dst.start(), &area)?;
+            memory::zero_fill(mem, dst.start() + area.len() as u64, dst.len() - area.len() as u64)
+        });
+    match written {
+        Ok(()) => s.bytes_dumped = s.source_len,
+        Err(e) => {
+            error!("fadump: section {i}: cannot write {what}: {e}");
+            s.error_flags = section_error::INVALID_DEST_ADDR;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Registration checks for `ibm,configure-kernel-dump` REGISTER.
+//!
+//! PAPR leaves most validation to the platform; these rules come from PAPR (error flags, the
+//! RMA-buffer rule, the 512-byte limit), from the -3 diagnostics Linux prints ("Can't have holes
+//! in boot memory area"), and from what would make a dump unusable or dangerous. Everything is
+//! checked at registration, so the dump itself never meets a surprise it could have refused.
+
+use thiserror::Error;
+use vm_memory::GuestMemoryBackend;
+
+use crate::fadump::layout::{
+    DumpHeader, DumpSection, KernelDumpStructure, SectionKind, SectionType, FORMAT_VERSION,
+    HEADER_SIZE, MAX_SECTIONS, MAX_STRUCT_SIZE, REQUEST_FLAG_COPY, SECTION_SIZE,
+};
+use crate::fadump::FadumpConfig;
+use crate::memory;
+use crate::range::GuestRange;
+use crate::rtas::RtasStatus;
+
+/// Why a registration was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RegistrationError {
+    #[error("buffer address is 0")]
+    NullBuffer,
+    #[error("buffer length {0} outside [{HEADER_SIZE}, {MAX_STRUCT_SIZE}]")]
+    BufferLength(u32),
+    #[error("buffer {0} is not inside RAM below the RMA limit {1:#x}")]
+    BufferOutsideRma(GuestRange, u64),
+    #[error("buffer unreadable: {0}")]
+    BufferUnreadable(memory::MemoryError),
+    #[error("dump format version {0} (only 1 exists)")]
+    FormatVersion(u32),
+    #[error("{0} sections (must be 1..={MAX_SECTIONS})")]
+    SectionCount(u16),
+    #[error("first section at {offset:#x} with {count} sections does not fit a {len}-byte buffer")]
+    SectionsOutsideBuffer { offset: u32, count: u16, len: u32 },
+    #[error("disk dump requested (dd_* fields nonzero): not supported")]
+    DiskDump,
+    #[error("section {0}: request flag {1:#x} without the copy bit (disk dump only)")]
+    NoCopyRequest(usize, u32),
+    #[error("section {0}: reserved data type {1:?}")]
+    ReservedType(usize, SectionType),
+    #[error("section {0}: second section of type {1:?}")]
+    DuplicateType(usize, SectionType),
+    #[error("section {index}: length {len:#x} below the advertised {needed:#x}")]
+    TooSmall { index: usize, len: u64, needed: u64 },
+    #[error("section {0}: zero-length copy")]
+    EmptyCopy(usize),
+    #[error("section {0}: address + length overflows 64 bits")]
+    Overflow(usize),
+    #[error("section {0}: source {1} is outside RAM or crosses a hole")]
+    SourceNotRam(usize, GuestRange),
+    #[error("section {0}: destination {1} is outside RAM or crosses a hole")]
+    DestinationNotRam(usize, GuestRange),
+    #[error("sections {0} and {1}: destinations overlap")]
+    DestinationsOverlap(usize, usize),
+    #[error("section {dst}: destination overlaps the source of section {src}")]
+    DestinationOverlapsSource { dst: usize, src: usize },
+    #[error("section {0}: destination {1} overlaps firmware memory {2}")]
+    DestinationOverlapsFirmware(usize, GuestRange, GuestRange),
+}
+
+impl RegistrationError {
+    /// The status the guest gets: -1 when we could not read its buffer (QEMU's choice for a
+    /// hardware/access failure), -3 for every parameter error.
+    pub fn status(&self) -> RtasStatus {
+        match self {
+            RegistrationError::BufferUnreadable(_) => RtasStatus::HardwareError,
+            _ => RtasStatus::ParameterError,
+        }
+    }
+}
+
+/// Reads and checks the structure at `addr`/`len`; on success returns the private copy.
+pub fn validate<M: GuestMemoryBackend>(
+    mem: &M,
+    config: &FadumpConfig,
+    addr: u32,
+    len: u32,
+) -> Result<KernelDumpStructure, RegistrationError> {
+    use RegistrationError as E;
+    if addr == 0 {
+        return Err(E::NullBuffer);
+    }
+    if (len as usize) < HEADER_SIZE || len as usize > MAX_STRUCT_SIZE {
+        return Err(E::BufferLength(len));
+    }
+    // u32 + u32 cannot overflow u64.
+    let buffer = GuestRange::new(u64::from(addr), u64::from(len)).expect("32-bit fits");
+    if buffer.end() > config.rma_size || !memory::is_backed(mem, &buffer) {
+        return Err(E::BufferOutsideRma(buffer, config.rma_size));
+    }
+    let bytes = memory::read_bytes(mem, buffer.start(), len as usize).map_err(E::BufferUnreadable)?;
+
+    let header = DumpHeader::from_be_bytes(bytes[..HEADER_SIZE].try_into().expect("checked"));
+    if header.format_version != FORMAT_VERSION {
+        return Err(E::FormatVersion(header.format_version));
+    }
+    let n = header.num_sections;
+    if n == 0 || n as usize > MAX_SECTIONS {
+        return Err(E::SectionCount(n));
+    }
+    let fits = (header.offset_first_section as usize)
+        .checked_add(n as usize * SECTION_SIZE)
+        .is_some_and(|end| header.offset_first_section as usize >= HEADER_SIZE && end <= len as usize);
+    if !fits {
+        return Err(E::SectionsOutsideBuffer {
+            offset: header.offset_first_section,
+            count: n,
+            len,
+        });
+    }
+    if header.dd_block_size != 0
+        || header.dd_block_offset != 0
+        || header.dd_num_blocks != 0
+        || header.dd_offset_disk_path != 0
+    {
+        return Err(E::DiskDump);
+    }
+    let structure = KernelDumpStructure::decode(&bytes).expect("sizes checked above");
+    check_sections(mem, config, &structure.sections)?;
+    Ok(structure)
+}
+
+fn check_sections<M: GuestMemoryBackend>(
+    mem: &M,
+    config: &FadumpConfig,
+    sections: &[DumpSection],
+) -> Result<(), RegistrationError> {
+    use RegistrationError as E;
+    let mut seen_cpu = false;
+    let mut seen_hpte = false;
+    // (index, destination, in place) of every section that owns memory; (index, source) of
+    // every copy that reads memory somewhere else.
+    let mut destinations: Vec<(usize, GuestRange, bool)> = Vec::new();
+    let mut sources: Vec<(usize, GuestRange)> = Vec::new();
+
+    for (i, s) in sections.iter().enumerate() {
+        if s.request_flag & REQUEST_FLAG_COPY == 0 {
+            return Err(E::NoCopyRequest(i, s.request_flag));
+        }
+        let dst = s.destination_range().ok_or(E::Overflow(i))?;
+        match s.data_type.kind() {
+            SectionKind::Reserved => return Err(E::ReservedType(i, s.data_type)),
+            SectionKind::CpuState | SectionKind::Hpte => {
+                let (seen, needed) = if s.data_type == SectionType::CPU_STATE {
+                    (&mut seen_cpu, config.cpu_state_size())
+                } else {
+                    (&mut seen_hpte, config.hpte_size())
+                };
+                if std::mem::replace(seen, true) {
+                    return Err(E::DuplicateType(i, s.data_type));
+                }
+                if s.source_len < needed {
+                    return Err(E::TooSmall {
+                        index: i,
+                        len: s.source_len,
+                        needed,
+                    });
+                }
+            }
+            SectionKind::Copy => {
+                if s.source_len == 0 {
+                    return Err(E::EmptyCopy(i));
+                }
+                let src = s.source_range().ok_or(E::Overflow(i))?;
+                if !memory::is_backed(mem, &src) {
+                    return Err(E::SourceNotRam(i, src));
+                }
+                if !s.is_in_place() {
+                    sources.push((i, src));
+                }
+            }
+            // PAPR-defined but not provided here: accepted, flagged at dump time.
+            SectionKind::Unsupported => continue,
+        }
+        if !dst.is_empty() {
+            if !memory::is_backed(mem, &dst) {
+                return Err(E::DestinationNotRam(i, dst));
+            }
+            let in_place = s.data_type.kind() == SectionKind::Copy && s.is_in_place();
+            destinations.push((i, dst, in_place));
+        }
+    }
+
+    for (a, (i, di, in_place)) in destinations.iter().enumerate() {
+        if let Some((j, _, _)) = destinations[a + 1..].iter().find(|(_, dj, _)| di.overlaps(dj)) {
+            return Err(E::DestinationsOverlap(*i, *j));
+        }
+        // An in-place section (Linux's parameter area) writes nothing, so it may sit inside a
+        // copy source: Linux puts it below boot_mem_top on hash guests.
+        if let Some((j, _)) = sources
+            .iter()
+            .find(|(_, sj)| !in_place && di.overlaps(sj))
+        {
+            return Err(E::DestinationOverlapsSource { dst: *i, src: *j });
+        }
+        if let Some(fw) = config
+            .firmware_reserved
+            .iter()
+            .find(|fw| !in_place && di.overlaps(fw))
+        {
+            return Err(E::DestinationOverlapsFirmware(*i, *di, *fw));
+        }
+    }
+    Ok(())
+}

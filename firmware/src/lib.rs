@@ -1,0 +1,28 @@
+//! Firmware for ppc64 guests, as an embeddable library.
+//!
+//! * [`rtas`]: the PAPR RTAS call layer a pseries guest talks to (argument blocks, tokens,
+//!   dispatch), including `ibm,os-term` and `ibm,configure-kernel-dump`.
+//! * [`fadump`]: the PAPR firmware-assisted dump engine: registration state machine,
+//!   validation, and the dump itself (Register Save Area, HPTE area, boot-memory copies).
+//! * [`opal`]: the OPAL call layer and the MPIPL engine (powernv fadump).
+//!
+//! The crate is pure: no KVM, no threads, no files, no `unsafe`. Guest memory is accessed only
+//! through `vm-memory`'s checked accessors ([`memory`]); vCPU state and the hash page table come
+//! in through small traits ([`cpu::CpuStateSource`], [`fadump::HptSource`]); and the firmware
+//! never acts on the machine itself: it returns what the machine should do
+//! ([`rtas::RtasAction`]).
+
+#![forbid(unsafe_code)]
+
+mod be;
+pub mod cpu;
+pub mod fadump;
+pub mod memory;
+pub mod opal;
+pub mod properties;
+pub mod range;
+pub mod rtas;
+
+pub use cpu::{CpuState, CpuStateSource, Reg};
+pub use properties::{PropValue, Property};
+pub use range::GuestRange;

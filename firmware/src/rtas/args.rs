@@ -1,0 +1,133 @@
+//! The RTAS argument block the guest passes in r4 of `H_RTAS` (PAPR "RTAS Argument Call Buffer").
+//!
+//! Layout, all big-endian 32-bit cells: `token`, `nargs`, `nret`, `args[nargs]`, `rets[nret]`.
+
+use log::warn;
+use thiserror::Error;
+use vm_memory::GuestMemoryBackend;
+
+use crate::memory::{self, MemoryError};
+use crate::rtas::status::RtasStatus;
+
+/// Most cells a block may carry (Linux's `struct rtas_args` holds 16 in total).
+pub const MAX_CELLS: u32 = 16;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    #[error("RTAS argument block unreadable: {0}")]
+    Unreadable(MemoryError),
+    #[error("RTAS argument block at {addr:#x} claims {nargs} args + {nret} rets (max {MAX_CELLS})")]
+    TooManyCells { addr: u64, nargs: u32, nret: u32 },
+    #[error("RTAS return cells unwritable: {0}")]
+    Unwritable(MemoryError),
+}
+
+/// A decoded argument block, remembering where its return cells live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtasArgs {
+    pub addr: u64,
+    pub token: u32,
+    pub nargs: u32,
+    pub nret: u32,
+    pub args: Vec<u32>,
+}
+
+impl RtasArgs {
+    /// Reads the block at `addr`. The whole block, return cells included, must be RAM.
+    pub fn read<M: GuestMemoryBackend>(mem: &M, addr: u64) -> Result<Self, ArgsError> {
+        let head = memory::read_bytes(mem, addr, 12).map_err(ArgsError::Unreadable)?;
+        let cell = |i: usize| u32::from_be_bytes(head[i * 4..i * 4 + 4].try_into().unwrap());
+        let (token, nargs, nret) = (cell(0), cell(1), cell(2));
+        if nargs.checked_add(nret).is_none_or(|n| n > MAX_CELLS) {
+            return Err(ArgsError::TooManyCells { addr, nargs, nret });
+        }
+        let total = 12 + 4 * (nargs + nret) as usize;
+        let all = memory::read_bytes(mem, addr, total).map_err(ArgsError::Unreadable)?;
+        let args = all[12..12 + 4 * nargs as usize]
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        Ok(Self {
+            addr,
+            token,
+            nargs,
+            nret,
+            args,
+        })
+    }
+
+    /// Argument `i` (0 when absent; callers check `nargs` first).
+    pub fn arg(&self, i: usize) -> u32 {
+        self.args.get(i).copied().unwrap_or(0)
+    }
+
+    /// True when the call carries exactly the counts PAPR defines for it.
+    pub fn has_counts(&self, nargs: u32, nret: u32) -> bool {
+        self.nargs == nargs && self.nret == nret
+    }
+
+    /// Writes `rets[0..]`. Extra values beyond `nret` are dropped; missing ones stay untouched.
+    pub fn write_rets<M: GuestMemoryBackend>(&self, mem: &M, rets: &[u32]) -> Result<(), ArgsError> {
+        let n = rets.len().min(self.nret as usize);
+        if n == 0 {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = rets[..n].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let at = self.addr + 12 + 4 * self.nargs as u64;
+        memory::write_bytes(mem, at, &bytes).map_err(ArgsError::Unwritable)
+    }
+
+    /// Writes the status into `rets[0]` (when the caller asked for at least one return cell).
+    pub fn write_status<M: GuestMemoryBackend>(&self, mem: &M, status: RtasStatus) {
+        if let Err(e) = self.write_rets(mem, &[status.cell()]) {
+            warn!("rtas: token {:#x}: cannot write status: {e}", self.token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap()
+    }
+
+    fn put(m: &GuestMemoryMmap, addr: u64, cells: &[u32]) {
+        let b: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+        memory::write_bytes(m, addr, &b).unwrap();
+    }
+
+    #[test]
+    fn reads_args_and_writes_rets_after_them() {
+        let m = mem();
+        put(&m, 0x100, &[0x202d, 3, 1, 1, 0x2000, 160, 0xdead]);
+        let a = RtasArgs::read(&m, 0x100).unwrap();
+        assert_eq!((a.token, a.args.clone()), (0x202d, vec![1, 0x2000, 160]));
+        a.write_status(&m, RtasStatus::DumpActive);
+        assert_eq!(memory::read_bytes(&m, 0x118, 4).unwrap(), (-10i32).to_be_bytes());
+    }
+
+    #[test]
+    fn refuses_blocks_that_are_too_big_or_off_the_end() {
+        let m = mem();
+        put(&m, 0x100, &[0x2000, 15, 2]);
+        assert!(matches!(RtasArgs::read(&m, 0x100), Err(ArgsError::TooManyCells { .. })));
+        put(&m, 0x100, &[0x2000, u32::MAX, 2]);
+        assert!(matches!(RtasArgs::read(&m, 0x100), Err(ArgsError::TooManyCells { .. })));
+        put(&m, 0xff0, &[0x2000, 3, 1]);
+        assert!(matches!(RtasArgs::read(&m, 0xff0), Err(ArgsError::Unreadable(_))));
+        assert!(matches!(RtasArgs::read(&m, 0xffc), Err(ArgsError::Unreadable(_))));
+        assert!(matches!(RtasArgs::read(&m, u64::MAX - 3), Err(ArgsError::Unreadable(_))));
+    }
+
+    #[test]
+    fn nret_zero_writes_nothing() {
+        let m = mem();
+        put(&m, 0x100, &[0x2000, 1, 0, 0x41, 0x77]);
+        let a = RtasArgs::read(&m, 0x100).unwrap();
+        a.write_status(&m, RtasStatus::Success);
+        assert_eq!(memory::read_bytes(&m, 0x110, 4).unwrap(), 0x77u32.to_be_bytes());
+    }
+}

@@ -1,0 +1,329 @@
+//! The RTAS call layer: read the guest's argument block, dispatch by token, write the status
+//! back, and tell the machine what to do.
+//!
+//! The guest enters RTAS through a small stub that issues `H_RTAS` (hcall 0xf000) with the real
+//! address of its argument block; the VMM hands that address to [`Rtas::dispatch`]. Calls that
+//! need the machine to act (start a CPU, reboot, perform a dump) come back as an [`RtasAction`];
+//! the firmware itself never touches vCPUs or devices.
+
+pub mod args;
+pub mod status;
+pub mod tokens;
+
+use std::collections::BTreeSet;
+
+use log::{debug, info, warn};
+use vm_memory::GuestMemoryBackend;
+
+pub use args::{ArgsError, RtasArgs};
+pub use status::RtasStatus;
+pub use tokens::RtasCall;
+
+use crate::fadump::{Fadump, FadumpConfig};
+use crate::properties::{PropValue, Property};
+
+/// The longest `ibm,os-term` message we read (Linux formats it into a 2048-byte buffer).
+pub const OS_TERM_MESSAGE_MAX: usize = 2048;
+
+/// UTC wall-clock time as `get-time-of-day` returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeOfDay {
+    pub year: u32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub nanosecond: u32,
+}
+
+/// Run state of a vCPU as RTAS reports it (`query-cpu-stopped-state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuRunState {
+    /// In the RTAS stopped state: never started, or called `stop-self`.
+    Stopped,
+    Running,
+}
+
+/// What the firmware needs to ask the machine.
+pub trait Platform {
+    fn time_of_day(&self) -> TimeOfDay;
+    /// `None` when no vCPU has this id.
+    fn cpu_run_state(&self, cpu: u32) -> Option<CpuRunState>;
+}
+
+/// What the machine must do after a call. The status (if any) is already written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RtasAction {
+    /// Nothing: resume the caller.
+    None,
+    /// `display-character`: print this byte on the console.
+    Console(u8),
+    /// `start-cpu`: start the stopped vCPU `cpu` at real address `entry` with r3 = `r3`.
+    StartCpu { cpu: u32, entry: u64, r3: u64 },
+    /// `stop-self`: put the calling vCPU in the RTAS stopped state; the call does not return.
+    StopSelf,
+    /// `system-reboot`: reset devices and vCPUs and boot again (RAM kept).
+    SystemReboot,
+    /// `power-off`.
+    PowerOff,
+    /// `ibm,os-term` with no dump to take: status 0 is written, the OS applies its own policy.
+    OsTerm { message: String },
+    /// `ibm,os-term` while a dump is registered: stop every vCPU, call
+    /// [`Fadump::perform_dump`], reset, and boot again with `ibm,kernel-dump`. No status was
+    /// written (the call does not return); if the machine cannot preserve the dump it writes
+    /// [`RtasStatus::HardwareError`] through `args` and resumes the caller.
+    FadumpCrash { message: String, args: RtasArgs },
+    /// A call the VMM implements itself (registered with [`Rtas::enable_machine_call`]), e.g.
+    /// PCI config space or interrupt-controller calls. The machine writes the return cells.
+    Machine { call: RtasCall, args: RtasArgs },
+}
+
+/// Calls this crate implements itself.
+const FIRMWARE_CALLS: [RtasCall; 12] = [
+    RtasCall::DisplayCharacter,
+    RtasCall::GetTimeOfDay,
+    RtasCall::PowerOff,
+    RtasCall::SystemReboot,
+    RtasCall::QueryCpuStoppedState,
+    RtasCall::StartCpu,
+    RtasCall::StopSelf,
+    RtasCall::CheckException,
+    RtasCall::EventScan,
+    RtasCall::IbmOsTerm,
+    RtasCall::OsTerm,
+    RtasCall::IbmConfigureKernelDump,
+];
+
+/// `query-cpu-stopped-state` results (PAPR).
+const CPU_STATE_STOPPED: u32 = 0;
+const CPU_STATE_RUNNING: u32 = 2;
+
+/// The RTAS firmware of one partition.
+#[derive(Debug)]
+pub struct Rtas {
+    fadump: Fadump,
+    machine_calls: BTreeSet<RtasCall>,
+}
+
+impl Rtas {
+    pub fn new(fadump: FadumpConfig) -> Self {
+        Self::with_fadump(Fadump::new(fadump))
+    }
+
+    /// Wraps an existing engine (e.g. one restored from saved state).
+    pub fn with_fadump(fadump: Fadump) -> Self {
+        Self {
+            fadump,
+            machine_calls: BTreeSet::new(),
+        }
+    }
+
+    pub fn fadump(&self) -> &Fadump {
+        &self.fadump
+    }
+
+    pub fn fadump_mut(&mut self) -> &mut Fadump {
+        &mut self.fadump
+    }
+
+    /// Publishes `call` and forwards it to the machine as [`RtasAction::Machine`].
+    pub fn enable_machine_call(&mut self, call: RtasCall) {
+        self.machine_calls.insert(call);
+    }
+
+    /// Every call the guest may use, firmware's and machine's.
+    pub fn published_calls(&self) -> BTreeSet<RtasCall> {
+        FIRMWARE_CALLS
+            .iter()
+            .copied()
+            .chain(self.machine_calls.iter().copied())
+            .collect()
+    }
+
+    /// The `/rtas` properties the firmware contributes: one token per published call,
+    /// `ibm,extended-os-term`, and the fadump properties (sizes, version, and `ibm,kernel-dump`
+    /// while a dump is active).
+    pub fn properties(&self) -> Vec<Property> {
+        let mut props: Vec<Property> = self
+            .published_calls()
+            .into_iter()
+            .map(|c| Property::u32(c.name(), c.token()))
+            .collect();
+        // Linux's rtas_os_term() only calls ibm,os-term when this boolean is present.
+        props.push(Property::new("ibm,extended-os-term", PropValue::Empty));
+        props.extend(self.fadump.rtas_properties());
+        props
+    }
+
+    /// Handles one `H_RTAS` call whose argument block is at `args_addr`.
+    ///
+    /// Returns `Err` only when the block itself cannot be read (then there is nowhere to write
+    /// a status; the VMM answers the hcall with `H_PARAMETER`).
+    pub fn dispatch<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        args_addr: u64,
+        platform: &dyn Platform,
+    ) -> Result<RtasAction, ArgsError> {
+        let args = RtasArgs::read(mem, args_addr).inspect_err(|e| warn!("rtas: {e}"))?;
+        let Some(call) = RtasCall::from_token(args.token)
+            .filter(|c| FIRMWARE_CALLS.contains(c) || self.machine_calls.contains(c))
+        else {
+            warn!("rtas: unknown or unpublished token {:#x}", args.token);
+            args.write_status(mem, RtasStatus::ParameterError);
+            return Ok(RtasAction::None);
+        };
+        debug!("rtas: {} args {:x?}", call.name(), args.args);
+        if self.machine_calls.contains(&call) {
+            return Ok(RtasAction::Machine { call, args });
+        }
+        Ok(self.firmware_call(mem, call, args, platform))
+    }
+
+    fn firmware_call<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        call: RtasCall,
+        args: RtasArgs,
+        platform: &dyn Platform,
+    ) -> RtasAction {
+        // (nargs, nret) PAPR defines for each call; check-exception has an optional 7th arg.
+        let counts_ok = match call {
+            RtasCall::DisplayCharacter => args.has_counts(1, 1),
+            RtasCall::GetTimeOfDay => args.has_counts(0, 8),
+            RtasCall::PowerOff => args.has_counts(2, 1),
+            RtasCall::SystemReboot => args.has_counts(0, 1),
+            RtasCall::QueryCpuStoppedState => args.has_counts(1, 2),
+            RtasCall::StartCpu => args.has_counts(3, 1),
+            RtasCall::StopSelf => args.has_counts(0, 1),
+            RtasCall::EventScan => args.has_counts(4, 1),
+            RtasCall::CheckException => {
+                (args.nargs == 6 || args.nargs == 7) && args.nret == 1
+            }
+            RtasCall::IbmOsTerm | RtasCall::OsTerm => args.has_counts(1, 1),
+            RtasCall::IbmConfigureKernelDump => args.has_counts(3, 1),
+            _ => false,
+        };
+        if !counts_ok {
+            warn!(
+                "rtas: {}: bad counts nargs={} nret={}",
+                call.name(),
+                args.nargs,
+                args.nret
+            );
+            args.write_status(mem, RtasStatus::ParameterError);
+            return RtasAction::None;
+        }
+        let status = |s| {
+            args.write_status(mem, s);
+        };
+        match call {
+            RtasCall::DisplayCharacter => {
+                status(RtasStatus::Success);
+                RtasAction::Console(args.arg(0) as u8)
+            }
+            RtasCall::GetTimeOfDay => {
+                let t = platform.time_of_day();
+                let rets = [
+                    RtasStatus::Success.cell(),
+                    t.year,
+                    t.month,
+                    t.day,
+                    t.hour,
+                    t.minute,
+                    t.second,
+                    t.nanosecond,
+                ];
+                if let Err(e) = args.write_rets(mem, &rets) {
+                    warn!("rtas: get-time-of-day: {e}");
+                }
+                RtasAction::None
+            }
+            RtasCall::PowerOff => {
+                status(RtasStatus::Success);
+                info!("rtas: power-off requested");
+                RtasAction::PowerOff
+            }
+            RtasCall::SystemReboot => {
+                status(RtasStatus::Success);
+                info!("rtas: system-reboot requested");
+                RtasAction::SystemReboot
+            }
+            RtasCall::QueryCpuStoppedState => {
+                let cpu = args.arg(0);
+                match platform.cpu_run_state(cpu) {
+                    None => {
+                        warn!("rtas: query-cpu-stopped-state: no cpu {cpu}");
+                        status(RtasStatus::ParameterError);
+                    }
+                    Some(s) => {
+                        let state = match s {
+                            CpuRunState::Stopped => CPU_STATE_STOPPED,
+                            CpuRunState::Running => CPU_STATE_RUNNING,
+                        };
+                        if let Err(e) = args.write_rets(mem, &[RtasStatus::Success.cell(), state])
+                        {
+                            warn!("rtas: query-cpu-stopped-state: {e}");
+                        }
+                    }
+                }
+                RtasAction::None
+            }
+            RtasCall::StartCpu => {
+                let cpu = args.arg(0);
+                match platform.cpu_run_state(cpu) {
+                    None => {
+                        warn!("rtas: start-cpu: no cpu {cpu}");
+                        status(RtasStatus::ParameterError);
+                        RtasAction::None
+                    }
+                    Some(CpuRunState::Running) => {
+                        warn!("rtas: start-cpu: cpu {cpu} is already running");
+                        status(RtasStatus::HardwareError);
+                        RtasAction::None
+                    }
+                    Some(CpuRunState::Stopped) => {
+                        status(RtasStatus::Success);
+                        RtasAction::StartCpu {
+                            cpu,
+                            entry: u64::from(args.arg(1)),
+                            r3: u64::from(args.arg(2)),
+                        }
+                    }
+                }
+            }
+            RtasCall::StopSelf => RtasAction::StopSelf,
+            RtasCall::EventScan | RtasCall::CheckException => {
+                status(RtasStatus::NoEventFound);
+                RtasAction::None
+            }
+            RtasCall::IbmOsTerm | RtasCall::OsTerm => self.os_term(mem, args),
+            RtasCall::IbmConfigureKernelDump => {
+                let s = self
+                    .fadump
+                    .configure_kernel_dump(mem, args.arg(0), args.arg(1), args.arg(2));
+                status(s);
+                RtasAction::None
+            }
+            _ => unreachable!("counts_ok is false for calls not handled here"),
+        }
+    }
+
+    fn os_term<M: GuestMemoryBackend>(&mut self, mem: &M, args: RtasArgs) -> RtasAction {
+        // The message is informational only: an unreadable pointer must not stop a dump.
+        let message = crate::memory::read_c_string(mem, u64::from(args.arg(0)), OS_TERM_MESSAGE_MAX)
+            .unwrap_or_else(|e| {
+                warn!("rtas: ibm,os-term: message unreadable ({e})");
+                String::from("<unreadable>")
+            });
+        if self.fadump.is_registered() {
+            info!("rtas: ibm,os-term with fadump registered: {message}");
+            RtasAction::FadumpCrash { message, args }
+        } else {
+            info!("rtas: ibm,os-term (no dump registered): {message}");
+            args.write_status(mem, RtasStatus::Success);
+            RtasAction::OsTerm { message }
+        }
+    }
+}
