@@ -1,0 +1,103 @@
+//! The pseries guest device tree, for a direct flattened-device-tree boot.
+//!
+//! [`build`] is a pure function from a [`MachineDescription`] (which includes the `/rtas`
+//! properties the `firmware` crate contributes) to the bytes of a flattened device tree
+//! (DTB), written with `vm-fdt`.
+//!
+//! # The boot this tree is for
+//!
+//! The VMM loads `vmlinux` at physical 0 and enters it with r3 = the tree's guest-physical
+//! address, r4 = the kernel's base (0) and **r5 = 0**. In `__start` (head_64.S) r5 = 0 means
+//! "no Open Firmware client interface": Linux skips `prom_init`, so nothing negotiates the
+//! architecture (`ibm,client-architecture-support`), instantiates RTAS or flattens a tree for
+//! it. Everything `prom_init` would have produced must already be in this tree:
+//!
+//! * `/chosen/ibm,architecture-vec-5` with the MMU and interrupt mode ([`vec5`]). Without it
+//!   Linux silently turns radix off, and a nested (pseries L1) KVM only runs radix guests.
+//! * `/rtas` with `linux,rtas-base`, `linux,rtas-entry` and `rtas-size` pointing at the RTAS
+//!   stub the VMM placed, plus every token.
+//! * The reservation map entry for the RTAS stub (the kernel reserves its own image, this
+//!   tree and the initrd).
+//! * `boot_cpuid_phys` in the header = the boot vCPU's id: `early_init_dt_scan_cpus()` finds
+//!   the boot CPU's node by matching it against `ibm,ppc-interrupt-server#s`.
+//!
+//! # The tree
+//!
+//! | node | written by | read by (Linux) |
+//! |---|---|---|
+//! | `/` | `nodes::root` | `pseries_probe()` (`device_type = "chrp"`) |
+//! | `/chosen` | `nodes::chosen` | `early_init_dt_scan_chosen()`, `early_check_vec5()`, hvc early console |
+//! | `/aliases` | `nodes::aliases` | `of_alias_scan()` |
+//! | `/cpus/PowerPC,<model>@<id>` | `nodes::cpus` | `smp_setup_cpu_maps()`, prom.c feature scans |
+//! | `/memory@<base>` | `nodes::memory` | `early_init_dt_scan_memory()` |
+//! | `/rtas` | `nodes::rtas` | `early_init_dt_scan_rtas()`, `rtas_function_token()`, firmware features |
+//! | `/interrupt-controller` | `nodes::xics` | `icp_hv_init()` |
+//! | `/vdevice/vty@30000000` | `nodes::vdevice` | VIO bus, `hvc_vio` |
+//! | `/hypervisor` | `nodes::hypervisor` | `check_kvm_guest()` |
+//!
+//! No `/event-sources`: its interrupts only matter when the VMM raises EPOW or hot-plug
+//! events, which ours does not (`event-scan`/`check-exception` answer "no event"). No PCI host
+//! bridges yet (see [`description`]).
+//!
+//! Property names longer than 31 characters (which `vm-fdt` refuses) are written through a
+//! rename pass, see [`blob`].
+
+pub mod blob;
+mod cpu_features;
+pub mod description;
+mod error;
+mod nodes;
+mod validate;
+pub mod vec5;
+mod writer;
+
+pub use cpu_features::{pa_features, PA_RADIX_BIT, PA_RADIX_BYTE, RADIX_AP_ENCODINGS};
+pub use description::{
+    Cache, CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
+    SegmentPageSize,
+};
+pub use error::Error;
+pub use nodes::root::{ROOT_COMPATIBLE, ROOT_MODEL};
+pub use nodes::rtas::RTAS_ERROR_LOG_MAX;
+pub use nodes::vdevice::{vty_path, VTY_REG};
+pub use nodes::xics::XICS_PHANDLE;
+
+use writer::TreeWriter;
+
+/// Upper bound on vCPUs: 2048, the `NR_CPUS` of Linux's ppc64 pseries configuration (which is
+/// also KVM's vCPU limit on such a host). It keeps a wrong count from allocating without bound.
+pub const MAX_VCPUS: u32 = 2048;
+
+/// Builds the device tree blob for `desc`.
+///
+/// Fails, without panicking, on a description the guest could not boot from (see [`Error`]):
+/// no vCPUs, no memory or none at address 0, overlapping RAM, RTAS or initrd outside RAM,
+/// overlapping reservations, a firmware property that repeats one of ours, and so on.
+pub fn build(desc: &MachineDescription) -> Result<Vec<u8>, Error> {
+    validate::check(desc)?;
+
+    let mut reservations: Vec<(u64, u64)> = std::iter::once(desc.rtas)
+        .chain(desc.reservations.iter().copied())
+        .map(|r| (r.start(), r.len()))
+        .collect();
+    reservations.sort_unstable();
+
+    let mut w = TreeWriter::new(&reservations)?;
+    w.set_boot_cpuid_phys(desc.topology.boot_vcpu);
+
+    let root = w.begin("")?;
+    nodes::root::write(&mut w)?;
+    nodes::chosen::write(&mut w, desc)?;
+    nodes::aliases::write(&mut w)?;
+    nodes::cpus::write(&mut w, desc)?;
+    nodes::memory::write(&mut w, desc)?;
+    nodes::rtas::write(&mut w, desc)?;
+    nodes::xics::write(&mut w, desc)?;
+    nodes::vdevice::write(&mut w, desc)?;
+    nodes::hypervisor::write(&mut w)?;
+    w.end(root)?;
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests;
