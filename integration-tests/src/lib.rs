@@ -5,5 +5,6 @@
 //!   kernel's checks, the vmcore view).
 //! * [`powernv`]: OPAL MPIPL (powernv fadump).
 
+pub mod bench;
 pub mod powernv;
 pub mod pseries;
