@@ -6,7 +6,7 @@
 //! `ibm,processor-radix-AP-encodings` (32), `ibm,query-interrupt-source-number` (33) and
 //! `ibm,configure-kernel-dump-version` (33). Linux and `dtc` accept any length. We therefore
 //! write such properties under a short alias and, once `vm-fdt` has produced the blob, rebuild
-//! its strings block with the real names ([`rename_properties`]).
+//! its strings block with the real names (`rename_properties`).
 //!
 //! Layout facts used (Devicetree Specification, "Flattened Devicetree (DTB) Format"): a 40-byte
 //! header of big-endian u32 fields; structure tokens BEGIN_NODE (1, then the NUL-terminated

@@ -149,7 +149,7 @@ pub struct CpuModel {
     /// Hash page sizes (`ibm,segment-page-sizes`), read by `htab_dt_scan_page_sizes()` when the
     /// guest uses hash translation.
     pub segment_page_sizes: Vec<SegmentPageSize>,
-    /// `ibm,dec-bits`, only when the VMM enables the large decrementer (LPCR[LD]) for the
+    /// `ibm,dec-bits`, only when the VMM enables the large decrementer (`LPCR[LD]`) for the
     /// guest: Linux trusts this width when programming the decrementer.
     pub large_decrementer_bits: Option<u32>,
 }
@@ -181,7 +181,7 @@ impl CpuModel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mmu {
     /// Radix (ISA 3.0). `gtse`: the guest may issue `tlbie` itself (Guest Translation
-    /// Shootdown Enable); the VMM must then set LPCR[GTSE] (it does so through
+    /// Shootdown Enable); the VMM must then set `LPCR[GTSE]` (it does so through
     /// `H_REGISTER_PROC_TBL`). Without GTSE the guest needs `H_RPT_INVALIDATE`.
     Radix { gtse: bool },
     /// Hash page table of `2^htab_shift` bytes allocated by the VMM (`ibm,pft-size`).

@@ -426,7 +426,8 @@ fn root_is_a_chrp_machine_with_64_bit_cells() {
 #[test]
 fn bad_descriptions_are_refused() {
     type Mutation = fn(&mut MachineDescription);
-    let cases: Vec<(&str, Mutation, fn(&Error) -> bool)> = vec![
+    type Expect = fn(&Error) -> bool;
+    let cases: Vec<(&str, Mutation, Expect)> = vec![
         ("0 CPUs", |d| d.topology.vcpus = 0, |e| *e == Error::NoCpus),
         (
             "too many CPUs",
