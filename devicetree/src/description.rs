@@ -256,8 +256,10 @@ impl HypertasFunction {
     }
 
     /// What our VMM on KVM-HV implements with the in-kernel XICS: the console and H_SET_MODE
-    /// in the VMM; DABR, SPLPAR and the XICS hcalls in KVM; plus the hash page-table hcalls
-    /// (also in KVM) for a hash guest.
+    /// (resources LE and ADDR_TRANS_MODE always exit to userspace) in the VMM; H_SET_DABR/
+    /// H_SET_XDABR, the SPLPAR calls and the XICS presentation calls inside KVM-HV
+    /// (`kvmppc_pseries_do_hcall`, see the spec's hcall table); plus, for a hash guest, the
+    /// page-table calls and H_BULK_REMOVE, also inside KVM.
     pub fn implemented(mmu: Mmu) -> Vec<HypertasFunction> {
         let mut v = Vec::new();
         if matches!(mmu, Mmu::Hash { .. }) {

@@ -64,8 +64,8 @@ pub use nodes::xics::XICS_PHANDLE;
 
 use writer::TreeWriter;
 
-/// Upper bound on vCPUs: 2048, the `NR_CPUS` of Linux's ppc64 pseries configuration (which is
-/// also KVM's vCPU limit on such a host). It keeps a wrong count from allocating without bound.
+/// Upper bound on vCPUs: 2048, the `NR_CPUS` of Linux's `pseries_defconfig`, far above what
+/// this VMM runs. It keeps a wrong count from allocating without bound.
 pub const MAX_VCPUS: u32 = 2048;
 
 /// Builds the device tree blob for `desc`.
