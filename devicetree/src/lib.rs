@@ -39,6 +39,43 @@
 //! events, which ours does not (`event-scan`/`check-exception` answer "no event"). No PCI host
 //! bridges yet (see [`description`]).
 //!
+//! # Example
+//!
+//! ```
+//! use devicetree::{build, CpuModel, CpuTopology, HypertasFunction, InterruptController,
+//!                  MachineDescription, Mmu};
+//! use firmware::fadump::FadumpConfig;
+//! use firmware::rtas::Rtas;
+//! use firmware::GuestRange;
+//!
+//! let ram = 512 << 20;
+//! let rtas_blob = GuestRange::new(ram - 0x10000, 0x1000).unwrap();
+//! let firmware = Rtas::new(FadumpConfig {
+//!     max_cpus: 2,
+//!     hpte_capacity: 0,
+//!     rma_size: ram,
+//!     firmware_reserved: vec![rtas_blob],
+//! });
+//! let mmu = Mmu::Radix { gtse: true };
+//! let desc = MachineDescription {
+//!     topology: CpuTopology::single_threaded(2),
+//!     cpu: CpuModel::new("POWER9", 0x004e_1202), // PVR as read from the vCPU
+//!     mmu,
+//!     memory: vec![GuestRange::new(0, ram).unwrap()],
+//!     cmdline: "console=hvc0".into(),
+//!     initrd: Some(GuestRange::new(64 << 20, 4 << 20).unwrap()),
+//!     rtas: rtas_blob,
+//!     reservations: vec![],
+//!     hypertas_functions: HypertasFunction::implemented(mmu),
+//!     interrupt_controller: InterruptController::KvmXics,
+//!     vty_irq: None,
+//!     rtas_properties: firmware.properties(),
+//! };
+//! let dtb = build(&desc).unwrap();
+//! // Write `dtb` to guest memory and enter the kernel with r3 = its address, r5 = 0.
+//! assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed]);
+//! ```
+//!
 //! Property names longer than 31 characters (which `vm-fdt` refuses) are written through a
 //! rename pass, see [`blob`].
 
