@@ -125,7 +125,9 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
             if kd.len() < 0xa0 {
                 return Err(Reject::Malformed("shorter than 3 sections".into()));
             }
-            sections = (0..3).map(|i| decode_section(&kd, 0x28 + 0x28 * i)).collect();
+            sections = (0..3)
+                .map(|i| decode_section(&kd, 0x28 + 0x28 * i))
+                .collect();
             cpu = sections[0];
             boot = vec![sections[2]];
             param = None;
@@ -134,12 +136,18 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
             if first + 0x28 * n > kd.len() {
                 return Err(Reject::Malformed("sections past the property".into()));
             }
-            sections = (0..n).map(|i| decode_section(&kd, first + 0x28 * i)).collect();
+            sections = (0..n)
+                .map(|i| decode_section(&kd, first + 0x28 * i))
+                .collect();
             cpu = *sections
                 .iter()
                 .find(|s| s.data_type == TYPE_CPU)
                 .ok_or(Reject::Malformed("no CPU section".into()))?;
-            boot = sections.iter().filter(|s| s.data_type == TYPE_RMR).copied().collect();
+            boot = sections
+                .iter()
+                .filter(|s| s.data_type == TYPE_RMR)
+                .copied()
+                .collect();
             param = sections.iter().find(|s| s.data_type == TYPE_PARAM).copied();
         }
     }
@@ -203,7 +211,8 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
             if magic != MAGIC_FADMPSIG {
                 return Err(Reject::Header("Crash info header is not valid".into()));
             }
-            if le32(&hdr, 0x20) as usize != PT_REGS_SIZE || le32(&hdr, 0x24) as usize != CPU_MASK_SIZE
+            if le32(&hdr, 0x20) as usize != PT_REGS_SIZE
+                || le32(&hdr, 0x24) as usize != CPU_MASK_SIZE
             {
                 return Err(Reject::Header("pt_regs/cpumask size mismatch".into()));
             }
@@ -222,7 +231,8 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
     };
     let kernel_regs = PtRegs::from_le_bytes(&hdr[regs_off..regs_off + PT_REGS_SIZE]);
     let mask = &hdr[regs_off + PT_REGS_SIZE..regs_off + PT_REGS_SIZE + CPU_MASK_SIZE];
-    let online = |c: u32| (c as usize) < CPU_MASK_SIZE * 8 && mask[c as usize / 8] & (1 << (c % 8)) != 0;
+    let online =
+        |c: u32| (c as usize) < CPU_MASK_SIZE * 8 && mask[c as usize / 8] & (1 << (c % 8)) != 0;
 
     // --- CPU notes from the Register Save Area ------------------------------------------------
     let rsa = guest.read(cpu.dest, cpu.len as usize);
@@ -238,7 +248,8 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
             read_from: s.dest,
         });
     }
-    let reserve_end = super::page_align(fadumphdr_addr + 0x28 + (PT_REGS_SIZE + CPU_MASK_SIZE) as u64);
+    let reserve_end =
+        super::page_align(fadumphdr_addr + 0x28 + (PT_REGS_SIZE + CPU_MASK_SIZE) as u64);
     for r in firmware::memory::ram_ranges(&guest.mem) {
         // Memory above boot_mem_top, minus the fadump reserved area, read in place.
         let start = r.start().max(boot_mem_top);
@@ -359,7 +370,11 @@ fn cpu_notes(
         if !online(cpu) {
             continue;
         }
-        let regs = if cpu == crashing_cpu { *kernel_regs } else { regs };
+        let regs = if cpu == crashing_cpu {
+            *kernel_regs
+        } else {
+            regs
+        };
         notes.push(Prstatus { cpu, regs });
     }
     Ok((notes, raw))

@@ -186,7 +186,14 @@ pub fn register(
     }
 
     let ncpus = guest.cpus.len();
-    write_crash_info_header(guest, gen, fadumphdr_addr, u32::MAX, &PtRegs::default(), 0..ncpus);
+    write_crash_info_header(
+        guest,
+        gen,
+        fadumphdr_addr,
+        u32::MAX,
+        &PtRegs::default(),
+        0..ncpus,
+    );
     guest.write(VMCOREINFO_ADDR, &vmcoreinfo_blob());
 
     let mut reg = Registration {
@@ -208,7 +215,8 @@ pub fn register(
 
 /// The kernel's vmcoreinfo note contents (recognisable text).
 pub fn vmcoreinfo_blob() -> Vec<u8> {
-    let mut b = b"OSRELEASE=6.12.0-bench\nPAGESIZE=65536\nSYMBOL(_stext)=c000000000000000\n".to_vec();
+    let mut b =
+        b"OSRELEASE=6.12.0-bench\nPAGESIZE=65536\nSYMBOL(_stext)=c000000000000000\n".to_vec();
     b.resize(VMCOREINFO_SIZE as usize, 0);
     b
 }
@@ -272,7 +280,9 @@ pub fn prepare_crash(
 
 /// `rtas_os_term()` builds its argument block ...
 pub fn os_term_args(guest: &Guest) {
-    let token = guest.token(RtasCall::IbmOsTerm.name()).expect("ibm,os-term published");
+    let token = guest
+        .token(RtasCall::IbmOsTerm.name())
+        .expect("ibm,os-term published");
     guest.write_args_block(RTAS_ARGS_ADDR, token, &[OS_TERM_MSG_ADDR as u32], 1);
 }
 

@@ -101,12 +101,16 @@ impl Guest {
     }
 
     pub fn write(&self, addr: u64, bytes: &[u8]) {
-        self.mem.write_slice(bytes, GuestAddress(addr)).expect("bench write inside RAM");
+        self.mem
+            .write_slice(bytes, GuestAddress(addr))
+            .expect("bench write inside RAM");
     }
 
     pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
         let mut b = vec![0u8; len];
-        self.mem.read_slice(&mut b, GuestAddress(addr)).expect("bench read inside RAM");
+        self.mem
+            .read_slice(&mut b, GuestAddress(addr))
+            .expect("bench read inside RAM");
         b
     }
 
@@ -198,11 +202,8 @@ impl Guest {
             }
         }
         let mut hpt = self.hpt.clone();
-        let hpt_source: Option<&mut dyn firmware::fadump::HptSource> = if hpt.is_empty() {
-            None
-        } else {
-            Some(&mut hpt)
-        };
+        let hpt_source: Option<&mut dyn firmware::fadump::HptSource> =
+            if hpt.is_empty() { None } else { Some(&mut hpt) };
         self.rtas
             .fadump_mut()
             .perform_dump(&self.mem, &mut online, hpt_source)

@@ -35,7 +35,8 @@ pub fn snapshot(mem: &GuestMemoryMmap) -> Vec<(u64, Vec<u8>)> {
     mem.iter()
         .map(|r| {
             let mut b = vec![0u8; r.len() as usize];
-            mem.read_slice(&mut b, r.start_addr()).expect("whole region");
+            mem.read_slice(&mut b, r.start_addr())
+                .expect("whole region");
             (r.start_addr().0, b)
         })
         .collect()
