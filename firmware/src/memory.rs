@@ -123,7 +123,9 @@ pub fn read_c_string<M: GuestMemoryBackend>(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Copies `src` to `[dst, dst + src.len())` inside guest memory, in chunks of [`COPY_CHUNK`].
+/// Copies `src` to `[dst, dst + src.len())` inside guest memory, directly from region to region
+/// (no host bounce buffer), in pieces of at most [`COPY_CHUNK`] that never straddle a region
+/// boundary on either side.
 ///
 /// Both ranges are checked before anything moves. `src == dst` is a no-op. Overlapping ranges
 /// are copied in the direction that keeps the source intact (memmove semantics).
@@ -138,20 +140,47 @@ pub fn copy_within<M: GuestMemoryBackend>(
     if src.start() == dst || src.is_empty() {
         return Ok(src.len());
     }
-    let mut buf = vec![0u8; COPY_CHUNK.min(src.len()) as usize];
-    let chunks = src.len().div_ceil(COPY_CHUNK);
-    let backwards = dst > src.start() && dst_range.overlaps(&src);
-    for i in 0..chunks {
-        let idx = if backwards { chunks - 1 - i } else { i };
-        let off = idx * COPY_CHUNK;
-        let n = COPY_CHUNK.min(src.len() - off) as usize;
-        let chunk = &mut buf[..n];
-        mem.read_slice(chunk, GuestAddress(src.start() + off))
+    let ram = ram_regions(mem);
+    let room = |addr: u64| {
+        ram.iter()
+            .find(|r| r.contains_addr(addr))
+            .map_or(0, |r| r.end() - addr)
+    };
+    // Plan the pieces first, so an overlapping forward copy can run them back to front.
+    let mut pieces = Vec::new();
+    let mut off = 0;
+    while off < src.len() {
+        let n = COPY_CHUNK
+            .min(src.len() - off)
+            .min(room(src.start() + off))
+            .min(room(dst + off));
+        debug_assert!(n > 0, "ranges were checked as backed");
+        if n == 0 {
+            return Err(CopyError::Source(MemoryError::Access(src)));
+        }
+        pieces.push((off, n));
+        off += n;
+    }
+    if dst > src.start() && dst_range.overlaps(&src) {
+        pieces.reverse();
+    }
+    for (off, n) in pieces {
+        let from = mem
+            .get_slice(GuestAddress(src.start() + off), n as usize)
             .map_err(|_| CopyError::Source(MemoryError::Access(src)))?;
-        mem.write_slice(chunk, GuestAddress(dst + off))
+        let to = mem
+            .get_slice(GuestAddress(dst + off), n as usize)
             .map_err(|_| CopyError::Destination(MemoryError::Access(dst_range)))?;
+        from.copy_to_volatile_slice(to);
     }
     Ok(src.len())
+}
+
+/// The regions as they are mapped (not merged): a slice never crosses one of these.
+fn ram_regions<M: GuestMemoryBackend>(mem: &M) -> Vec<GuestRange> {
+    mem.iter()
+        .filter_map(|r| GuestRange::new(r.start_addr().0, r.len()))
+        .collect()
 }
 
 /// Fills `[addr, addr + len)` with zeroes, all or nothing.
@@ -176,18 +205,30 @@ pub(crate) mod tests {
 
     /// Two regions with a hole: [0, 64K) and [128K, 256K).
     pub(crate) fn holey() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000), (GuestAddress(0x20000), 0x20000)])
-            .unwrap()
+        GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x10000),
+            (GuestAddress(0x20000), 0x20000),
+        ])
+        .unwrap()
     }
 
     #[test]
     fn backing_rejects_holes_and_overflow() {
         let m = holey();
         assert!(is_backed(&m, &range(0, 0x10000).unwrap()));
-        assert!(!is_backed(&m, &range(0xf000, 0x2000).unwrap()), "runs into the hole");
-        assert!(!is_backed(&m, &range(0x8000, 0x20000).unwrap()), "spans the hole");
+        assert!(
+            !is_backed(&m, &range(0xf000, 0x2000).unwrap()),
+            "runs into the hole"
+        );
+        assert!(
+            !is_backed(&m, &range(0x8000, 0x20000).unwrap()),
+            "spans the hole"
+        );
         assert!(is_backed(&m, &range(0x20000, 0x20000).unwrap()));
-        assert!(!is_backed(&m, &range(0x30000, 0x10001).unwrap()), "past the end");
+        assert!(
+            !is_backed(&m, &range(0x30000, 0x10001).unwrap()),
+            "past the end"
+        );
         assert!(range(u64::MAX, 2).is_err());
     }
 
@@ -229,13 +270,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn copy_crosses_adjacent_regions_on_both_sides() {
+        // Three touching regions of different sizes: pieces must split at every boundary.
+        let m = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x3000),
+            (GuestAddress(0x3000), 0x5000),
+            (GuestAddress(0x8000), 0x8000),
+        ])
+        .unwrap();
+        let data: Vec<u8> = (0..0x6000u32).map(|i| (i * 7 % 251) as u8).collect();
+        write_bytes(&m, 0x1000, &data).unwrap();
+        copy_within(&m, range(0x1000, 0x6000).unwrap(), 0x9800).unwrap();
+        assert_eq!(read_bytes(&m, 0x9800, 0x6000).unwrap(), data);
+        // Overlapping backwards copy (dst < src) across a boundary.
+        copy_within(&m, range(0x9800, 0x6000).unwrap(), 0x2800).unwrap();
+        assert_eq!(read_bytes(&m, 0x2800, 0x6000).unwrap(), data);
+    }
+
+    #[test]
     fn c_string_is_bounded() {
         let m = holey();
         write_bytes(&m, 0x100, b"OS panic: boom\0tail").unwrap();
         assert_eq!(read_c_string(&m, 0x100, 2048).unwrap(), "OS panic: boom");
         assert_eq!(read_c_string(&m, 0x100, 2).unwrap(), "OS");
         write_bytes(&m, 0xfffc, b"abcd").unwrap();
-        assert_eq!(read_c_string(&m, 0xfffc, 2048).unwrap(), "abcd", "stops at end of RAM");
+        assert_eq!(
+            read_c_string(&m, 0xfffc, 2048).unwrap(),
+            "abcd",
+            "stops at end of RAM"
+        );
         assert!(read_c_string(&m, 0x10000, 16).is_err());
     }
 }

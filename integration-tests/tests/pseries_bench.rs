@@ -46,6 +46,20 @@ fn run_cycle(c: &Cycle) -> Result<(Guest, capture_kernel::Vmcore, String), Strin
         "firmware not registered".into()
     })?;
     ensure(!reg.boot_regions.is_empty(), || "no boot regions".into())?;
+    // What the VMM would pre-fault: exactly the destinations the kernel chose (minus in-place).
+    let mut pre = g.rtas.fadump().registered_destinations();
+    pre.sort_by_key(|r| r.start());
+    let mut want: Vec<(u64, u64)> = reg
+        .sections
+        .iter()
+        .filter(|s| s.len > 0 && s.source != s.dest)
+        .map(|s| (s.dest, s.len))
+        .collect();
+    want.sort();
+    let got: Vec<(u64, u64)> = pre.iter().map(|r| (r.start(), r.len())).collect();
+    ensure(got == want, || {
+        format!("destinations {got:x?}, want {want:x?}")
+    })?;
 
     // The guest keeps running after registration: dirty some boot memory and high memory.
     g.write(0x12_3400, b"written after REGISTER, before the crash");

@@ -165,6 +165,22 @@ impl Fadump {
             .max()
     }
 
+    /// The memory a registered dump will write at crash time (every non-empty section
+    /// destination). A VMM can pre-fault these host pages right after REGISTER (e.g.
+    /// `MADV_POPULATE_WRITE` in the background): first-touch page faults, not the copy itself,
+    /// dominate the crash-time copy (see `benches/dump_copy.rs`).
+    pub fn registered_destinations(&self) -> Vec<GuestRange> {
+        let FadumpState::Registered(s) = &self.state else {
+            return Vec::new();
+        };
+        s.sections
+            .iter()
+            .filter(|x| !(x.data_type.kind() == SectionKind::Copy && x.is_in_place()))
+            .filter_map(DumpSection::destination_range)
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+
     /// Handles `ibm,configure-kernel-dump(cmd, addr, len)` and returns the status to write.
     pub fn configure_kernel_dump<M: GuestMemoryBackend>(
         &mut self,
@@ -405,7 +421,10 @@ fn write_area<M: GuestMemoryBackend>(
     what: &str,
 ) {
     let Some(area) = area else {
-        error!("fadump: section {i}: {what} does not fit {:#x} bytes", s.source_len);
+        error!(
+            "fadump: section {i}: {what} does not fit {:#x} bytes",
+            s.source_len
+        );
         s.error_flags = section_error::DEST_TOO_SMALL;
         return;
     };
@@ -424,7 +443,11 @@ fn write_area<M: GuestMemoryBackend>(
         })
         .and_then(|dst| {
             memory::write_bytes(mem, dst.start(), &area)?;
-            memory::zero_fill(mem, dst.start() + area.len() as u64, dst.len() - area.len() as u64)
+            memory::zero_fill(
+                mem,
+                dst.start() + area.len() as u64,
+                dst.len() - area.len() as u64,
+            )
         });
     match written {
         Ok(()) => s.bytes_dumped = s.source_len,
