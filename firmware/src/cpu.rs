@@ -343,7 +343,16 @@ mod tests {
             .iter()
             .map(|r| r.spr_number().unwrap())
             .collect();
-        for needed in [9, 8, 1, 19, 18, OPAL_PSEUDO_NIP, OPAL_PSEUDO_MSR, OPAL_PSEUDO_CCR] {
+        for needed in [
+            9,
+            8,
+            1,
+            19,
+            18,
+            OPAL_PSEUDO_NIP,
+            OPAL_PSEUDO_MSR,
+            OPAL_PSEUDO_CCR,
+        ] {
             assert!(nums.contains(&needed), "missing SPR {needed:#x}");
         }
         let mut dedup = nums.clone();

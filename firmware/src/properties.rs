@@ -66,7 +66,10 @@ mod tests {
             PropValue::U64Cells(vec![0x2000_0000]).to_fdt_bytes(),
             vec![0, 0, 0, 0, 0x20, 0, 0, 0]
         );
-        assert_eq!(PropValue::Str("ibm,opal-dump".into()).to_fdt_bytes().last(), Some(&0));
+        assert_eq!(
+            PropValue::Str("ibm,opal-dump".into()).to_fdt_bytes().last(),
+            Some(&0)
+        );
         assert!(PropValue::Empty.to_fdt_bytes().is_empty());
     }
 }

@@ -24,15 +24,14 @@ impl Bench {
 
     /// Runs one case; a panic counts as a failure (and is reported), never as a crash of the run.
     pub fn case(&mut self, name: &str, f: impl FnOnce() -> CaseResult) {
-        let result = catch_unwind(AssertUnwindSafe(f))
-            .unwrap_or_else(|p| {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "panic".into());
-                Err(format!("panicked: {msg}"))
-            });
+        let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Err(format!("panicked: {msg}"))
+        });
         match result {
             Ok(detail) => {
                 self.passed += 1;

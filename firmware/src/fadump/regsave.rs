@@ -99,7 +99,11 @@ mod tests {
     #[test]
     fn size_matches_qemu_for_the_same_register_set() {
         assert_eq!(ENTRIES_PER_CPU, 79);
-        assert_eq!(area_size(2), 0xa00, "reference run: 2 vCPUs advertise 0xa00");
+        assert_eq!(
+            area_size(2),
+            0xa00,
+            "reference run: 2 vCPUs advertise 0xa00"
+        );
         assert_eq!(area_size(1), 0x510);
         assert_eq!(area_size(4), 0x13e0);
     }

@@ -90,7 +90,8 @@ pub fn validate<M: GuestMemoryBackend>(
     if buffer.end() > config.rma_size || !memory::is_backed(mem, &buffer) {
         return Err(E::BufferOutsideRma(buffer, config.rma_size));
     }
-    let bytes = memory::read_bytes(mem, buffer.start(), len as usize).map_err(E::BufferUnreadable)?;
+    let bytes =
+        memory::read_bytes(mem, buffer.start(), len as usize).map_err(E::BufferUnreadable)?;
 
     let header = DumpHeader::from_be_bytes(bytes[..HEADER_SIZE].try_into().expect("checked"));
     if header.format_version != FORMAT_VERSION {
@@ -102,7 +103,9 @@ pub fn validate<M: GuestMemoryBackend>(
     }
     let fits = (header.offset_first_section as usize)
         .checked_add(n as usize * SECTION_SIZE)
-        .is_some_and(|end| header.offset_first_section as usize >= HEADER_SIZE && end <= len as usize);
+        .is_some_and(|end| {
+            header.offset_first_section as usize >= HEADER_SIZE && end <= len as usize
+        });
     if !fits {
         return Err(E::SectionsOutsideBuffer {
             offset: header.offset_first_section,
@@ -184,15 +187,15 @@ fn check_sections<M: GuestMemoryBackend>(
     }
 
     for (a, (i, di, in_place)) in destinations.iter().enumerate() {
-        if let Some((j, _, _)) = destinations[a + 1..].iter().find(|(_, dj, _)| di.overlaps(dj)) {
+        if let Some((j, _, _)) = destinations[a + 1..]
+            .iter()
+            .find(|(_, dj, _)| di.overlaps(dj))
+        {
             return Err(E::DestinationsOverlap(*i, *j));
         }
         // An in-place section (Linux's parameter area) writes nothing, so it may sit inside a
         // copy source: Linux puts it below boot_mem_top on hash guests.
-        if let Some((j, _)) = sources
-            .iter()
-            .find(|(_, sj)| !in_place && di.overlaps(sj))
-        {
+        if let Some((j, _)) = sources.iter().find(|(_, sj)| !in_place && di.overlaps(sj)) {
             return Err(E::DestinationOverlapsSource { dst: *i, src: *j });
         }
         if let Some(fw) = config

@@ -16,7 +16,9 @@ pub const MAX_CELLS: u32 = 16;
 pub enum ArgsError {
     #[error("RTAS argument block unreadable: {0}")]
     Unreadable(MemoryError),
-    #[error("RTAS argument block at {addr:#x} claims {nargs} args + {nret} rets (max {MAX_CELLS})")]
+    #[error(
+        "RTAS argument block at {addr:#x} claims {nargs} args + {nret} rets (max {MAX_CELLS})"
+    )]
     TooManyCells { addr: u64, nargs: u32, nret: u32 },
     #[error("RTAS return cells unwritable: {0}")]
     Unwritable(MemoryError),
@@ -67,7 +69,11 @@ impl RtasArgs {
     }
 
     /// Writes `rets[0..]`. Extra values beyond `nret` are dropped; missing ones stay untouched.
-    pub fn write_rets<M: GuestMemoryBackend>(&self, mem: &M, rets: &[u32]) -> Result<(), ArgsError> {
+    pub fn write_rets<M: GuestMemoryBackend>(
+        &self,
+        mem: &M,
+        rets: &[u32],
+    ) -> Result<(), ArgsError> {
         let n = rets.len().min(self.nret as usize);
         if n == 0 {
             return Ok(());
@@ -106,20 +112,38 @@ mod tests {
         let a = RtasArgs::read(&m, 0x100).unwrap();
         assert_eq!((a.token, a.args.clone()), (0x202d, vec![1, 0x2000, 160]));
         a.write_status(&m, RtasStatus::DumpActive);
-        assert_eq!(memory::read_bytes(&m, 0x118, 4).unwrap(), (-10i32).to_be_bytes());
+        assert_eq!(
+            memory::read_bytes(&m, 0x118, 4).unwrap(),
+            (-10i32).to_be_bytes()
+        );
     }
 
     #[test]
     fn refuses_blocks_that_are_too_big_or_off_the_end() {
         let m = mem();
         put(&m, 0x100, &[0x2000, 15, 2]);
-        assert!(matches!(RtasArgs::read(&m, 0x100), Err(ArgsError::TooManyCells { .. })));
+        assert!(matches!(
+            RtasArgs::read(&m, 0x100),
+            Err(ArgsError::TooManyCells { .. })
+        ));
         put(&m, 0x100, &[0x2000, u32::MAX, 2]);
-        assert!(matches!(RtasArgs::read(&m, 0x100), Err(ArgsError::TooManyCells { .. })));
+        assert!(matches!(
+            RtasArgs::read(&m, 0x100),
+            Err(ArgsError::TooManyCells { .. })
+        ));
         put(&m, 0xff0, &[0x2000, 3, 1]);
-        assert!(matches!(RtasArgs::read(&m, 0xff0), Err(ArgsError::Unreadable(_))));
-        assert!(matches!(RtasArgs::read(&m, 0xffc), Err(ArgsError::Unreadable(_))));
-        assert!(matches!(RtasArgs::read(&m, u64::MAX - 3), Err(ArgsError::Unreadable(_))));
+        assert!(matches!(
+            RtasArgs::read(&m, 0xff0),
+            Err(ArgsError::Unreadable(_))
+        ));
+        assert!(matches!(
+            RtasArgs::read(&m, 0xffc),
+            Err(ArgsError::Unreadable(_))
+        ));
+        assert!(matches!(
+            RtasArgs::read(&m, u64::MAX - 3),
+            Err(ArgsError::Unreadable(_))
+        ));
     }
 
     #[test]
@@ -128,6 +152,9 @@ mod tests {
         put(&m, 0x100, &[0x2000, 1, 0, 0x41, 0x77]);
         let a = RtasArgs::read(&m, 0x100).unwrap();
         a.write_status(&m, RtasStatus::Success);
-        assert_eq!(memory::read_bytes(&m, 0x110, 4).unwrap(), 0x77u32.to_be_bytes());
+        assert_eq!(
+            memory::read_bytes(&m, 0x110, 4).unwrap(),
+            0x77u32.to_be_bytes()
+        );
     }
 }

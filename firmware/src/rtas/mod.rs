@@ -10,6 +10,9 @@ pub mod args;
 pub mod status;
 pub mod tokens;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 
 use log::{debug, info, warn};
@@ -198,9 +201,7 @@ impl Rtas {
             RtasCall::StartCpu => args.has_counts(3, 1),
             RtasCall::StopSelf => args.has_counts(0, 1),
             RtasCall::EventScan => args.has_counts(4, 1),
-            RtasCall::CheckException => {
-                (args.nargs == 6 || args.nargs == 7) && args.nret == 1
-            }
+            RtasCall::CheckException => (args.nargs == 6 || args.nargs == 7) && args.nret == 1,
             RtasCall::IbmOsTerm | RtasCall::OsTerm => args.has_counts(1, 1),
             RtasCall::IbmConfigureKernelDump => args.has_counts(3, 1),
             _ => false,
@@ -262,8 +263,7 @@ impl Rtas {
                             CpuRunState::Stopped => CPU_STATE_STOPPED,
                             CpuRunState::Running => CPU_STATE_RUNNING,
                         };
-                        if let Err(e) = args.write_rets(mem, &[RtasStatus::Success.cell(), state])
-                        {
+                        if let Err(e) = args.write_rets(mem, &[RtasStatus::Success.cell(), state]) {
                             warn!("rtas: query-cpu-stopped-state: {e}");
                         }
                     }
@@ -300,9 +300,9 @@ impl Rtas {
             }
             RtasCall::IbmOsTerm | RtasCall::OsTerm => self.os_term(mem, args),
             RtasCall::IbmConfigureKernelDump => {
-                let s = self
-                    .fadump
-                    .configure_kernel_dump(mem, args.arg(0), args.arg(1), args.arg(2));
+                let s =
+                    self.fadump
+                        .configure_kernel_dump(mem, args.arg(0), args.arg(1), args.arg(2));
                 status(s);
                 RtasAction::None
             }
@@ -312,11 +312,12 @@ impl Rtas {
 
     fn os_term<M: GuestMemoryBackend>(&mut self, mem: &M, args: RtasArgs) -> RtasAction {
         // The message is informational only: an unreadable pointer must not stop a dump.
-        let message = crate::memory::read_c_string(mem, u64::from(args.arg(0)), OS_TERM_MESSAGE_MAX)
-            .unwrap_or_else(|e| {
-                warn!("rtas: ibm,os-term: message unreadable ({e})");
-                String::from("<unreadable>")
-            });
+        let message =
+            crate::memory::read_c_string(mem, u64::from(args.arg(0)), OS_TERM_MESSAGE_MAX)
+                .unwrap_or_else(|e| {
+                    warn!("rtas: ibm,os-term: message unreadable ({e})");
+                    String::from("<unreadable>")
+                });
         if self.fadump.is_registered() {
             info!("rtas: ibm,os-term with fadump registered: {message}");
             RtasAction::FadumpCrash { message, args }

@@ -202,7 +202,10 @@ mod tests {
         }
         assert_eq!(RtasCall::from_token(0), None);
         assert_eq!(RtasCall::from_token(0x1fff), None);
-        assert_eq!(RtasCall::from_token(0x2000 + RtasCall::ALL.len() as u32), None);
+        assert_eq!(
+            RtasCall::from_token(0x2000 + RtasCall::ALL.len() as u32),
+            None
+        );
         assert_eq!(RtasCall::from_token(u32::MAX), None);
     }
 }
