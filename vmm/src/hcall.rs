@@ -1,0 +1,653 @@
+//! The hypercalls that reach userspace (`KVM_EXIT_PAPR_HCALL`) and their handlers.
+//!
+//! Decoding and validation live here, behind the [`HcallOps`] trait, so every handler is
+//! unit-tested on any host with a mock; the machine implements `HcallOps` on top of KVM.
+//! Register convention: `nr` = r3, `args[0..9]` = r4..r12; the return code goes to r3 and the
+//! outputs into `args` (KVM writes all nine back to r4..r12 on the next KVM_RUN).
+
+use crate::kvm::bindings::{
+    kvm_ppc_cpu_char, kvm_ppc_mmuv3_cfg, KVM_PPC_MMUV3_GTSE, KVM_PPC_MMUV3_RADIX, LPCR_AIL,
+    LPCR_AIL_SHIFT, LPCR_ILE,
+};
+use firmware::rtas::RtasAction;
+use log::{debug, warn};
+use std::collections::BTreeSet;
+
+// ---- hcall numbers (PAPR; Linux arch/powerpc/include/asm/hvcall.h) ----
+pub const H_GET_TERM_CHAR: u64 = 0x54;
+pub const H_PUT_TERM_CHAR: u64 = 0x58;
+pub const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
+pub const H_SET_MODE: u64 = 0x31c;
+pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
+/// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
+pub const H_RTAS: u64 = 0xf000;
+
+/// hcalls KVM can serve in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL`
+/// (H_SET_MODE only for CIABR/DAWR: LE and AIL always come to us).
+pub const KERNEL_HCALLS: [(u64, &str); 6] = [
+    (0x31c, "H_SET_MODE"),
+    (0x3c, "H_LOGICAL_CI_LOAD"),
+    (0x40, "H_LOGICAL_CI_STORE"),
+    (0x10, "H_CLEAR_MOD"),
+    (0x14, "H_CLEAR_REF"),
+    (0x2c, "H_PAGE_INIT"),
+];
+
+// ---- return codes ----
+pub const H_SUCCESS: i64 = 0;
+pub const H_HARDWARE: i64 = -1;
+pub const H_FUNCTION: i64 = -2;
+pub const H_PARAMETER: i64 = -4;
+pub const H_P2: i64 = -55;
+pub const H_P3: i64 = -56;
+pub const H_P4: i64 = -57;
+pub const H_NOT_AVAILABLE: i64 = 3;
+pub const H_UNSUPPORTED_FLAG: i64 = -256;
+
+// ---- H_SET_MODE ----
+pub const H_SET_MODE_RESOURCE_SET_CIABR: u64 = 1;
+pub const H_SET_MODE_RESOURCE_SET_DAWR0: u64 = 2;
+pub const H_SET_MODE_RESOURCE_ADDR_TRANS_MODE: u64 = 3;
+pub const H_SET_MODE_RESOURCE_LE: u64 = 4;
+pub const H_SET_MODE_RESOURCE_SET_DAWR1: u64 = 5;
+
+// ---- H_REGISTER_PROC_TBL flags ----
+pub const PROC_TABLE_MODIFY: u64 = 0x10;
+pub const PROC_TABLE_REGISTER: u64 = 0x08;
+pub const PROC_TABLE_RADIX: u64 = 0x04;
+pub const PROC_TABLE_HASH: u64 = 0x02;
+pub const PROC_TABLE_GTSE: u64 = 0x01;
+/// Partition-table entry doubleword 1, "guest radix" bit.
+pub const PATE1_GR: u64 = 1 << 63;
+
+/// The unit address of the one hypervisor virtual terminal (`/vdevice/vty@30000000`).
+pub const VTY_TERMNO: u64 = 0x3000_0000;
+/// Characters per H_PUT/GET_TERM_CHAR (two registers).
+pub const TERM_CHARS_MAX: usize = 16;
+
+/// The largest process-table size field (PRTS) the architecture allows.
+const PRTS_MAX: u64 = 24;
+
+/// What the hcall layer needs from the machine.
+pub trait HcallOps {
+    /// Bytes the guest wrote to the console.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// Pending console input, at most `buf.len()` bytes; returns how many were copied.
+    fn console_read(&mut self, buf: &mut [u8]) -> usize;
+    /// Set the LPCR bits in `mask` to `value` on **every** vCPU, including stopped ones and
+    /// those started later (H_SET_MODE is partition-wide).
+    fn set_lpcr_bits(&mut self, mask: u64, value: u64);
+    /// Whether KVM accepts LPCR[AIL] = 3 (`KVM_CAP_PPC_AIL_MODE_3`).
+    fn ail_mode_3_supported(&self) -> bool;
+    /// `KVM_PPC_CONFIGURE_V3_MMU`; `Err(errno)` on failure.
+    fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32>;
+    /// `KVM_PPC_GET_CPU_CHAR`, `None` if unavailable.
+    fn cpu_characteristics(&mut self) -> Option<kvm_ppc_cpu_char>;
+    /// Hand an RTAS argument block to the firmware; `None` if the block was unreadable.
+    fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction>;
+}
+
+/// The outcome of one hcall: the value for r3 and, for H_RTAS, what the machine must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HcallResult {
+    pub ret: i64,
+    pub action: Option<RtasAction>,
+}
+
+impl HcallResult {
+    fn ret(ret: i64) -> Self {
+        HcallResult { ret, action: None }
+    }
+}
+
+/// Dispatches hcalls by number. Holds only the set of unknown hcalls already reported.
+#[derive(Debug, Default)]
+pub struct HcallHandler {
+    reported: BTreeSet<u64>,
+}
+
+/// A human name for hcall numbers we may see, for log lines.
+pub fn hcall_name(nr: u64) -> &'static str {
+    match nr {
+        0x04 => "H_REMOVE",
+        0x08 => "H_ENTER",
+        0x0c => "H_READ",
+        0x10 => "H_CLEAR_MOD",
+        0x14 => "H_CLEAR_REF",
+        0x18 => "H_PROTECT",
+        0x1c => "H_GET_TCE",
+        0x20 => "H_PUT_TCE",
+        0x24 => "H_SET_SPRG0",
+        0x28 => "H_SET_DABR",
+        0x2c => "H_PAGE_INIT",
+        0x3c => "H_LOGICAL_CI_LOAD",
+        0x40 => "H_LOGICAL_CI_STORE",
+        0x54 => "H_GET_TERM_CHAR",
+        0x58 => "H_PUT_TERM_CHAR",
+        0x64 => "H_EOI",
+        0x68 => "H_CPPR",
+        0x6c => "H_IPI",
+        0x70 => "H_IPOLL",
+        0x74 => "H_XIRR",
+        0xd8 => "H_PERFMON",
+        0xdc => "H_REGISTER_VPA",
+        0xe0 => "H_CEDE",
+        0xe4 => "H_CONFER",
+        0xe8 => "H_PROD",
+        0xf8 => "H_GET_PPP",
+        0x104 => "H_VIO_SIGNAL",
+        0x11c => "H_SEND_CRQ",
+        0x124 => "H_BULK_REMOVE",
+        0x134 => "H_SET_XDABR",
+        0x13c => "H_PUT_TCE_INDIRECT",
+        0x138 => "H_STUFF_TCE",
+        0x1c8 => "H_GET_CPU_CHARACTERISTICS",
+        0x298 => "H_JOIN",
+        0x2ec => "H_HOME_NODE_ASSOCIATIVITY",
+        0x2fc => "H_XIRR_X",
+        0x300 => "H_RANDOM",
+        0x31c => "H_SET_MODE",
+        0x358 => "H_CLEAR_HPT",
+        0x37c => "H_REGISTER_PROC_TBL",
+        0x380 => "H_SIGNAL_SYS_RESET",
+        0x448 => "H_RPT_INVALIDATE",
+        0x450 => "H_GET_ENERGY_SCALE_INFO",
+        0x45c => "H_WATCHDOG",
+        0xf000 => "KVMPPC_H_RTAS",
+        0xf001 => "KVMPPC_H_LOGICAL_MEMOP",
+        0xf002 => "KVMPPC_H_CAS",
+        0xf003 => "KVMPPC_H_UPDATE_DT",
+        _ => "unknown hcall",
+    }
+}
+
+/// Packs up to 16 bytes big-endian into two registers (first byte = most significant).
+pub fn pack_term_chars(bytes: &[u8]) -> [u64; 2] {
+    let mut b = [0u8; TERM_CHARS_MAX];
+    let n = bytes.len().min(TERM_CHARS_MAX);
+    b[..n].copy_from_slice(&bytes[..n]);
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&b[..8]);
+    lo.copy_from_slice(&b[8..]);
+    [u64::from_be_bytes(hi), u64::from_be_bytes(lo)]
+}
+
+/// Unpacks `len` (≤ 16) bytes from two registers.
+pub fn unpack_term_chars(len: usize, r1: u64, r2: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(TERM_CHARS_MAX);
+    b.extend_from_slice(&r1.to_be_bytes());
+    b.extend_from_slice(&r2.to_be_bytes());
+    b.truncate(len.min(TERM_CHARS_MAX));
+    b
+}
+
+impl HcallHandler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles hcall `nr` from vCPU `vcpu`; outputs are written into `args`.
+    pub fn handle(
+        &mut self,
+        vcpu: u32,
+        nr: u64,
+        args: &mut [u64; 9],
+        ops: &mut dyn HcallOps,
+    ) -> HcallResult {
+        match nr {
+            H_PUT_TERM_CHAR => HcallResult::ret(put_term_char(args, ops)),
+            H_GET_TERM_CHAR => HcallResult::ret(get_term_char(args, ops)),
+            H_SET_MODE => HcallResult::ret(set_mode(args, ops)),
+            H_REGISTER_PROC_TBL => HcallResult::ret(register_proc_tbl(args, ops)),
+            H_GET_CPU_CHARACTERISTICS => HcallResult::ret(get_cpu_characteristics(args, ops)),
+            H_RTAS => {
+                // RTAS runs in real mode; like QEMU, ignore the top address nibble.
+                let addr = args[0] & 0x0fff_ffff_ffff_ffff;
+                match ops.rtas(vcpu, addr) {
+                    Some(action) => HcallResult {
+                        ret: H_SUCCESS,
+                        action: Some(action),
+                    },
+                    None => HcallResult::ret(H_PARAMETER),
+                }
+            }
+            _ => {
+                if self.reported.insert(nr) {
+                    warn!(
+                        "vcpu {vcpu}: unhandled hcall {} ({nr:#x}), returning H_FUNCTION \
+                         (further calls logged at debug level)",
+                        hcall_name(nr)
+                    );
+                } else {
+                    debug!("vcpu {vcpu}: unhandled hcall {} ({nr:#x})", hcall_name(nr));
+                }
+                HcallResult::ret(H_FUNCTION)
+            }
+        }
+    }
+}
+
+fn put_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    let (termno, len) = (args[0], args[1]);
+    if termno != VTY_TERMNO {
+        warn!("H_PUT_TERM_CHAR: unknown terminal {termno:#x}");
+        return H_PARAMETER;
+    }
+    let Ok(len) = usize::try_from(len) else {
+        return H_PARAMETER;
+    };
+    if len > TERM_CHARS_MAX {
+        warn!("H_PUT_TERM_CHAR: length {len} > {TERM_CHARS_MAX}");
+        return H_PARAMETER;
+    }
+    ops.console_write(&unpack_term_chars(len, args[2], args[3]));
+    H_SUCCESS
+}
+
+fn get_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    if args[0] != VTY_TERMNO {
+        warn!("H_GET_TERM_CHAR: unknown terminal {:#x}", args[0]);
+        return H_PARAMETER;
+    }
+    let mut buf = [0u8; TERM_CHARS_MAX];
+    let n = ops.console_read(&mut buf).min(TERM_CHARS_MAX);
+    let [hi, lo] = pack_term_chars(&buf[..n]);
+    args[0] = n as u64;
+    args[1] = hi;
+    args[2] = lo;
+    H_SUCCESS
+}
+
+fn set_mode(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    let (mflags, resource, value1, value2) = (args[0], args[1], args[2], args[3]);
+    match resource {
+        H_SET_MODE_RESOURCE_LE => {
+            if value1 != 0 {
+                return H_P3;
+            }
+            if value2 != 0 {
+                return H_P4;
+            }
+            match mflags {
+                0 => ops.set_lpcr_bits(LPCR_ILE, 0),
+                1 => ops.set_lpcr_bits(LPCR_ILE, LPCR_ILE),
+                _ => return H_UNSUPPORTED_FLAG,
+            }
+            H_SUCCESS
+        }
+        H_SET_MODE_RESOURCE_ADDR_TRANS_MODE => {
+            if value1 != 0 {
+                return H_P3;
+            }
+            if value2 != 0 {
+                return H_P4;
+            }
+            match mflags {
+                0 => {
+                    ops.set_lpcr_bits(LPCR_AIL, 0);
+                    H_SUCCESS
+                }
+                3 if ops.ail_mode_3_supported() => {
+                    ops.set_lpcr_bits(LPCR_AIL, 3 << LPCR_AIL_SHIFT);
+                    H_SUCCESS
+                }
+                // Linux only warns ("Relocation on exceptions not supported").
+                3 => H_P2,
+                _ => H_UNSUPPORTED_FLAG,
+            }
+        }
+        H_SET_MODE_RESOURCE_SET_CIABR
+        | H_SET_MODE_RESOURCE_SET_DAWR0
+        | H_SET_MODE_RESOURCE_SET_DAWR1 => {
+            // Served by KVM when H_SET_MODE is enabled in the kernel; reaching us means the
+            // host refused it.
+            debug!("H_SET_MODE resource {resource} not available");
+            H_P2
+        }
+        _ => H_P2,
+    }
+}
+
+fn register_proc_tbl(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    let (flags, base, page_size, table_size) = (args[0], args[1], args[2], args[3]);
+    if flags
+        & !(PROC_TABLE_MODIFY
+            | PROC_TABLE_REGISTER
+            | PROC_TABLE_RADIX
+            | PROC_TABLE_HASH
+            | PROC_TABLE_GTSE)
+        != 0
+    {
+        return H_PARAMETER;
+    }
+    if flags & PROC_TABLE_MODIFY == 0 {
+        // "Maintain current setting": nothing to change.
+        return H_SUCCESS;
+    }
+    let cfg = if flags & PROC_TABLE_REGISTER == 0 {
+        // Deregister: back to radix without a process table.
+        kvm_ppc_mmuv3_cfg {
+            flags: KVM_PPC_MMUV3_RADIX,
+            process_table: PATE1_GR,
+        }
+    } else if flags & PROC_TABLE_RADIX != 0 {
+        if base & 0xfff != 0 || base >= 1 << 60 || page_size != 0 || table_size > PRTS_MAX {
+            warn!(
+                "H_REGISTER_PROC_TBL: bad radix table base={base:#x} page_size={page_size} \
+                 size={table_size}"
+            );
+            return H_PARAMETER;
+        }
+        let mut kflags = KVM_PPC_MMUV3_RADIX;
+        if flags & PROC_TABLE_GTSE != 0 {
+            kflags |= KVM_PPC_MMUV3_GTSE;
+        }
+        kvm_ppc_mmuv3_cfg {
+            flags: kflags,
+            process_table: PATE1_GR | base | table_size,
+        }
+    } else {
+        // Hash MMU (with a segment table when HASH is set, plain SLB otherwise).
+        let process_table = if flags & PROC_TABLE_HASH != 0 {
+            if base >= 1 << 38 || page_size > 7 || table_size > PRTS_MAX || base & 0xfff != 0 {
+                return H_PARAMETER;
+            }
+            base | (page_size << 5) | table_size
+        } else {
+            0
+        };
+        kvm_ppc_mmuv3_cfg {
+            flags: 0,
+            process_table,
+        }
+    };
+    match ops.configure_v3_mmu(cfg) {
+        Ok(()) => H_SUCCESS,
+        Err(errno) if errno == libc::ENODEV => H_NOT_AVAILABLE,
+        Err(errno) => {
+            warn!("H_REGISTER_PROC_TBL: KVM_PPC_CONFIGURE_V3_MMU {cfg:x?} failed: errno {errno}");
+            H_PARAMETER
+        }
+    }
+}
+
+fn get_cpu_characteristics(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    match ops.cpu_characteristics() {
+        Some(c) => {
+            args[0] = c.character & c.character_mask;
+            args[1] = c.behaviour & c.behaviour_mask;
+            H_SUCCESS
+        }
+        None => H_FUNCTION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Mock {
+        out: Vec<u8>,
+        input: Vec<u8>,
+        lpcr: u64,
+        ail3: bool,
+        mmu: Vec<kvm_ppc_mmuv3_cfg>,
+        mmu_err: Option<i32>,
+        cpu_char: Option<kvm_ppc_cpu_char>,
+        rtas_calls: Vec<(u32, u64)>,
+    }
+
+    impl HcallOps for Mock {
+        fn console_write(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+        }
+        fn console_read(&mut self, buf: &mut [u8]) -> usize {
+            let n = buf.len().min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            n
+        }
+        fn set_lpcr_bits(&mut self, mask: u64, value: u64) {
+            self.lpcr = (self.lpcr & !mask) | (value & mask);
+        }
+        fn ail_mode_3_supported(&self) -> bool {
+            self.ail3
+        }
+        fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
+            self.mmu.push(cfg);
+            self.mmu_err.map_or(Ok(()), Err)
+        }
+        fn cpu_characteristics(&mut self) -> Option<kvm_ppc_cpu_char> {
+            self.cpu_char
+        }
+        fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
+            self.rtas_calls.push((vcpu, args_addr));
+            (args_addr != 0xdead).then_some(RtasAction::PowerOff)
+        }
+    }
+
+    fn call(m: &mut Mock, nr: u64, a: &[u64]) -> (i64, [u64; 9]) {
+        let mut args = [0u64; 9];
+        args[..a.len()].copy_from_slice(a);
+        let r = HcallHandler::new().handle(0, nr, &mut args, m);
+        (r.ret, args)
+    }
+
+    #[test]
+    fn put_term_char_unpacks_big_endian_registers() {
+        let mut m = Mock::default();
+        let [hi, lo] = pack_term_chars(b"Linux version 6.");
+        assert_eq!(hi, u64::from_be_bytes(*b"Linux ve"));
+        let (r, _) = call(&mut m, H_PUT_TERM_CHAR, &[VTY_TERMNO, 16, hi, lo]);
+        assert_eq!(r, H_SUCCESS);
+        let (r, _) = call(
+            &mut m,
+            H_PUT_TERM_CHAR,
+            &[VTY_TERMNO, 3, u64::from_be_bytes(*b"12\n\0\0\0\0\0"), 0],
+        );
+        assert_eq!(r, H_SUCCESS);
+        assert_eq!(m.out, b"Linux version 6.12\n");
+    }
+
+    #[test]
+    fn put_term_char_rejects_bad_length_and_terminal() {
+        let mut m = Mock::default();
+        assert_eq!(
+            call(&mut m, H_PUT_TERM_CHAR, &[VTY_TERMNO, 17, 0, 0]).0,
+            H_PARAMETER
+        );
+        assert_eq!(
+            call(&mut m, H_PUT_TERM_CHAR, &[VTY_TERMNO, u64::MAX, 0, 0]).0,
+            H_PARAMETER
+        );
+        assert_eq!(
+            call(&mut m, H_PUT_TERM_CHAR, &[0x3000_0001, 1, 0, 0]).0,
+            H_PARAMETER
+        );
+        assert!(m.out.is_empty());
+    }
+
+    #[test]
+    fn get_term_char_returns_length_and_packed_bytes() {
+        let mut m = Mock {
+            input: b"ls -l\nsecond chunk is long".to_vec(),
+            ..Default::default()
+        };
+        let (r, a) = call(&mut m, H_GET_TERM_CHAR, &[VTY_TERMNO]);
+        assert_eq!(r, H_SUCCESS);
+        assert_eq!(a[0], 16);
+        assert_eq!(unpack_term_chars(16, a[1], a[2]), b"ls -l\nsecond chu");
+        let (_, a) = call(&mut m, H_GET_TERM_CHAR, &[VTY_TERMNO]);
+        assert_eq!(unpack_term_chars(a[0] as usize, a[1], a[2]), b"nk is long");
+        let (_, a) = call(&mut m, H_GET_TERM_CHAR, &[VTY_TERMNO]);
+        assert_eq!((a[0], a[1], a[2]), (0, 0, 0));
+    }
+
+    #[test]
+    fn set_mode_le_sets_and_clears_ile_and_validates() {
+        let mut m = Mock::default();
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[1, H_SET_MODE_RESOURCE_LE, 0, 0]).0,
+            H_SUCCESS
+        );
+        assert_eq!(m.lpcr, LPCR_ILE);
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[0, H_SET_MODE_RESOURCE_LE, 0, 0]).0,
+            H_SUCCESS
+        );
+        assert_eq!(m.lpcr, 0);
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[2, H_SET_MODE_RESOURCE_LE, 0, 0]).0,
+            H_UNSUPPORTED_FLAG
+        );
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[1, H_SET_MODE_RESOURCE_LE, 1, 0]).0,
+            H_P3
+        );
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[1, H_SET_MODE_RESOURCE_LE, 0, 1]).0,
+            H_P4
+        );
+        assert_eq!(m.lpcr, 0);
+    }
+
+    #[test]
+    fn set_mode_ail_depends_on_host_support() {
+        let mut m = Mock::default();
+        let ail = H_SET_MODE_RESOURCE_ADDR_TRANS_MODE;
+        assert_eq!(call(&mut m, H_SET_MODE, &[3, ail, 0, 0]).0, H_P2);
+        assert_eq!(m.lpcr, 0);
+        m.ail3 = true;
+        assert_eq!(call(&mut m, H_SET_MODE, &[3, ail, 0, 0]).0, H_SUCCESS);
+        assert_eq!(m.lpcr, LPCR_AIL);
+        assert_eq!(
+            call(&mut m, H_SET_MODE, &[1, ail, 0, 0]).0,
+            H_UNSUPPORTED_FLAG
+        );
+        assert_eq!(call(&mut m, H_SET_MODE, &[0, ail, 0, 0]).0, H_SUCCESS);
+        assert_eq!(m.lpcr, 0);
+        assert_eq!(call(&mut m, H_SET_MODE, &[0, 99, 0, 0]).0, H_P2);
+    }
+
+    #[test]
+    fn register_proc_tbl_radix_configures_kvm() {
+        let mut m = Mock::default();
+        // What Linux sends for radix + GTSE: MODIFY|REGISTER|RADIX|GTSE, PRTS = 16 - 12.
+        let (r, _) = call(&mut m, H_REGISTER_PROC_TBL, &[0x1d, 0x1ff_0000, 0, 4]);
+        assert_eq!(r, H_SUCCESS);
+        assert_eq!(
+            m.mmu,
+            vec![kvm_ppc_mmuv3_cfg {
+                flags: KVM_PPC_MMUV3_RADIX | KVM_PPC_MMUV3_GTSE,
+                process_table: PATE1_GR | 0x1ff_0000 | 4
+            }]
+        );
+    }
+
+    #[test]
+    fn register_proc_tbl_rejects_bad_tables_without_calling_kvm() {
+        let mut m = Mock::default();
+        for a in [
+            [0x1d, 0x1ff_0001, 0, 4],     // unaligned base
+            [0x1d, 1 << 60, 0, 4],        // base too large
+            [0x1d, 0x10000, 1, 4],        // page size must be 0 for radix
+            [0x1d, 0x10000, 0, 25],       // PRTS too large
+            [0x1d | 0x40, 0x10000, 0, 4], // unknown flag
+        ] {
+            assert_eq!(
+                call(&mut m, H_REGISTER_PROC_TBL, &a).0,
+                H_PARAMETER,
+                "{a:x?}"
+            );
+        }
+        assert!(m.mmu.is_empty());
+    }
+
+    #[test]
+    fn register_proc_tbl_maps_kvm_errors() {
+        let mut m = Mock {
+            mmu_err: Some(libc::EINVAL),
+            ..Default::default()
+        };
+        assert_eq!(
+            call(&mut m, H_REGISTER_PROC_TBL, &[0x18, 0, 0, 0]).0,
+            H_PARAMETER
+        );
+        assert_eq!(
+            m.mmu[0],
+            kvm_ppc_mmuv3_cfg {
+                flags: 0,
+                process_table: 0
+            }
+        );
+        m.mmu_err = Some(libc::ENODEV);
+        assert_eq!(
+            call(&mut m, H_REGISTER_PROC_TBL, &[0x1d, 0x10000, 0, 4]).0,
+            H_NOT_AVAILABLE
+        );
+        // No MODIFY: keep the current setting, KVM untouched.
+        let before = m.mmu.len();
+        assert_eq!(
+            call(&mut m, H_REGISTER_PROC_TBL, &[0x0c, 0x10000, 0, 4]).0,
+            H_SUCCESS
+        );
+        assert_eq!(m.mmu.len(), before);
+    }
+
+    #[test]
+    fn cpu_characteristics_are_masked() {
+        let mut m = Mock::default();
+        assert_eq!(call(&mut m, H_GET_CPU_CHARACTERISTICS, &[]).0, H_FUNCTION);
+        m.cpu_char = Some(kvm_ppc_cpu_char {
+            character: 0xff00,
+            behaviour: 0x0ff0,
+            character_mask: 0x0f00,
+            behaviour_mask: 0x00f0,
+        });
+        let (r, a) = call(&mut m, H_GET_CPU_CHARACTERISTICS, &[7, 7]);
+        assert_eq!((r, a[0], a[1]), (H_SUCCESS, 0x0f00, 0x00f0));
+    }
+
+    #[test]
+    fn rtas_passes_the_masked_real_address_and_returns_the_action() {
+        let mut m = Mock::default();
+        let mut args = [0u64; 9];
+        args[0] = 0xc000_0000_0123_4000;
+        let r = HcallHandler::new().handle(3, H_RTAS, &mut args, &mut m);
+        assert_eq!(
+            r,
+            HcallResult {
+                ret: H_SUCCESS,
+                action: Some(RtasAction::PowerOff)
+            }
+        );
+        assert_eq!(m.rtas_calls, vec![(3, 0x0000_0000_0123_4000)]);
+        args[0] = 0xdead;
+        assert_eq!(
+            HcallHandler::new().handle(0, H_RTAS, &mut args, &mut m).ret,
+            H_PARAMETER
+        );
+    }
+
+    #[test]
+    fn unknown_hcalls_get_h_function_and_leave_args_alone() {
+        let mut m = Mock::default();
+        let mut h = HcallHandler::new();
+        let mut args = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        for _ in 0..2 {
+            let r = h.handle(0, 0x2ec, &mut args, &mut m);
+            assert_eq!(
+                r,
+                HcallResult {
+                    ret: H_FUNCTION,
+                    action: None
+                }
+            );
+        }
+        assert_eq!(args, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(hcall_name(0x2ec), "H_HOME_NODE_ASSOCIATIVITY");
+        assert!(h.reported.contains(&0x2ec));
+    }
+}
