@@ -5,3 +5,5 @@
 
 pub mod hcall;
 pub mod kvm;
+pub mod loader;
+pub mod rtas_blob;
