@@ -2,8 +2,22 @@
 //!
 //! * [`kvm`]: ppc64 KVM bindings and ioctl wrappers (the only `unsafe` besides memory mapping).
 //! * [`hcall`]: hypercalls that reach userspace (console, H_SET_MODE, MMU, RTAS).
+//! * [`vcpu`]: one thread per vCPU, kicked with `SIGRTMIN` + `immediate_exit`.
+//! * [`machine`]: KVM setup, boot, SMP start/stop, reboot, power-off, the event loop; also
+//!   why the interrupt controller is KVM's in-kernel XICS.
+//! * [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
+//! * [`cli`]: the `ppc-vmm` command line.
 
+/// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
+pub const MAX_CPUS: u32 = 256;
+
+pub mod cli;
+pub mod clock;
+pub mod console;
 pub mod hcall;
 pub mod kvm;
+pub mod layout;
 pub mod loader;
+pub mod machine;
 pub mod rtas_blob;
+pub mod vcpu;

@@ -1,1 +1,67 @@
-fn main() {}
+//! `ppc-vmm`: see `ppc-vmm --help`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use vmm::cli::{self, Command};
+
+/// Minimal stderr logger (timestamps relative to start, thread name).
+struct StderrLogger {
+    start: std::time::Instant,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let t = self.start.elapsed();
+            let th = std::thread::current();
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{:>4}.{:03} {:5} {}] {}",
+                t.as_secs(),
+                t.subsec_millis(),
+                r.level(),
+                th.name().unwrap_or("?"),
+                r.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    let cmd = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ppc-vmm: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (config, level) = match cmd {
+        Command::Help => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("ppc-vmm {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Run { config, log_level } => (config, log_level),
+    };
+    let logger = Box::leak(Box::new(StderrLogger {
+        start: std::time::Instant::now(),
+    }));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+    let result = vmm::machine::Machine::new(config).and_then(|m| m.run());
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("ppc-vmm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! vCPU threads: one per vCPU, each owning its [`VcpuFd`] and running the exit loop.
+//!
+//! A vCPU is either *stopped* (in the RTAS sense: never started, or after `stop-self`) or
+//! *running*. Stopped vCPUs park on a condition variable and never enter `KVM_RUN`.
+//! Other threads talk to a vCPU only through its [`VcpuControl`]: they set a request under the
+//! lock and **kick** it (set `kvm_run.immediate_exit`, then send `SIGRTMIN` so a blocking
+//! `KVM_RUN`, e.g. one sleeping in H_CEDE, returns with EINTR). The vCPU clears
+//! `immediate_exit` before it re-reads its requests, so no kick is lost.
+//!
+//! Per-vCPU KVM state (registers, LPCR, VPA, ONLINE) is only ever changed by the vCPU's own
+//! thread, between two `KVM_RUN`s.
+
+use crate::hcall::{HcallHandler, HcallOps};
+use crate::kvm::bindings::*;
+use crate::kvm::{ImmediateExit, VcpuExit, VcpuFd};
+use crate::machine::{MachineEvent, Shared};
+use firmware::rtas::{CpuRunState, RtasAction, RtasStatus};
+use log::{debug, error, info, warn};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+/// MSR at kernel entry: 64-bit mode, machine checks enabled (SF | ME).
+pub const MSR_SF_ME: u64 = 0x8000_0000_0000_1000;
+/// LPCR bits H_SET_MODE manages partition-wide.
+pub const LPCR_MANAGED: u64 = LPCR_ILE | LPCR_AIL;
+/// In-kernel XICS presenter state after reset: CPPR 0, XISR 0, MFRR 0xff (no IPI).
+const ICP_STATE_RESET: u64 = 0xff << 24;
+
+/// Where a started vCPU begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartRequest {
+    pub entry: u64,
+    pub r3: u64,
+    pub r4: u64,
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    running: bool,
+    start: Option<StartRequest>,
+    reset: bool,
+    reset_done: bool,
+    quit: bool,
+}
+
+/// The cross-thread handle of one vCPU.
+#[derive(Debug)]
+pub struct VcpuControl {
+    id: u32,
+    ctl: Mutex<Control>,
+    cv: Condvar,
+    immediate_exit: ImmediateExit,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Installs the (empty) `SIGRTMIN` handler whose only job is to interrupt `KVM_RUN`.
+pub fn register_kick_signal() -> vmm_sys_util::errno::Result<()> {
+    register_signal_handler(SIGRTMIN(), kick_handler)
+}
+
+impl VcpuControl {
+    pub fn new(id: u32, immediate_exit: ImmediateExit) -> Self {
+        VcpuControl {
+            id,
+            ctl: Mutex::new(Control::default()),
+            cv: Condvar::new(),
+            immediate_exit,
+            thread: Mutex::new(None),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// RTAS run state.
+    pub fn run_state(&self) -> CpuRunState {
+        let c = self.lock();
+        if c.running || c.start.is_some() {
+            CpuRunState::Running
+        } else {
+            CpuRunState::Stopped
+        }
+    }
+
+    /// Makes a running vCPU leave `KVM_RUN` and look at its requests.
+    pub fn kick(&self) {
+        self.immediate_exit.set(true);
+        self.cv.notify_all();
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if let Err(e) = t.kill(SIGRTMIN()) {
+                debug!("vcpu {}: kick signal failed: {e}", self.id);
+            }
+        }
+    }
+
+    /// Starts a stopped vCPU (`start-cpu`, or the boot vCPU). Returns false if it is not
+    /// stopped.
+    pub fn request_start(&self, req: StartRequest) -> bool {
+        let mut c = self.lock();
+        if c.running || c.start.is_some() {
+            return false;
+        }
+        c.start = Some(req);
+        drop(c);
+        self.cv.notify_all();
+        true
+    }
+
+    /// Asks the vCPU to stop and reset its per-vCPU state; returns once it has.
+    pub fn reset_and_wait(&self) {
+        {
+            let mut c = self.lock();
+            c.reset = true;
+            c.reset_done = false;
+        }
+        self.kick();
+        let mut c = self.lock();
+        while !c.reset_done && !c.quit {
+            c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Ends the vCPU thread and joins it.
+    pub fn quit_and_join(&self) {
+        self.lock().quit = true;
+        self.kick();
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+
+    /// Spawns the vCPU thread; it parks until started.
+    pub fn spawn(self: &Arc<Self>, vcpu: VcpuFd, shared: Arc<Shared>) -> std::io::Result<()> {
+        let ctl = self.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{}", self.id))
+            .spawn(move || VcpuThread::new(ctl, vcpu, shared).run())?;
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
+    }
+}
+
+struct VcpuThread {
+    ctl: Arc<VcpuControl>,
+    vcpu: VcpuFd,
+    shared: Arc<Shared>,
+    hcalls: HcallHandler,
+    lpcr_generation: u64,
+}
+
+enum Next {
+    Run(Option<StartRequest>),
+    Quit,
+}
+
+impl VcpuThread {
+    fn new(ctl: Arc<VcpuControl>, vcpu: VcpuFd, shared: Arc<Shared>) -> Self {
+        VcpuThread {
+            ctl,
+            vcpu,
+            shared,
+            hcalls: HcallHandler::new(),
+            lpcr_generation: u64::MAX,
+        }
+    }
+
+    fn id(&self) -> u32 {
+        self.ctl.id
+    }
+
+    /// Waits until the vCPU may run; serves reset requests meanwhile.
+    fn wait_runnable(&mut self) -> Next {
+        let ctl = self.ctl.clone();
+        let mut c = ctl.lock();
+        loop {
+            if c.quit {
+                return Next::Quit;
+            }
+            if c.reset {
+                c.reset = false;
+                c.running = false;
+                c.start = None;
+                drop(c);
+                self.reset_state();
+                c = ctl.lock();
+                c.reset_done = true;
+                ctl.cv.notify_all();
+                continue;
+            }
+            if let Some(s) = c.start.take() {
+                c.running = true;
+                return Next::Run(Some(s));
+            }
+            if c.running {
+                return Next::Run(None);
+            }
+            c = ctl.cv.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            let start = match self.wait_runnable() {
+                Next::Quit => return,
+                Next::Run(s) => s,
+            };
+            if let Some(s) = start {
+                if let Err(e) = self.apply_start(s) {
+                    self.fatal(format!(
+                        "vcpu {}: cannot set start registers: {e}",
+                        self.id()
+                    ));
+                    return;
+                }
+            }
+            self.apply_lpcr();
+            if !self.run_once() {
+                return;
+            }
+        }
+    }
+
+    /// One KVM_RUN and its exit; false when the thread must end.
+    fn run_once(&mut self) -> bool {
+        let id = self.id();
+        let exit = match self.vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) => {
+                self.fatal(format!("vcpu {id}: KVM_RUN failed: {e}"));
+                return false;
+            }
+        };
+        match exit {
+            VcpuExit::PaprHcall { nr, args, ret } => {
+                let mut ops = VcpuOps {
+                    shared: &self.shared,
+                };
+                let r = self.hcalls.handle(id, nr, args, &mut ops);
+                *ret = r.ret as u64;
+                if let Some(action) = r.action {
+                    self.rtas_action(action);
+                }
+            }
+            VcpuExit::Intr => self.ctl.immediate_exit.set(false),
+            VcpuExit::MmioRead(addr, data) => {
+                warn!(
+                    "vcpu {id}: MMIO read of {} bytes at {addr:#x}: no device",
+                    data.len()
+                );
+                data.fill(0xff);
+            }
+            VcpuExit::MmioWrite(addr, data) => {
+                warn!(
+                    "vcpu {id}: MMIO write of {} bytes at {addr:#x}: no device",
+                    data.len()
+                );
+            }
+            other => {
+                let msg = format!("vcpu {id}: unexpected exit {other:?}");
+                self.fatal(msg);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn rtas_action(&mut self, action: RtasAction) {
+        let id = self.id();
+        match action {
+            RtasAction::None => {}
+            RtasAction::Console(b) => self.shared.console.write(&[b]),
+            RtasAction::StartCpu { cpu, entry, r3 } => {
+                let started = self
+                    .shared
+                    .vcpu(cpu)
+                    .map(|c| c.request_start(StartRequest { entry, r3, r4: 0 }));
+                info!("vcpu {id}: start-cpu {cpu} at {entry:#x} r3={r3:#x}: {started:?}");
+            }
+            RtasAction::StopSelf => {
+                info!("vcpu {id}: stop-self");
+                let _ = self.vcpu.set_one_reg_u64(KVM_REG_PPC_ONLINE, 0);
+                self.ctl.lock().running = false;
+            }
+            RtasAction::SystemReboot => {
+                info!("vcpu {id}: system-reboot");
+                self.stop_self_for_machine();
+                self.shared.send(MachineEvent::Reboot);
+            }
+            RtasAction::PowerOff => {
+                info!("vcpu {id}: power-off");
+                self.stop_self_for_machine();
+                self.shared.send(MachineEvent::PowerOff);
+            }
+            RtasAction::OsTerm { message } => {
+                warn!(
+                    "vcpu {id}: guest called ibm,os-term: {}",
+                    message.trim_end()
+                );
+            }
+            RtasAction::FadumpCrash { message, args } => {
+                error!(
+                    "vcpu {id}: ibm,os-term with a registered dump ({}), but this machine does \
+                     not perform dumps yet: returning a hardware error",
+                    message.trim_end()
+                );
+                args.write_status(&self.shared.mem, RtasStatus::HardwareError);
+            }
+            RtasAction::Machine { call, args } => {
+                // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); nothing else
+                // is routed to the machine yet.
+                warn!(
+                    "vcpu {id}: RTAS {} reached the VMM; not implemented",
+                    call.name()
+                );
+                args.write_status(&self.shared.mem, RtasStatus::HardwareError);
+            }
+        }
+    }
+
+    /// The calling vCPU parks while the machine reboots or powers off.
+    fn stop_self_for_machine(&mut self) {
+        self.ctl.lock().running = false;
+    }
+
+    fn apply_start(&mut self, s: StartRequest) -> crate::kvm::Result<()> {
+        let mut regs = kvm_regs {
+            pc: s.entry,
+            msr: MSR_SF_ME,
+            ..Default::default()
+        };
+        regs.gpr[3] = s.r3;
+        regs.gpr[4] = s.r4;
+        self.vcpu.set_regs(&regs)?;
+        // Force the partition-wide LPCR bits onto this vCPU before it runs.
+        self.lpcr_generation = u64::MAX;
+        if let Err(e) = self.vcpu.set_one_reg_u64(KVM_REG_PPC_ONLINE, 1) {
+            debug!("vcpu {}: ONLINE=1: {e}", self.id());
+        }
+        debug!(
+            "vcpu {}: start at {:#x} r3={:#x} r4={:#x}",
+            self.id(),
+            s.entry,
+            s.r3,
+            s.r4
+        );
+        Ok(())
+    }
+
+    /// Brings LPCR[ILE, AIL] in line with the partition-wide value H_SET_MODE set.
+    fn apply_lpcr(&mut self) {
+        let (value, generation) = self.shared.lpcr();
+        if generation == self.lpcr_generation {
+            return;
+        }
+        match self.vcpu.get_one_reg_u64(KVM_REG_PPC_LPCR_64) {
+            Ok(cur) => {
+                let new = (cur & !LPCR_MANAGED) | (value & LPCR_MANAGED);
+                if new != cur {
+                    if let Err(e) = self.vcpu.set_one_reg_u64(KVM_REG_PPC_LPCR_64, new) {
+                        error!("vcpu {}: setting LPCR {new:#x} failed: {e}", self.id());
+                    } else {
+                        debug!("vcpu {}: LPCR {cur:#x} -> {new:#x}", self.id());
+                    }
+                }
+            }
+            Err(e) => error!("vcpu {}: reading LPCR failed: {e}", self.id()),
+        }
+        self.lpcr_generation = generation;
+    }
+
+    /// Per-vCPU part of a machine reset: VPA registrations (DTL and SLB shadow before the
+    /// VPA itself), interrupt presenter, ONLINE. LPCR follows the machine's reset value.
+    fn reset_state(&mut self) {
+        let id = self.id();
+        for (reg, name) in [
+            (KVM_REG_PPC_VPA_DTL, "DTL"),
+            (KVM_REG_PPC_VPA_SLB, "SLB shadow"),
+        ] {
+            if let Err(e) = self.vcpu.set_one_reg_u128_pair(reg, 0, 0) {
+                debug!("vcpu {id}: clearing {name}: {e}");
+            }
+        }
+        if let Err(e) = self.vcpu.set_one_reg_u64(KVM_REG_PPC_VPA_ADDR, 0) {
+            debug!("vcpu {id}: clearing VPA: {e}");
+        }
+        if let Err(e) = self
+            .vcpu
+            .set_one_reg_u64(KVM_REG_PPC_ICP_STATE, ICP_STATE_RESET)
+        {
+            debug!("vcpu {id}: ICP reset: {e}");
+        }
+        let _ = self.vcpu.set_one_reg_u64(KVM_REG_PPC_ONLINE, 0);
+        self.lpcr_generation = u64::MAX;
+        self.apply_lpcr();
+        self.ctl.immediate_exit.set(false);
+    }
+
+    fn fatal(&self, msg: String) {
+        error!("{msg}");
+        self.ctl.lock().running = false;
+        self.shared.send(MachineEvent::Fatal(msg));
+    }
+}
+
+/// [`HcallOps`] on top of the machine.
+struct VcpuOps<'a> {
+    shared: &'a Shared,
+}
+
+impl HcallOps for VcpuOps<'_> {
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.shared.console.write(bytes);
+    }
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        self.shared.console.read(buf)
+    }
+    fn set_lpcr_bits(&mut self, mask: u64, value: u64) {
+        self.shared.set_lpcr_bits(mask, value);
+    }
+    fn ail_mode_3_supported(&self) -> bool {
+        self.shared.ail_mode_3
+    }
+    fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
+        self.shared.vm.configure_v3_mmu(&cfg).map_err(|e| e.errno())
+    }
+    fn cpu_characteristics(&mut self) -> Option<kvm_ppc_cpu_char> {
+        self.shared.cpu_char
+    }
+    fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
+        self.shared.rtas(vcpu, args_addr)
+    }
+}
