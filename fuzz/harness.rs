@@ -14,8 +14,9 @@ use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDa
 use firmware::GuestRange;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-/// RAM: [0, 1 MiB) and [2 MiB, 3 MiB), a hole between. The RMA is the first MiB.
-const RAM: [(u64, usize); 2] = [(0, 0x10_0000), (0x20_0000, 0x10_0000)];
+/// RAM: [0, 256 KiB) and [512 KiB, 768 KiB), a hole between. The RMA is the first region.
+/// Small on purpose: every input maps and compares it.
+const RAM: [(u64, usize); 2] = [(0, 0x4_0000), (0x8_0000, 0x4_0000)];
 const ARGS_AT: u64 = 0x100;
 const BUF_AT: u64 = 0x1000;
 
@@ -57,10 +58,10 @@ impl Input<'_> {
 /// A valid 6.12-style registration for this RAM, which steps then mutate.
 fn template(cpu_len: u64) -> Vec<u8> {
     let secs: [(u16, u64, u64, u64); 4] = [
-        (0x0001, 0, cpu_len, 0x8_0000),
-        (0x0002, 0, 0, 0x8_0000 + cpu_len),
-        (0x0011, 0, 0x4_0000, 0x9_0000),
-        (0x0100, 0xf_f800, 0x800, 0xf_f800),
+        (0x0001, 0, cpu_len, 0x2_0000),
+        (0x0002, 0, 0, 0x2_0000 + cpu_len),
+        (0x0011, 0, 0x1_0000, 0x2_8000),
+        (0x0100, 0x3_f800, 0x800, 0x3_f800),
     ];
     let mut b = vec![0u8; 0x28 + 0x28 * secs.len()];
     b[3] = 1;
@@ -105,8 +106,8 @@ pub fn run(data: &[u8]) -> Reached {
     let config = FadumpConfig {
         max_cpus: 2,
         hpte_capacity,
-        rma_size: 0x10_0000,
-        firmware_reserved: vec![GuestRange::new(0xe_0000, 0x1000).unwrap()],
+        rma_size: 0x4_0000,
+        firmware_reserved: vec![GuestRange::new(0x3_a000, 0x1000).unwrap()],
     };
     let cpu_len = config.cpu_state_size();
     let mut rtas = Rtas::new(config);
@@ -174,10 +175,19 @@ pub fn run(data: &[u8]) -> Reached {
                     })
                     .collect();
                 let was_registered = rtas.fadump().is_registered();
+                let state_before = rtas.fadump().state().clone();
                 let r = rtas
                     .fadump_mut()
                     .perform_dump(&mem, &mut cpus, Some(&mut hpt));
                 assert_eq!(r.is_ok(), was_registered);
+                if r.is_err() {
+                    assert_eq!(
+                        rtas.fadump().state(),
+                        &state_before,
+                        "refused dump changed state"
+                    );
+                    assert!(before == snapshot(&mem), "refused dump wrote memory");
+                }
                 if r.is_ok() {
                     reached.dumps += 1;
                     assert!(rtas.fadump().is_dump_active());
@@ -186,9 +196,12 @@ pub fn run(data: &[u8]) -> Reached {
                     for ((start, _), (old, new)) in
                         RAM.iter().zip(before.iter().zip(snapshot(&mem)))
                     {
-                        for (i, (a, b)) in old.iter().zip(&new).enumerate() {
-                            let addr = start + i as u64;
-                            if a != b {
+                        for (blk, (a, b)) in old.chunks(4096).zip(new.chunks(4096)).enumerate() {
+                            if a == b {
+                                continue;
+                            }
+                            for (i, _) in a.iter().zip(b).enumerate().filter(|(_, (x, y))| x != y) {
+                                let addr = start + (blk * 4096 + i) as u64;
                                 assert!(
                                     dests.iter().any(|d| d.contains_addr(addr)),
                                     "dump wrote {addr:#x} outside every destination"

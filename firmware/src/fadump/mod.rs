@@ -30,6 +30,8 @@ pub use hpte::{HptEntry, HptSource};
 pub use layout::{DumpHeader, DumpSection, KernelDumpStructure, SectionKind, SectionType};
 pub use validate::RegistrationError;
 
+#[cfg(test)]
+use crate::cpu::CpuState;
 use crate::cpu::CpuStateSource;
 use crate::memory::{self, CopyError};
 use crate::properties::{PropValue, Property};
@@ -274,12 +276,12 @@ impl Fadump {
         cpus: &mut dyn CpuStateSource,
         hpt: Option<&mut dyn HptSource>,
     ) -> Result<DumpReport, DumpError> {
-        let FadumpState::Registered(mut structure) = std::mem::take(&mut self.state) else {
-            // Put back whatever was there (Idle or DumpActive).
-            let previous = std::mem::take(&mut self.state);
-            self.state = previous;
+        // Only a registration turns into a dump; an active dump (a second crash inside the
+        // capture kernel) and Idle stay exactly as they are.
+        let FadumpState::Registered(structure) = &self.state else {
             return Err(DumpError::NotRegistered);
         };
+        let mut structure = structure.clone();
         for s in &mut structure.sections {
             s.error_flags = 0;
             s.bytes_dumped = 0;
@@ -387,6 +389,42 @@ impl Fadump {
             props.push(Property::new("ibm,kernel-dump", PropValue::Bytes(bytes)));
         }
         props
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    #[test]
+    fn dump_without_registration_leaves_state_alone() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let cfg = FadumpConfig {
+            max_cpus: 1,
+            hpte_capacity: 0,
+            rma_size: 0x10000,
+            firmware_reserved: vec![],
+        };
+        let mut raw = vec![0u8; 0x28 + 0x28];
+        raw[3] = 1;
+        raw[5] = 1;
+        raw[11] = 0x28;
+        let active = FadumpState::DumpActive(KernelDumpStructure::decode(&raw).unwrap());
+        let mut f = Fadump::restore(cfg.clone(), active.clone());
+        let mut cpus = vec![CpuState::new(0)];
+        assert_eq!(
+            f.perform_dump(&m, &mut cpus, None),
+            Err(DumpError::NotRegistered)
+        );
+        assert_eq!(
+            f.state(),
+            &active,
+            "a second crash must not lose the first dump"
+        );
+        let mut idle = Fadump::new(cfg);
+        assert!(idle.perform_dump(&m, &mut cpus, None).is_err());
+        assert_eq!(idle.state(), &FadumpState::Idle);
     }
 }
 
