@@ -267,7 +267,7 @@ fn crash_and_capture(
 
 pub fn run_cycle(c: &Cycle) -> CaseResult {
     let mut m = Machine::new(&c.ram, &c.pirs);
-    pattern::fill(&m.mem, c.seed);
+    m.fill_pattern(c.seed);
     m.power_on();
     let fadump = first_kernel::setup(&mut m, c.boot_pir, None)
         .map_err(|e| format!("fadump disabled: {e:?}"))?;
@@ -320,7 +320,7 @@ pub fn cycles() -> Vec<(&'static str, Cycle)> {
                 pirs: eight.clone(),
                 boot_pir: 0x20,
                 crashing_pir: 0x42,
-                seed: 0x0a11_0001,
+                seed: 0x5eed_0001_0000_0000,
                 petitboot: false,
                 second_crash: None,
                 expect_unsaved: 0,
@@ -337,7 +337,7 @@ pub fn cycles() -> Vec<(&'static str, Cycle)> {
                 pirs: (0x08..0x0c).collect(),
                 boot_pir: 0x08,
                 crashing_pir: 0x0b,
-                seed: 0x0a11_0002,
+                seed: 0x5eed_0002_0000_0000,
                 petitboot: true,
                 second_crash: Some(0x09),
                 expect_unsaved: 0,
@@ -353,7 +353,7 @@ pub fn cycles() -> Vec<(&'static str, Cycle)> {
                 pirs: vec![0x00, 0x01, 0x02, 0x03],
                 boot_pir: 0x00,
                 crashing_pir: 0x01,
-                seed: 0x0a11_0003,
+                seed: 0x5eed_0003_0000_0000,
                 petitboot: false,
                 second_crash: None,
                 expect_unsaved: 1,
@@ -471,9 +471,12 @@ pub struct BadInput {
     pub want: OpalStatus,
 }
 
-// The bad-input machine: [0, 48M) + hole + [64M, 96M); firmware at [90M, 96M).
-const BAD_RAM: [(u64, u64); 2] = [(0, 48 * MIB), (64 * MIB, 32 * MIB)];
-const TOP: u64 = 96 * MIB;
+// The bad-input machine: [0, 12M) + hole + [16M, 32M); firmware at [26M, 32M).
+const BAD_RAM: [(u64, u64); 2] = [(0, 12 * MIB), (16 * MIB, 16 * MIB)];
+const TOP: u64 = 32 * MIB;
+const HOLE: u64 = 13 * MIB;
+/// A destination the cases use.
+const D: u64 = 8 * MIB;
 const OUT: u64 = KERNEL_VA | TAG_VAR_ADDR;
 
 fn nothing(_: &mut Machine) {}
@@ -488,12 +491,12 @@ fn add(m: &mut Machine, src: u64, dest: u64, size: u64) {
 }
 
 fn one_range(m: &mut Machine) {
-    add(m, 0, 32 * MIB, MIB);
+    add(m, 0, D, MIB);
 }
 
 fn full_table(m: &mut Machine) {
     for i in 0..63u64 {
-        add(m, i * 64 * 1024, 16 * MIB + i * 64 * 1024, 64 * 1024);
+        add(m, i * 64 * 1024, 4 * MIB + i * 64 * 1024, 64 * 1024);
     }
 }
 
@@ -504,7 +507,7 @@ fn freed(m: &mut Machine) {
 
 fn dump_boot_freed(m: &mut Machine) {
     one_range(m);
-    m.call(0, OpalToken::MpiplRegisterTag, &[2, 40 * MIB]);
+    m.call(0, OpalToken::MpiplRegisterTag, &[2, 10 * MIB]);
     let r = m.call(1, OpalToken::CecReboot2, &[3, 0]);
     assert!(matches!(r.action, Some(OpalAction::Mpipl { .. })));
     m.boot_after_mpipl();
@@ -533,29 +536,29 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "MPIPL_UPDATE unknown op 4",
             nothing,
             upd,
-            &[4, 0, 32 * MIB, MIB],
+            &[4, 0, D, MIB],
             p,
         ),
         b(
             "MPIPL_UPDATE op 0xffffffff",
             nothing,
             upd,
-            &[0xffff_ffff, 0, 32 * MIB, MIB],
+            &[0xffff_ffff, 0, D, MIB],
             p,
         ),
-        b("ADD_RANGE size 0", nothing, upd, &[0, 0, 32 * MIB, 0], p),
+        b("ADD_RANGE size 0", nothing, upd, &[0, 0, D, 0], p),
         b(
             "ADD_RANGE src top nibble 0x8",
             nothing,
             upd,
-            &[0, 0x8000_0000_0000_0000, 32 * MIB, MIB],
+            &[0, 0x8000_0000_0000_0000, D, MIB],
             p,
         ),
         b(
             "ADD_RANGE dest top nibble 0xD",
             nothing,
             upd,
-            &[0, 0, 0xd000_0000_0200_0000, MIB],
+            &[0, 0, 0xd000_0000_0000_0000 | D, MIB],
             p,
         ),
         b(
@@ -569,56 +572,56 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "ADD_RANGE src runs off the end of RAM",
             nothing,
             upd,
-            &[0, TOP - MIB / 2, 32 * MIB, MIB],
+            &[0, TOP - MIB / 2, D, MIB],
             p,
         ),
         b(
             "ADD_RANGE src across a RAM hole",
             nothing,
             upd,
-            &[0, 40 * MIB, 70 * MIB, 16 * MIB],
+            &[0, 10 * MIB, 18 * MIB, 4 * MIB],
             p,
         ),
         b(
             "ADD_RANGE dest in a RAM hole",
             nothing,
             upd,
-            &[0, 0, 50 * MIB, MIB],
+            &[0, 0, HOLE, MIB],
             p,
         ),
         b(
             "ADD_RANGE size above 32 bits",
             nothing,
             upd,
-            &[0, 0, 32 * MIB, 1 << 32],
+            &[0, 0, D, 1 << 32],
             p,
         ),
         b(
             "ADD_RANGE size u64::MAX",
             nothing,
             upd,
-            &[0, 0, 32 * MIB, u64::MAX],
+            &[0, 0, D, u64::MAX],
             p,
         ),
         b(
             "ADD_RANGE duplicate source",
             one_range,
             upd,
-            &[0, 0, 36 * MIB, MIB],
+            &[0, 0, 10 * MIB, MIB],
             p,
         ),
         b(
             "ADD_RANGE duplicate destination",
             one_range,
             upd,
-            &[0, 4 * MIB, 32 * MIB, MIB],
+            &[0, 4 * MIB, D, MIB],
             p,
         ),
         b(
             "ADD_RANGE dest overlaps a destination",
             one_range,
             upd,
-            &[0, 4 * MIB, 32 * MIB + MIB / 2, MIB],
+            &[0, 4 * MIB, D + MIB / 2, MIB],
             p,
         ),
         b(
@@ -632,7 +635,7 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "ADD_RANGE src overlaps a destination",
             one_range,
             upd,
-            &[0, 32 * MIB + MIB / 4, 40 * MIB, MIB / 2],
+            &[0, D + MIB / 4, 10 * MIB, MIB / 2],
             p,
         ),
         b(
@@ -660,21 +663,21 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "ADD_RANGE into a full table (63 + OPAL's)",
             full_table,
             upd,
-            &[0, 20 * MIB, 40 * MIB, MIB],
+            &[0, 20 * MIB, 10 * MIB, MIB],
             OpalStatus::Resource,
         ),
         b(
             "REMOVE_RANGE of an unknown range",
             nothing,
             upd,
-            &[1, 0, 32 * MIB, 0],
+            &[1, 0, D, 0],
             p,
         ),
         b(
             "REMOVE_RANGE with the wrong destination",
             one_range,
             upd,
-            &[1, 0, 33 * MIB, 0],
+            &[1, 0, D + MIB, 0],
             p,
         ),
         b(
@@ -725,7 +728,7 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "QUERY_TAG output in a RAM hole",
             nothing,
             qry,
-            &[2, KERNEL_VA | (50 * MIB)],
+            &[2, KERNEL_VA | HOLE],
             p,
         ),
         b(
@@ -781,7 +784,7 @@ pub fn bad_input_ram() -> vm_memory::GuestMemoryMmap {
         .map(|&(s, l)| (vm_memory::GuestAddress(s), l as usize))
         .collect();
     let mem = vm_memory::GuestMemoryMmap::from_ranges(&regions).expect("bad-input RAM");
-    pattern::fill(&mem, 0xbad0_0000);
+    Machine::with_memory(mem.clone(), &[]).fill_pattern(0xbad0_0000_0000_0000);
     mem
 }
 
