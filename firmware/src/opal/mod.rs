@@ -17,19 +17,22 @@
 //!    [`MpiplEngine::dump_node_properties`] (now with `mpipl-boot`) and
 //!    [`MpiplEngine::reserved_ranges`] in the device tree.
 //!
-//! Differences from QEMU 11.1's powernv MPIPL (`hw/ppc/pnv_mpipl.c`), which emulates the SBE and
-//! hostboot under a real skiboot instead of being the firmware:
+//! Cross-check against QEMU's powernv MPIPL (`hw/ppc/pnv_mpipl.c`, the series merged for 11.1;
+//! compared from its source, field by field, not from a captured run). QEMU emulates the SBE and
+//! hostboot under a real skiboot; skiboot turns what QEMU writes into the tags. Differences, and
+//! which side Linux's `opal-fadump` agrees with:
 //!
-//! * Register-entry offset: we write 0x10 (entries right after the 24-byte header, counted
-//!   from the offset field as Linux does); QEMU writes 0, so Linux reads one pseudo-entry made of
-//!   header bytes and loses the last real entry.
-//! * CR: we write it as pseudo-SPR 0x7D2 (Linux reads it into `ccr`); QEMU does not write CR.
-//! * Core state: we write 0x00 (running) for every saved thread; QEMU writes 0xFF.
-//! * Each SPR is written once; QEMU writes some twice.
-//! * `mpipl-boot` is an empty property (skiboot's form); QEMU writes a u64 1. Linux only tests
-//!   presence, so both work.
-//! * We refuse ranges skiboot and QEMU accept and then mishandle (sizes over 32 bits, ranges
-//!   outside RAM or across holes, overlapping destinations) with `OPAL_PARAMETER`.
+//! | Field | This firmware | QEMU | Linux |
+//! |---|---|---|---|
+//! | register-entry `offset` | 0x10 (entries follow the 24-byte header; counted from the offset field) | 0 | reads `thread + 8 + offset`: with 0 it takes header bytes 8..23 as a type-0 entry (ignored) and drops the last real entry; works by accident |
+//! | CR | pseudo-SPR 0x7D2 | not written | reads 0x7D2 into `ccr`: QEMU's non-crashing threads show CR 0 |
+//! | `core_state` | 0x00 (running) | 0xFF | skips only 0x0F: both accepted |
+//! | entries per thread | 32 GPR + 28 SPR, each once (stride 984) | 32 GPR + 34 SPR, CTR/DAR/DSISR/CFAR twice (stride 1080) | last value wins, so QEMU's duplicates are harmless |
+//! | threads saved | every thread the machine reports | every vCPU | `num_cpus = size / stride` |
+//! | result table (MDRT) | start addresses | `src`/`dest` recorded after the copy loop advanced them, i.e. start + chunks x 32 MiB | skiboot builds `TAG_OPAL` regions from the MDRT, so QEMU's OPAL core (`/sys/firmware/opal/mpipl/core`) points past OPAL's copy; the kernel's vmcore is unaffected (Linux uses its own metadata) |
+//! | end of the range table | `act_cnt` (our table length) | first all-zero entry | n/a |
+//! | `mpipl-boot` | empty (skiboot's form) | u64 1 | presence only: both accepted |
+//! | bad ranges (size over 32 bits, outside RAM, across holes, overlapping destinations) | `OPAL_PARAMETER` at `ADD_RANGE` | accepted by skiboot, then truncated or failed at copy time | Linux never sends them |
 
 pub mod addr;
 pub mod call;
