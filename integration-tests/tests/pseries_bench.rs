@@ -599,6 +599,18 @@ fn header_edit(secs: &[SectionSpec], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     b
 }
 
+/// A platform for calls that must be refused before they ask it anything.
+struct NoCpus;
+
+impl firmware::rtas::Platform for NoCpus {
+    fn time_of_day(&self) -> firmware::rtas::TimeOfDay {
+        Default::default()
+    }
+    fn cpu_run_state(&self, _: u32) -> Option<firmware::rtas::CpuRunState> {
+        None
+    }
+}
+
 fn bad_inputs(b: &mut Bench) {
     let exact = |s: &Vec<SectionSpec>| 40 + 40 * s.len() as u32;
     // Positive control: the base structure registers, so every refusal below is caused by
@@ -898,17 +910,8 @@ fn bad_inputs(b: &mut Bench) {
             let g = bad_guest();
             let before = pattern::snapshot(&g.mem);
             let mut rtas = firmware::rtas::Rtas::new(g.rtas.fadump().config().clone());
-            struct P;
-            impl firmware::rtas::Platform for P {
-                fn time_of_day(&self) -> firmware::rtas::TimeOfDay {
-                    Default::default()
-                }
-                fn cpu_run_state(&self, _: u32) -> Option<firmware::rtas::CpuRunState> {
-                    None
-                }
-            }
             for addr in [16 * MIB + 12 * MIB - 8, 8 * MIB - 4, u64::MAX - 2] {
-                ensure(rtas.dispatch(&g.mem, addr, &P).is_err(), || {
+                ensure(rtas.dispatch(&g.mem, addr, &NoCpus).is_err(), || {
                     format!("{addr:#x} accepted")
                 })?;
             }
@@ -919,24 +922,14 @@ fn bad_inputs(b: &mut Bench) {
         },
     );
     b.case("RTAS: block claiming 4 billion args -> refused", || {
-        let mut g = bad_guest();
+        let g = bad_guest();
         g.write(
             0x8000,
             &[0, 0, 0x20, 0x2d, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1],
         );
         let cfg = g.rtas.fadump().config().clone();
-        let _ = &mut g;
         let mut rtas = firmware::rtas::Rtas::new(cfg);
-        struct P;
-        impl firmware::rtas::Platform for P {
-            fn time_of_day(&self) -> firmware::rtas::TimeOfDay {
-                Default::default()
-            }
-            fn cpu_run_state(&self, _: u32) -> Option<firmware::rtas::CpuRunState> {
-                None
-            }
-        }
-        ensure(rtas.dispatch(&g.mem, 0x8000, &P).is_err(), || {
+        ensure(rtas.dispatch(&g.mem, 0x8000, &NoCpus).is_err(), || {
             "accepted".into()
         })?;
         Ok("Err (H_PARAMETER)".into())
