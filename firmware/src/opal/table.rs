@@ -298,6 +298,22 @@ mod tests {
     }
 
     #[test]
+    fn largest_32_bit_size_is_accepted() {
+        // 16 GiB mapped lazily: nothing is touched by registration.
+        let m: GuestMemoryMmap =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 30)]).unwrap();
+        let mut t = RangeTable::new(None);
+        let linux_max = (u32::MAX as u64) & !0xffff;
+        t.add_kernel(&m, 0, 8 << 30, linux_max, &[]).unwrap();
+        t.add_kernel(&m, linux_max, 12 << 30, MAX_RANGE_SIZE, &[])
+            .unwrap();
+        assert_eq!(
+            t.add_kernel(&m, 9 << 30, 1 << 30, MAX_RANGE_SIZE + 1, &[]),
+            Err(MpiplError::SizeTooLarge(MAX_RANGE_SIZE + 1))
+        );
+    }
+
+    #[test]
     fn full_table_is_resource() {
         let m = mem();
         let mut t = RangeTable::new(Some(opal()));

@@ -265,3 +265,41 @@ pub fn trigger(m: &mut Machine, crashing_pir: u32) -> firmware::opal::OpalReturn
         &[RebootType::Mpipl.raw() as u64, KERNEL_VA | PANIC_MSG_ADDR],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn regions_split_at_max_copy_size_and_holes() {
+        assert_eq!(MAX_COPY_SIZE, 0xffff_0000);
+        let ram = [
+            GuestRange::new(0, 5 * GIB).unwrap(),
+            GuestRange::new(6 * GIB, GIB).unwrap(),
+        ];
+        let r = boot_regions(&ram, 5 * GIB + 0x1000_0000).unwrap();
+        assert_eq!(
+            r,
+            vec![
+                (0, MAX_COPY_SIZE),
+                (MAX_COPY_SIZE, 5 * GIB - MAX_COPY_SIZE),
+                (6 * GIB, 0x1000_0000),
+            ]
+        );
+        assert!(r.iter().all(|&(_, s)| s <= u32::MAX as u64));
+    }
+
+    #[test]
+    fn too_many_holes_disable_fadump() {
+        let ram: Vec<GuestRange> = (0..200u64)
+            .map(|i| GuestRange::new(i * 0x20_0000, 0x10_0000).unwrap())
+            .collect();
+        assert_eq!(
+            boot_regions(&ram, 150 * 0x10_0000),
+            Err(Disabled::TooManyRegions)
+        );
+        assert_eq!(boot_regions(&ram, 128 * 0x10_0000).unwrap().len(), 128);
+    }
+}
