@@ -733,6 +733,37 @@ fn bad_inputs(b: &mut Bench) {
             },
         );
     }
+    bad_structure(
+        b,
+        "#9 PAPR type 0x0012 with a destination outside RAM (fuzz find)",
+        -3,
+        |_, s, _| {
+            s[1].data_type = 0x0012;
+            s[1].len = 0x62_0000_0000;
+            exact(s)
+        },
+    );
+    b.case(
+        "PAPR type 0x0012 accepted, flagged 0x8000 at dump, rest dumped",
+        || {
+            let mut g = bad_guest();
+            let mut s = good_sections(&g);
+            s.push(SectionSpec {
+                data_type: 0x0012,
+                source: 0,
+                len: 0x100,
+                dest: 6 * MIB,
+            });
+            let bytes = structure_bytes(&s);
+            expect_status(register_bytes(&mut g, &bytes, 240)?, 0)?;
+            first_kernel::os_term(&mut g);
+            let r = g.machine_handles_crash(0);
+            let flags: Vec<u16> = r.sections.iter().map(|x| x.error_flags).collect();
+            ensure(flags == [0, 0, 0, 0, 0x8000], || format!("{flags:x?}"))?;
+            ensure(r.status == 0xe000, || format!("status {:#x}", r.status))?;
+            Ok("flags [0,0,0,0,0x8000], status 0xe000".into())
+        },
+    );
     bad_structure(b, "#10 two CPU state sections", -3, |_, s, _| {
         let mut extra = s[0];
         extra.dest = 6 * MIB;
