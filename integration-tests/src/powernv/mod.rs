@@ -9,10 +9,12 @@
 //!   as Linux parses it, the vmcore view, `FREE_PRESERVED_MEMORY`; and the petitboot
 //!   (`CONFIG_PRESERVE_FA_DUMP`) hop.
 //! * [`kernel_structs`]: the kernel-owned metadata and crash-info header.
+//! * [`qemu_layout`]: QEMU 11.1's register-data layout, to show what Linux makes of it.
 //! * [`scenarios`]: the whole crash cycles and the bad-input cases the bench binary runs.
 
 pub mod capture_kernel;
 pub mod first_kernel;
 pub mod kernel_structs;
 pub mod machine;
+pub mod qemu_layout;
 pub mod scenarios;

@@ -383,6 +383,10 @@ pub fn lifecycle_cases() -> Vec<NamedCase> {
             "dt scan: fw-load-area within Linux's limit",
             dt_scan_accepts,
         ),
+        (
+            "cross-check: QEMU-layout register data as Linux parses it",
+            qemu_layout_cross_check,
+        ),
     ]
 }
 
@@ -460,6 +464,54 @@ fn dt_scan_accepts() -> CaseResult {
     let area = m.dump_prop("fw-load-area").ok_or("no fw-load-area")?;
     ensure(area.len() == 32, || format!("{} bytes", area.len()))?;
     Ok("compatible ibm,opal-dump, load areas end at 0x30000000".into())
+}
+
+/// Replaces our register data with QEMU's layout after a real crash cycle and lets the
+/// capture kernel parse it: Linux still accepts it, but loses CR for every thread whose
+/// registers come from the firmware (the crashing thread's come from the kernel).
+fn qemu_layout_cross_check() -> CaseResult {
+    use super::qemu_layout;
+    let mut m = Machine::new(&[(0, 1600 * MIB)], &[0x10, 0x11, 0x12, 0x13]);
+    m.power_on();
+    let f = first_kernel::setup(&mut m, 0x10, None).map_err(|e| format!("{e:?}"))?;
+    let crashing = m.threads[1].clone();
+    first_kernel::prepare_crash(&mut m, &f, crashing.id, &PtRegs::from_cpu(&crashing), 4);
+    first_kernel::trigger(&mut m, crashing.id);
+    m.boot_after_mpipl();
+    let meta_at = m.last_dump.as_ref().ok_or("no dump")?.tags.cpu;
+    let meta = m.read(meta_at, 0x30);
+    let dest = u64::from_be_bytes(meta[0x20..0x28].try_into().unwrap());
+    for (i, t) in m.threads.clone().iter().enumerate() {
+        m.write(
+            dest + (i * qemu_layout::STRIDE) as u64,
+            &qemu_layout::record(t),
+        );
+    }
+    m.write(meta_at + 0x10, &(qemu_layout::STRIDE as u32).to_be_bytes());
+    m.write(
+        meta_at + 0x28,
+        &((4 * qemu_layout::STRIDE) as u64).to_be_bytes(),
+    );
+    let cap = capture_kernel::boot(&mut m, 0x10).map_err(|e| format!("rejected: {e:?}"))?;
+    ensure(cap.notes.len() == 4, || {
+        format!("{} notes", cap.notes.len())
+    })?;
+    for t in &m.threads {
+        let (_, got) = cap
+            .notes
+            .iter()
+            .find(|(p, _)| *p == t.id)
+            .ok_or("missing")?;
+        let want = PtRegs::from_cpu(t);
+        let diff = reg_diff(got, &want);
+        let expected = if t.id == crashing.id {
+            String::new()
+        } else {
+            format!("ccr 0x0!={:#x}", want.ccr)
+        };
+        ensure(diff == expected, || format!("PIR {:#x}: {diff:?}", t.id))?;
+    }
+    Ok("accepted; CR lost on the 3 non-crashing threads, all else equal".into())
 }
 
 /// One bad input: preconditions, the call, and the exact code Linux expects.
