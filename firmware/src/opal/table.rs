@@ -169,22 +169,16 @@ impl RangeTable {
     /// `OPAL_MPIPL_UPDATE(REMOVE_RANGE, src, dest)`: the kernel entry with both addresses.
     /// Addresses are compared after the real-address masking `ADD_RANGE` applied.
     pub fn remove_kernel(&mut self, src: u64, dest: u64) -> Result<TableEntry, MpiplError> {
-        let strip = |a: u64| match a >> 60 {
-            0x0 | 0xc => Some(a & ((1 << 60) - 1)),
-            _ => None,
-        };
-        let not_found = MpiplError::NoSuchRange { src, dest };
-        let (s, d) = (
-            strip(src).ok_or(not_found.clone())?,
-            strip(dest).ok_or(not_found.clone())?,
-        );
+        let not_found = || MpiplError::NoSuchRange { src, dest };
+        let s = addr::real_addr(src, u64::MAX).ok_or_else(not_found)?;
+        let d = addr::real_addr(dest, u64::MAX).ok_or_else(not_found)?;
         let idx = self
             .entries
             .iter()
             .position(|e| {
                 e.region == DataRegion::Kernel && e.src.start() == s && e.dest.start() == d
             })
-            .ok_or(not_found)?;
+            .ok_or_else(not_found)?;
         Ok(self.entries.remove(idx))
     }
 
