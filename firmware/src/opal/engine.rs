@@ -164,6 +164,11 @@ impl MpiplEngine {
         self.registration.table.has_kernel_entries()
     }
 
+    /// True while a preserved dump is presented (until `FREE_PRESERVED_MEMORY`).
+    pub fn is_dump_active(&self) -> bool {
+        matches!(self.state, MpiplState::DumpActive(_))
+    }
+
     /// True when this boot is an MPIPL boot (`mpipl-boot` in the device tree).
     pub fn is_mpipl_boot(&self) -> bool {
         matches!(

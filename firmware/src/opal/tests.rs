@@ -137,6 +137,7 @@ fn full_cycle_tags_survive_until_free() {
         b"OPAL image"
     );
     assert!(!o.mpipl.is_registered(), "the new boot starts unregistered");
+    assert!(o.mpipl.is_dump_active());
     assert!(o
         .mpipl
         .dump_node_properties()
@@ -194,6 +195,7 @@ fn full_cycle_tags_survive_until_free() {
         OpalStatus::Parameter
     );
     assert!(o.mpipl.is_mpipl_boot(), "still the MPIPL boot");
+    assert!(!o.mpipl.is_dump_active());
     // re-register works after FREE
     assert_eq!(
         code(
