@@ -192,7 +192,11 @@ fn crash_and_capture(
         .iter()
         .map(|r| GuestRange::new(r.dest, r.size).unwrap())
         .collect();
-    allowed.extend(m.reserved_ranges());
+    // ... plus what the firmware owns and writes: the dump area and OPAL's preserved copy
+    // (not OPAL's own memory, which a preservation only reads).
+    let fw = m.opal.mpipl.config();
+    allowed.push(fw.dump_area);
+    allowed.extend(fw.opal_dest_range());
     check_writes_only_in(m, &before, &allowed)?;
 
     m.boot_after_mpipl();
