@@ -42,6 +42,9 @@ def main():
         print(f"summary: {path}: machine={r['machine']} exit={r['exit']}")
         print(f"summary:   load at start: {r['load_start']}")
         print(f"summary:   load at end:   {r['load_end']}")
+        if r.get("concurrent_emulators_at_start"):
+            print(f"summary:   WARNING: other emulators were running: "
+                  f"{r['concurrent_emulators_at_start']}")
         for n, t in ph:
             print(f"summary:   {t:9.3f}  {n}")
     if not rows:
