@@ -3,19 +3,64 @@
 
 use firmware::opal::{MpiplOp, MpiplState, MpiplTag, OpalAction, OpalStatus, OpalToken};
 use firmware::GuestRange;
+use vm_memory::Bytes;
 
 use super::capture_kernel::{self, Capture, TAG_VAR_ADDR};
 use super::first_kernel::{self, Fadump};
 use super::machine::{Machine, KERNEL_VA};
 use crate::bench::{ensure, CaseResult};
-use crate::pseries::pattern;
 use crate::pseries::pt_regs::PtRegs;
 
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
 const CHUNK: u64 = MIB;
 
-type Snapshot = Vec<(u64, Vec<u8>)>;
+/// Guest RAM as it was at one instant: one flat buffer, reused from one snapshot to the next
+/// on the same thread (gigabytes of fresh allocation cost more than copying them).
+pub struct Snapshot {
+    regions: Vec<(u64, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+thread_local! {
+    static SNAPSHOT_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Snapshot {
+    pub fn take(m: &Machine) -> Self {
+        let ram = m.ram();
+        let total: usize = ram.iter().map(|r| r.len() as usize).sum();
+        let mut bytes = SNAPSHOT_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        bytes.resize(total, 0);
+        let mut regions = Vec::new();
+        let mut off = 0;
+        for r in ram {
+            let len = r.len() as usize;
+            m.mem
+                .read_slice(
+                    &mut bytes[off..off + len],
+                    vm_memory::GuestAddress(r.start()),
+                )
+                .expect("snapshot of RAM");
+            regions.push((r.start(), off, len));
+            off += len;
+        }
+        Self { regions, bytes }
+    }
+
+    fn regions(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.regions
+            .iter()
+            .map(|&(start, off, len)| (start, &self.bytes[off..off + len]))
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        SNAPSHOT_BUFFER.with(|b| *b.borrow_mut() = bytes);
+    }
+}
 
 /// `r` minus every range in `cut`, in ascending pieces.
 pub fn subtract(r: GuestRange, cut: &[GuestRange]) -> Vec<GuestRange> {
@@ -48,7 +93,7 @@ fn for_each_piece(
     mut f: impl FnMut(GuestRange, &[u8]) -> Result<(), String>,
 ) -> Result<u64, String> {
     let mut compared = 0;
-    for (start, bytes) in before {
+    for (start, bytes) in before.regions() {
         let mut off = 0u64;
         while off < bytes.len() as u64 {
             let n = CHUNK.min(bytes.len() as u64 - off);
@@ -157,8 +202,11 @@ fn crash_and_capture(
 ) -> Result<(Capture, String), String> {
     // The guest keeps running after registration: dirty boot memory and high memory.
     m.write(0x12_3400, b"written after registration, before the crash");
-    let top = m.ram().last().unwrap().end();
-    m.write(top - 64 * MIB, b"high memory stays in place");
+    let high = m.ram().last().unwrap().end() - 8 * MIB;
+    ensure(!fadump.reserve().contains_addr(high), || {
+        "the high-memory write must land outside the reserved area".into()
+    })?;
+    m.write(high, b"high memory stays in place");
 
     let thread = m
         .threads
@@ -170,7 +218,7 @@ fn crash_and_capture(
     kernel_regs.nip = 0xc000_0000_00a1_b2c0; // where ppc_save_regs saw it, inside the panic path
     let online = m.threads.len();
     first_kernel::prepare_crash(m, fadump, crashing_pir, &kernel_regs, online);
-    let before = pattern::snapshot(&m.mem);
+    let before = Snapshot::take(m);
 
     let r = first_kernel::trigger(m, crashing_pir);
     ensure(r.action == Some(OpalAction::Mpipl { crashing_pir }), || {
@@ -851,7 +899,7 @@ pub fn run_bad_input(mem: &vm_memory::GuestMemoryMmap, case: &BadInput) -> CaseR
     m.power_on();
     (case.setup)(&mut m);
     let state = serde_json::to_string(&m.opal).map_err(|e| e.to_string())?;
-    let before = pattern::snapshot(&m.mem);
+    let before = Snapshot::take(&m);
     let r = m.raw_call(1, case.token, &case.args);
     ensure(r.r3 == case.want.code(), || {
         format!("got {} ({:?}), want {:?}", r.r3, r.status_code(), case.want)
