@@ -65,7 +65,7 @@ for a in "${adds[@]}"; do
     src="${a%%=*}" dest="${a#*=}"
     [ -e "$src" ] || { log "--add: $src not found"; exit 2; }
     mkdir -p "$stage/$(dirname "$dest")"
-    cp -a "$src" "$stage/$dest"
+    cp -RL "$src" "$stage/$dest" # follow symlinks: the image must hold the file itself
 done
 find "$stage" -exec touch -h -d @0 {} +
 mkdir -p "$(dirname "$out")"

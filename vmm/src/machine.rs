@@ -70,8 +70,8 @@ pub enum Error {
         "cannot open /dev/kvm: {0} (is this a POWER host with KVM, and are you allowed to use it?)"
     )]
     OpenKvm(vmm_sys_util::errno::Error),
-    #[error("KVM API version {0}, expected 12")]
-    ApiVersion(i32),
+    #[error("KVM API version {0}, expected 12 ({1})")]
+    ApiVersion(i32, std::io::Error),
     #[error("cannot create a KVM-HV virtual machine: {0} (is the kvm_hv module loaded? on a nested host the parent must allow nesting)")]
     CreateVm(vmm_sys_util::errno::Error),
     #[error("KVM lacks a required capability: {0}")]
@@ -243,7 +243,7 @@ impl Machine {
         let kvm = Kvm::new().map_err(Error::OpenKvm)?;
         let api = kvm.get_api_version();
         if api != KVM_API_VERSION {
-            return Err(Error::ApiVersion(api));
+            return Err(Error::ApiVersion(api, std::io::Error::last_os_error()));
         }
         let vm = kvm
             .create_vm_with_type(KVM_VM_PPC_HV)
@@ -307,12 +307,23 @@ impl Machine {
         let xics = vm
             .create_device(&mut dev)
             .map_err(kvm_err("create XICS device"))?;
-        xics.set_attr_u64(
-            KVM_DEV_XICS_GRP_CTRL,
-            KVM_DEV_XICS_NR_SERVERS,
-            config.cpus.into(),
-        )
-        .map_err(kvm_err("XICS nr_servers"))?;
+        // Only XICS-on-XIVE (POWER9/10 host) has the NR_SERVERS control; the classic in-kernel
+        // XICS a nested KVM uses answers ENXIO and needs none.
+        let nr_servers = kvm_device_attr {
+            group: KVM_DEV_XICS_GRP_CTRL,
+            attr: KVM_DEV_XICS_NR_SERVERS,
+            ..Default::default()
+        };
+        if xics.has_device_attr(&nr_servers).is_ok() {
+            xics.set_attr_u64(
+                KVM_DEV_XICS_GRP_CTRL,
+                KVM_DEV_XICS_NR_SERVERS,
+                config.cpus.into(),
+            )
+            .map_err(kvm_err("XICS nr_servers"))?;
+        } else {
+            debug!("XICS device has no NR_SERVERS control (classic XICS)");
+        }
 
         let mut fds = Vec::new();
         let mut pvr = 0;

@@ -50,6 +50,14 @@ fn main() -> ExitCode {
         }
         Command::Run { config, log_level } => (config, log_level),
     };
+    for (flag, path) in std::iter::once(("--kernel", &config.kernel))
+        .chain(config.initramfs.iter().map(|p| ("--initramfs", p)))
+    {
+        if let Err(e) = std::fs::File::open(path) {
+            eprintln!("ppc-vmm: {flag} {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let logger = Box::leak(Box::new(StderrLogger {
         start: std::time::Instant::now(),
     }));

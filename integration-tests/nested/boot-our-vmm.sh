@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Boot a Linux guest under OUR VMM on a real (nested) ppc64 KVM-HV, from one command:
+#
+#   L0  qemu-system-ppc64 -M pseries,cap-nested-hv=on (TCG, on this x86 machine)
+#   L1  Debian 6.12 ppc64el kernel + kvm-hv, busybox initramfs (l1-init-vmm.sh)
+#   L2  ppc-vmm (static ppc64le build of vmm/) running the guest kernel + guests/initramfs
+#
+#   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
+#                                            [--mode drive|shell-once] [--timeout SECONDS]
+#
+# --guest-kernel ours (default) builds guests/kernel (cached); `debian` boots the L1 kernel
+# itself as the guest (no build needed). --mode drive (default) makes the guest reboot once
+# and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
+# VMM exit status 0. Prints the time of each phase (seconds since L0 start).
+# Uses integration-tests/nested/setup.sh for the L0 emulator, L1 kernel and busybox.
+# Logs: $PPC_VMM_CACHE/nested/runs/<timestamp>/.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
+guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --guest-kernel) guest_kernel="$2"; shift 2 ;;
+        --cpus) cpus="$2"; shift 2 ;;
+        --mode) mode="$2"; shift 2 ;;
+        --timeout) timeout="$2"; shift 2 ;;
+        --memory) memory="$2"; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+log() { echo "nested/boot-our-vmm: $*" >&2; }
+
+# shellcheck source=versions.sh
+. "$here/versions.sh"
+l1dir="$NESTED_CACHE/l1-kernel/${L1_KERNEL_VERSION//[~:]/_}"
+# setup.sh is idempotent but also builds things this runner does not need; skip it when the
+# L1 kernel is already unpacked and the L0 emulator is installed.
+if [ ! -f "$l1dir/.done" ] || ! command -v qemu-system-ppc64 >/dev/null; then
+    "$here/setup.sh" >/dev/null
+fi
+l1vmlinux="$l1dir/vmlinux"
+moddir="$(echo "$l1dir"/root/lib/modules/*/kernel/arch/powerpc/kvm)"
+
+case "$guest_kernel" in
+    ours) gk="$("$repo/guests/kernel/build.sh")/vmlinux" ;;
+    debian) gk="$l1vmlinux" ;;
+    *) gk="$guest_kernel" ;;
+esac
+
+log "building ppc-vmm (static, powerpc64le)"
+if ! command -v powerpc64le-linux-gnu-gcc >/dev/null ||
+    ! rustup target list --installed | grep -qx powerpc64le-unknown-linux-gnu; then
+    "$repo/vmm/ci/ppc64-build-test.sh" >&2 # installs the cross toolchain and rustup target
+fi
+export CARGO_TARGET_POWERPC64LE_UNKNOWN_LINUX_GNU_LINKER=powerpc64le-linux-gnu-gcc
+tdir="${CARGO_TARGET_DIR:-$repo/target}-static"
+(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$tdir" \
+    cargo build -q -p vmm --release --target powerpc64le-unknown-linux-gnu)
+vmm_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-vmm"
+
+run="$cache/nested/runs/$(date -u +%Y%m%dT%H%M%S)"
+mkdir -p "$run/mods"
+xz -dc "$moddir/kvm.ko.xz" > "$run/mods/kvm.ko"
+xz -dc "$moddir/kvm-hv.ko.xz" > "$run/mods/kvm-hv.ko"
+
+action=commands
+[ "$mode" = drive ] || action=poweroff
+"$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
+echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level info" > "$run/vmm-args"
+echo "console=hvc0 guest.action=$action" > "$run/vmm-cmdline"
+echo "$mode" > "$run/vmm-mode"
+"$repo/guests/initramfs/build.sh" --out "$run/l1-initrd.cpio.gz" --init "$here/l1-init-vmm.sh" \
+    --add "$vmm_bin=ppc-vmm" --add "$gk=guest/vmlinux" --add "$run/l2-initrd.cpio.gz=guest/initrd.cpio.gz" \
+    --add "$run/mods/kvm.ko=modules/kvm.ko" --add "$run/mods/kvm-hv.ko=modules/kvm-hv.ko" \
+    --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-mode=vmm-mode"
+
+log "L0: qemu-system-ppc64 pseries cap-nested-hv=on TCG; log in $run/console.log"
+python3 - "$run" "$timeout" "$l1vmlinux" <<'PY'
+import subprocess, sys, time, os, signal
+run, timeout, l1 = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+cmd = ["qemu-system-ppc64", "-M", "pseries,cap-nested-hv=on,x-vof=on", "-cpu", "power9",
+       "-accel", "tcg", "-smp", "1", "-m", "3G", "-nographic", "-nodefaults",
+       "-serial", "mon:stdio", "-kernel", l1, "-initrd", f"{run}/l1-initrd.cpio.gz",
+       "-append", "console=hvc0 quiet"]
+t0 = time.monotonic()
+p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+with open(f"{run}/console.log", "w") as logf:
+    import selectors
+    sel = selectors.DefaultSelector(); sel.register(p.stdout, selectors.EVENT_READ)
+    buf = b""
+    while True:
+        left = timeout - (time.monotonic() - t0)
+        if left <= 0:
+            print("TIMEOUT", flush=True); p.kill(); break
+        if not sel.select(min(left, 5)):
+            if p.poll() is not None: break
+            continue
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk: break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            s = line.decode("utf-8", "replace").rstrip("\r")
+            stamp = f"[{time.monotonic() - t0:8.2f}] "
+            logf.write(stamp + s + "\n"); logf.flush()
+            print(stamp + s, flush=True)
+    p.wait()
+PY
+
+logf="$run/console.log"
+first() { grep -m1 -- "$1" "$logf" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+nth() { grep -- "$1" "$logf" | sed -n "$2"'s/^\[ *\([0-9.]*\)\].*/\1/p'; }
+echo
+echo "== phases (host seconds since L0 start) =="
+printf '%-34s %s\n' "L1 at /init" "$(first L1-INIT-REACHED)"
+printf '%-34s %s\n' "kvm-hv loaded" "$(first L1-KVM-LOADED)"
+printf '%-34s %s\n' "our VMM started" "$(first L1-VMM-START)"
+printf '%-34s %s\n' "guest first console line" "$(first 'Linux version')"
+printf '%-34s %s\n' "guest /init reached (boot 1)" "$(nth GUEST-INIT-REACHED 1)"
+printf '%-34s %s\n' "guest /init reached (after reboot)" "$(nth GUEST-INIT-REACHED 2)"
+printf '%-34s %s\n' "L1 result" "$(first L1-RESULT)"
+grep -m1 L1-RESULT "$logf" || true
+
+fail=0
+check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi; }
+inits=$(grep -c GUEST-INIT-REACHED "$logf" || true)
+if [ "$mode" = drive ]; then
+    check "guest reached init twice (boot + reboot)" '[ "$inits" -ge 2 ]'
+    check "nproc = $cpus" 'grep -q "GUEST-INIT-REACHED nproc=$cpus" "$logf"'
+else
+    check "guest reached init" '[ "$inits" -ge 1 ]'
+fi
+check "VMM exited 0 on guest power-off" 'grep -q "L1-RESULT vmm-rc=0" "$logf"'
+exit $fail

@@ -1,0 +1,56 @@
+#!/bin/busybox sh
+# /init of the L1 (nested KVM-HV host) used by boot-our-vmm.sh: load kvm-hv, run ppc-vmm on
+# the L2 guest, drive the guest through its console (reboot once, then power off), report.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "L1-INIT-REACHED uptime=$(up)"
+insmod /modules/kvm.ko && insmod /modules/kvm-hv.ko || echo "L1-KVM-LOAD-FAILED"
+ls -l /dev/kvm
+echo "L1-KVM-LOADED uptime=$(up)"
+
+args="$(cat /vmm-args)"
+cmdline="$(cat /vmm-cmdline)"
+mkfifo /tmp/vmm-in
+(
+    # shellcheck disable=SC2086
+    /ppc-vmm $args --cmdline "$cmdline" < /tmp/vmm-in > /tmp/vmm-out 2>&1
+    echo $? > /tmp/vmm-rc
+) &
+exec 3> /tmp/vmm-in
+echo "L1-VMM-START uptime=$(up) args: $args --cmdline '$cmdline'"
+tail -f /tmp/vmm-out &
+tailpid=$!
+
+# count PATTERN: lines of guest/VMM output matching PATTERN so far
+count() { grep -c "$1" /tmp/vmm-out 2>/dev/null || true; }
+# wait_for PATTERN N SECONDS: until PATTERN appears N times (or the VMM exits / time runs out)
+wait_for() {
+    t=0
+    while [ "$(count "$1")" -lt "$2" ]; do
+        [ -f /tmp/vmm-rc ] && return 1
+        [ "$t" -ge "$3" ] && return 1
+        sleep 1; t=$((t + 1))
+    done
+    return 0
+}
+
+if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
+    if wait_for GUEST-READY 1 900; then
+        echo "L1-GUEST-READY-1 uptime=$(up)"
+        echo 'echo GUEST-NPROC=$(nproc); reboot -f' >&3
+        if wait_for GUEST-READY 2 900; then
+            echo "L1-GUEST-READY-2 uptime=$(up)"
+            echo 'poweroff -f' >&3
+        fi
+    fi
+fi
+t=0
+while [ ! -f /tmp/vmm-rc ] && [ $t -lt 900 ]; do sleep 1; t=$((t + 1)); done
+sleep 1
+kill $tailpid 2>/dev/null
+echo "L1-RESULT vmm-rc=$(cat /tmp/vmm-rc 2>/dev/null || echo timeout) uptime=$(up)"
+poweroff -f
