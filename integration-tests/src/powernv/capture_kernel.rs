@@ -12,7 +12,7 @@ use super::kernel_structs::{
     CrashInfo, KernelMetadata, Region, CPU_UNKNOWN, CRASH_INFO_SIZE, METADATA_SIZE,
     METADATA_VERSION,
 };
-use super::machine::{Machine, KERNEL_VA};
+use super::machine::{subtract, Machine, KERNEL_VA};
 use crate::pseries::first_kernel::{CPU_MASK_SIZE, MAGIC_FADMPSIG};
 use crate::pseries::page_align;
 use crate::pseries::pt_regs::{PtRegs, PT_REGS_SIZE};
@@ -250,7 +250,7 @@ pub fn boot(m: &mut Machine, pir: u32) -> Result<Capture, Reject> {
         let Some(above) = GuestRange::from_bounds(ram.start().max(boot_mem_top), ram.end()) else {
             continue;
         };
-        for piece in minus(above, reserve) {
+        for piece in subtract(above, &[reserve]) {
             loads.push(Load {
                 paddr: piece.start(),
                 len: piece.len(),
@@ -269,20 +269,6 @@ pub fn boot(m: &mut Machine, pir: u32) -> Result<Capture, Reject> {
         unsaved,
         warnings,
     })
-}
-
-fn minus(a: GuestRange, b: GuestRange) -> Vec<GuestRange> {
-    if !a.overlaps(&b) {
-        return if a.is_empty() { vec![] } else { vec![a] };
-    }
-    [
-        GuestRange::from_bounds(a.start(), b.start()),
-        GuestRange::from_bounds(b.end(), a.end()),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|r| !r.is_empty())
-    .collect()
 }
 
 fn be32(b: &[u8], o: usize) -> u32 {

@@ -224,3 +224,27 @@ impl Machine {
         self.boot_firmware();
     }
 }
+
+/// `r` minus every range in `cut`, in ascending pieces.
+pub fn subtract(r: GuestRange, cut: &[GuestRange]) -> Vec<GuestRange> {
+    let mut pieces = vec![r];
+    for c in cut {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|p| {
+                if !p.overlaps(c) {
+                    return vec![p];
+                }
+                [
+                    GuestRange::from_bounds(p.start(), c.start()),
+                    GuestRange::from_bounds(c.end(), p.end()),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|x| !x.is_empty())
+                .collect()
+            })
+            .collect();
+    }
+    pieces
+}

@@ -7,7 +7,7 @@ use vm_memory::Bytes;
 
 use super::capture_kernel::{self, Capture, TAG_VAR_ADDR};
 use super::first_kernel::{self, Fadump};
-use super::machine::{Machine, KERNEL_VA};
+use super::machine::{subtract, Machine, KERNEL_VA};
 use crate::bench::{ensure, CaseResult};
 use crate::pseries::pt_regs::PtRegs;
 
@@ -60,30 +60,6 @@ impl Drop for Snapshot {
         let bytes = std::mem::take(&mut self.bytes);
         SNAPSHOT_BUFFER.with(|b| *b.borrow_mut() = bytes);
     }
-}
-
-/// `r` minus every range in `cut`, in ascending pieces.
-pub fn subtract(r: GuestRange, cut: &[GuestRange]) -> Vec<GuestRange> {
-    let mut pieces = vec![r];
-    for c in cut {
-        pieces = pieces
-            .into_iter()
-            .flat_map(|p| {
-                if !p.overlaps(c) {
-                    return vec![p];
-                }
-                [
-                    GuestRange::from_bounds(p.start(), c.start()),
-                    GuestRange::from_bounds(c.end(), p.end()),
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|x| !x.is_empty())
-                .collect()
-            })
-            .collect();
-    }
-    pieces
 }
 
 /// Visits `before` in chunks minus `skip`: `(piece, expected bytes)`.
