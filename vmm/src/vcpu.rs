@@ -337,6 +337,20 @@ impl VcpuThread {
     }
 
     fn apply_start(&mut self, s: StartRequest) -> crate::kvm::Result<()> {
+        // A vCPU that stopped inside an hcall (stop-self, system-reboot) still has that hcall's
+        // completion pending: KVM writes `ret`/`args` into r3..r12 at the start of the next
+        // KVM_RUN, which would overwrite the r3/r4 we set below (seen as a second boot that
+        // entered the kernel with r3 = 0 instead of the device tree). A KVM_RUN with
+        // `immediate_exit` set performs that write-back and returns EINTR without running
+        // the guest. `immediate_exit` stays set, so the next KVM_RUN also returns at once
+        // and the loop re-reads the requests before running for real: no kick is lost.
+        let id = self.id();
+        self.ctl.immediate_exit.set(true);
+        match self.vcpu.run() {
+            Ok(VcpuExit::Intr) => {}
+            Ok(other) => warn!("vcpu {id}: flushing a pending exit gave {other:?}"),
+            Err(e) => warn!("vcpu {id}: flushing a pending exit: {e}"),
+        }
         let mut regs = kvm_regs {
             pc: s.entry,
             msr: MSR_SF_ME,
