@@ -39,7 +39,7 @@ use crate::range::GuestRange;
 use crate::rtas::RtasStatus;
 use layout::{section_error, status};
 
-/// `ibm,configure-kernel-dump` commands (args[0]).
+/// `ibm,configure-kernel-dump` commands (`args[0]`).
 pub const CMD_REGISTER: u32 = 1;
 pub const CMD_UNREGISTER: u32 = 2;
 pub const CMD_INVALIDATE: u32 = 3;
@@ -392,42 +392,6 @@ impl Fadump {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vm_memory::{GuestAddress, GuestMemoryMmap};
-
-    #[test]
-    fn dump_without_registration_leaves_state_alone() {
-        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
-        let cfg = FadumpConfig {
-            max_cpus: 1,
-            hpte_capacity: 0,
-            rma_size: 0x10000,
-            firmware_reserved: vec![],
-        };
-        let mut raw = vec![0u8; 0x28 + 0x28];
-        raw[3] = 1;
-        raw[5] = 1;
-        raw[11] = 0x28;
-        let active = FadumpState::DumpActive(KernelDumpStructure::decode(&raw).unwrap());
-        let mut f = Fadump::restore(cfg.clone(), active.clone());
-        let mut cpus = vec![CpuState::new(0)];
-        assert_eq!(
-            f.perform_dump(&m, &mut cpus, None),
-            Err(DumpError::NotRegistered)
-        );
-        assert_eq!(
-            f.state(),
-            &active,
-            "a second crash must not lose the first dump"
-        );
-        let mut idle = Fadump::new(cfg);
-        assert!(idle.perform_dump(&m, &mut cpus, None).is_err());
-        assert_eq!(idle.state(), &FadumpState::Idle);
-    }
-}
-
 /// Copies one copy section; returns the bytes moved, or records the error flag.
 fn copy_section<M: GuestMemoryBackend>(mem: &M, i: usize, s: &mut DumpSection) -> Option<u64> {
     let Some(src) = s.source_range() else {
@@ -493,5 +457,41 @@ fn write_area<M: GuestMemoryBackend>(
             error!("fadump: section {i}: cannot write {what}: {e}");
             s.error_flags = section_error::INVALID_DEST_ADDR;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    #[test]
+    fn dump_without_registration_leaves_state_alone() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let cfg = FadumpConfig {
+            max_cpus: 1,
+            hpte_capacity: 0,
+            rma_size: 0x10000,
+            firmware_reserved: vec![],
+        };
+        let mut raw = vec![0u8; 0x28 + 0x28];
+        raw[3] = 1;
+        raw[5] = 1;
+        raw[11] = 0x28;
+        let active = FadumpState::DumpActive(KernelDumpStructure::decode(&raw).unwrap());
+        let mut f = Fadump::restore(cfg.clone(), active.clone());
+        let mut cpus = vec![CpuState::new(0)];
+        assert_eq!(
+            f.perform_dump(&m, &mut cpus, None),
+            Err(DumpError::NotRegistered)
+        );
+        assert_eq!(
+            f.state(),
+            &active,
+            "a second crash must not lose the first dump"
+        );
+        let mut idle = Fadump::new(cfg);
+        assert!(idle.perform_dump(&m, &mut cpus, None).is_err());
+        assert_eq!(idle.state(), &FadumpState::Idle);
     }
 }
