@@ -7,11 +7,14 @@
 #
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
 #                                            [--mode drive|shell-once] [--timeout SECONDS]
+#                                            [--memory SIZE] [--no-peer]
 #
 # --guest-kernel ours (default) builds guests/kernel (cached); `debian` boots the L1 kernel
 # itself as the guest (no build needed). --mode drive (default) makes the guest reboot once
 # and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
-# VMM exit status 0. Prints the time of each phase (seconds since L0 start).
+# VMM exit status 0. Prints the time of each phase (seconds since L0 start). Unless --no-peer,
+# the same L1 boot then runs the same guest under QEMU 7.2/KVM (setup.sh's ppc64el build) as a
+# peer and prints the ratio of "VMM start -> guest /init" between ours and QEMU.
 # Uses integration-tests/nested/setup.sh for the L0 emulator, L1 kernel and busybox.
 # Logs: $PPC_VMM_CACHE/nested/runs/<timestamp>/.
 set -euo pipefail
@@ -19,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G
+guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
         --mode) mode="$2"; shift 2 ;;
         --timeout) timeout="$2"; shift 2 ;;
         --memory) memory="$2"; shift 2 ;;
+        --no-peer) peer=0; shift ;;
         -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -72,11 +76,21 @@ action=commands
 echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level info" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action" > "$run/vmm-cmdline"
 echo "$mode" > "$run/vmm-mode"
-"$repo/guests/initramfs/build.sh" --out "$run/l1-initrd.cpio.gz" --init "$here/l1-init-vmm.sh" \
+peer_add=()
+qroot="$NESTED_CACHE/qemu-l1/${QEMU_L1_VERSION//[~:]/_}/root"
+if [ "$peer" = 1 ]; then
+    [ -x "$qroot/usr/bin/qemu-system-ppc64" ] || "$here/setup.sh" >/dev/null
+    echo "-smp $cpus -m $memory" > "$run/peer-args"
+    peer_add=(--add "$qroot=qemu" --add "$run/peer-args=peer-args")
+fi
+"$repo/guests/initramfs/build.sh" --out "$run/l1-initrd.cpio.gz" --init "$here/l1-init-vmm.sh" "${peer_add[@]}" \
     --add "$vmm_bin=ppc-vmm" --add "$gk=guest/vmlinux" --add "$run/l2-initrd.cpio.gz=guest/initrd.cpio.gz" \
     --add "$run/mods/kvm.ko=modules/kvm.ko" --add "$run/mods/kvm-hv.ko=modules/kvm-hv.ko" \
     --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-mode=vmm-mode"
 
+# One emulator at a time on the shared 2-core host: wait (up to 10 min) for others to finish.
+for _ in $(seq 600); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done
+pgrep -f '^qemu-system-ppc' >/dev/null && log "warning: another emulator is running; timings will suffer"
 log "L0: qemu-system-ppc64 pseries cap-nested-hv=on TCG; log in $run/console.log"
 python3 - "$run" "$timeout" "$l1vmlinux" <<'PY'
 import subprocess, sys, time, os, signal
@@ -123,6 +137,25 @@ printf '%-34s %s\n' "guest /init reached (boot 1)" "$(nth GUEST-INIT-REACHED 1)"
 printf '%-34s %s\n' "guest /init reached (after reboot)" "$(nth GUEST-INIT-REACHED 2)"
 printf '%-34s %s\n' "L1 result" "$(first L1-RESULT)"
 grep -m1 L1-RESULT "$logf" || true
+# after VMM_MARK: seconds from VMM_MARK to the first GUEST-INIT-REACHED after it
+to_init() {
+    awk -v mark="$1" '
+        { t = substr($0, 2, index($0, "]") - 2) + 0 }
+        index($0, mark) && !start { start = t; next }
+        start && /GUEST-INIT-REACHED/ { printf "%.2f", t - start; exit }' "$logf"
+}
+ours_init="$(to_init L1-VMM-START)"
+if grep -q L1-PEER-START "$logf"; then
+    peer_init="$(to_init L1-PEER-START)"
+    printf '%-34s %s\n' "peer (QEMU 7.2) started" "$(first L1-PEER-START)"
+    printf '%-34s %s\n' "peer guest /init reached" "$(first L1-PEER-START >/dev/null; awk '/L1-PEER-START/{f=1} f&&/GUEST-INIT-REACHED/{print substr($0,2,index($0,"]")-2)+0; exit}' "$logf")"
+    echo "VMM start -> guest /init: ours ${ours_init:-?} s, QEMU 7.2 ${peer_init:-?} s"
+    if [ -n "$ours_init" ] && [ -n "$peer_init" ]; then
+        awk -v a="$ours_init" -v b="$peer_init" 'BEGIN { printf "ratio ours/QEMU = %.2f\n", a / b }'
+    fi
+else
+    echo "VMM start -> guest /init: ours ${ours_init:-?} s"
+fi
 
 fail=0
 check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi; }

@@ -53,4 +53,18 @@ while [ ! -f /tmp/vmm-rc ] && [ $t -lt 900 ]; do sleep 1; t=$((t + 1)); done
 sleep 1
 kill $tailpid 2>/dev/null
 echo "L1-RESULT vmm-rc=$(cat /tmp/vmm-rc 2>/dev/null || echo timeout) uptime=$(up)"
+
+# The peer: QEMU 7.2 as the VMM on the same L1 KVM, same guest kernel and initramfs, same
+# vCPUs and memory; the guest powers off as soon as it reaches /init.
+if [ -x /qemu/usr/bin/qemu-system-ppc64 ]; then
+    Q=/qemu
+    set -- "$Q/lib64/ld64.so.2" --library-path "$Q/lib/powerpc64le-linux-gnu:$Q/usr/lib/powerpc64le-linux-gnu" \
+        "$Q/usr/bin/qemu-system-ppc64" -L "$Q/usr/share/qemu" \
+        -M pseries,accel=kvm,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off,cap-hpt-max-page-size=4k \
+        $(cat /peer-args) -nodefaults -nographic -serial stdio -no-reboot \
+        -kernel /guest/vmlinux -initrd /guest/initrd.cpio.gz -append "console=hvc0 guest.action=poweroff"
+    echo "L1-PEER-START uptime=$(up)"
+    timeout -s KILL 900 "$@" < /dev/null 2>&1
+    echo "L1-PEER-RESULT rc=$? uptime=$(up)"
+fi
 poweroff -f
