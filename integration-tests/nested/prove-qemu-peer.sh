@@ -40,6 +40,7 @@ for f in "$qroot/usr/bin/qemu-system-ppc64" "$busybox" "$l1_vmlinux"; do
 done
 if [ -z "$guest_kernel" ]; then
     kcache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}/kernel"
+    # shellcheck disable=SC2012 # newest first; the cache's own names have no odd characters
     guest_kernel="$(ls -t "$kcache"/*/vmlinux 2>/dev/null | head -1 || true)"
     guest_kernel="${guest_kernel:-$l1_vmlinux}"
 fi

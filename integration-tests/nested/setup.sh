@@ -134,7 +134,7 @@ if [ ! -f "$qdir/.done" ]; then
         if [ "$p" = qemu-system-ppc ]; then v="$QEMU_L1_VERSION"; else
             v="$(apt-cache policy "$p:ppc64el" | sed -n 's/^  Candidate: //p')"
         fi
-        [ -n "$v" ] && [ "$v" != "(none)" ] || { log "no candidate for $p:ppc64el"; exit 1; }
+        if [ -z "$v" ] || [ "$v" = "(none)" ]; then log "no candidate for $p:ppc64el"; exit 1; fi
         deb="$(download "$p" "$v")"
         dpkg -x "$deb" "$qdir.tmp/full"
         echo "$p $v" >> "$qdir.tmp/packages.txt"

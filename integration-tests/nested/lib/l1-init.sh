@@ -38,7 +38,7 @@ done < /lib/modules/nested/order
 # The output disk (if the host attached one) is the only virtio block device.
 NESTED_OUT=/out
 NESTED_OUT_DEV=
-for i in 1 2 3 4 5 6 7 8 9 10; do
+for _ in 1 2 3 4 5 6 7 8 9 10; do
     [ -b /dev/vda ] && { NESTED_OUT_DEV=/dev/vda; break; }
     grep -q 'nested.out=1' /proc/cmdline || break
     sleep 0.5

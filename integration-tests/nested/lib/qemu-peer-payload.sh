@@ -2,6 +2,7 @@
 # run.sh of the QEMU-peer payload (copied into the payload directory by prove-qemu-peer.sh):
 # boots the L2 guest with QEMU 7.2 on L1's KVM-HV and asserts the guest's marker line.
 # Files next to it: vmlinux (L2 kernel), l2-initrd.cpio.gz, qemu/ (QEMU rootfs), l2.conf.
+# shellcheck source=/dev/null # written by prove-qemu-peer.sh
 . ./l2.conf
 Q=/payload/qemu
 LIBS=$Q/lib/powerpc64le-linux-gnu:$Q/usr/lib/powerpc64le-linux-gnu

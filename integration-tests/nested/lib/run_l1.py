@@ -139,6 +139,8 @@ def main():
     ap.add_argument("--log", help="console log file (default: RUN_DIR/console.log)")
     ap.add_argument("--run-dir", help="work directory (default: CACHE/l1-runs/<timestamp>)")
     ap.add_argument("--append", default="", help="extra L1 kernel command line")
+    ap.add_argument("--keep-initrd", action="store_true",
+                    help="keep RUN_DIR/l1-initrd.img (it is rebuilt from inputs otherwise)")
     ap.add_argument("--verbose", action="store_true", help="no `quiet` on the L1 command line")
     ap.add_argument("--wait-idle", type=float, default=600, metavar="S",
                     help="wait up to S seconds for other qemu-system-ppc64 to end (default 600)")
@@ -188,6 +190,10 @@ def main():
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"run-l1: host load at start: {uptime}", file=sys.stderr)
     print("run-l1: " + " ".join(cmd), file=sys.stderr)
+    # SIGTERM/SIGHUP (e.g. from timeout(1) or a closed terminal) must still reach the
+    # finally below that kills L0, which runs in its own session.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -259,6 +265,8 @@ def main():
         except tarfile.ReadError as e:
             result["out_error"] = str(e)
         os.remove(out_img)
+    if not args.keep_initrd:
+        os.remove(initrd)
     with open(os.path.join(run_dir, "result.json"), "w") as fh:
         json.dump(result, fh, indent=1)
 
