@@ -55,6 +55,11 @@ pub fn ram_ranges<M: GuestMemoryBackend>(mem: &M) -> Vec<GuestRange> {
     merged
 }
 
+/// One past the highest RAM address (0 when there is no RAM).
+pub fn top_of_ram<M: GuestMemoryBackend>(mem: &M) -> u64 {
+    ram_ranges(mem).last().map_or(0, |r| r.end())
+}
+
 /// True when every byte of `r` is RAM: inside guest memory and crossing no hole.
 /// An empty range is backed when its start lies in RAM or right at the end of a region.
 pub fn is_backed<M: GuestMemoryBackend>(mem: &M, r: &GuestRange) -> bool {

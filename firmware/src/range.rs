@@ -68,6 +68,32 @@ impl GuestRange {
     pub fn contains_addr(&self, addr: u64) -> bool {
         addr >= self.start && addr < self.end()
     }
+
+    /// What is left of `self` after removing every range in `cut`: non-empty pieces in
+    /// ascending order.
+    pub fn subtract(&self, cut: &[GuestRange]) -> Vec<GuestRange> {
+        let mut pieces = vec![*self];
+        for c in cut {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|p| {
+                    if !p.overlaps(c) {
+                        return vec![p];
+                    }
+                    [
+                        GuestRange::from_bounds(p.start, c.start),
+                        GuestRange::from_bounds(c.end(), p.end()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .filter(|x| !x.is_empty())
+                    .collect()
+                })
+                .collect();
+        }
+        pieces.retain(|p| !p.is_empty());
+        pieces
+    }
 }
 
 impl fmt::Debug for GuestRange {
@@ -108,5 +134,18 @@ mod tests {
         assert!(!a.contains(&c));
         assert!(a.contains_addr(0x1fff) && !a.contains_addr(0x2000));
         assert_eq!(format!("{a}"), "[0x1000, 0x2000)");
+    }
+
+    #[test]
+    fn subtract_splits_and_trims() {
+        let r = |s, l| GuestRange::new(s, l).unwrap();
+        let whole = r(0, 100);
+        assert_eq!(whole.subtract(&[]), vec![whole]);
+        assert_eq!(
+            whole.subtract(&[r(10, 10), r(50, 60)]),
+            vec![r(0, 10), r(20, 30)]
+        );
+        assert_eq!(whole.subtract(&[r(0, 100)]), vec![]);
+        assert_eq!(whole.subtract(&[r(200, 5), r(50, 0)]), vec![whole]);
     }
 }

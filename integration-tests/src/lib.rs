@@ -6,5 +6,7 @@
 //! * [`powernv`]: OPAL MPIPL (powernv fadump).
 
 pub mod bench;
+pub mod linux;
+pub mod pattern;
 pub mod powernv;
 pub mod pseries;

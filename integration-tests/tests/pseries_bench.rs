@@ -7,13 +7,13 @@ use firmware::fadump::{FadumpState, HptEntry, CMD_INVALIDATE, CMD_REGISTER, CMD_
 use firmware::rtas::{RtasAction, RtasCall};
 use firmware::Reg;
 use integration_tests::bench::{ensure, Bench, CaseResult};
+use integration_tests::linux::pt_regs::PtRegs;
+use integration_tests::pattern;
 use integration_tests::pseries::capture_kernel::{self, Reject};
 use integration_tests::pseries::first_kernel::{
     self, structure_bytes, SectionSpec, FDM_ADDR, TYPE_CPU, TYPE_HPTE, TYPE_PARAM, TYPE_RMR,
 };
 use integration_tests::pseries::guest::{Guest, RTAS_ENTRY};
-use integration_tests::pseries::pattern;
-use integration_tests::pseries::pt_regs::PtRegs;
 use integration_tests::pseries::KernelGen;
 
 const MIB: u64 = 1 << 20;

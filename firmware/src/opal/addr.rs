@@ -7,17 +7,8 @@
 //! be at most the top of RAM. We apply the same rule, then the stricter checks the caller needs
 //! (the whole access inside RAM, no hole).
 
-use vm_memory::GuestMemoryBackend;
-
-use crate::memory;
-
 const TOP_NIBBLE_SHIFT: u32 = 60;
 const LOW_60_BITS: u64 = (1 << TOP_NIBBLE_SHIFT) - 1;
-
-/// One past the highest RAM address (0 when there is no RAM).
-pub fn top_of_ram<M: GuestMemoryBackend>(mem: &M) -> u64 {
-    memory::ram_ranges(mem).last().map_or(0, |r| r.end())
-}
 
 /// skiboot's `opal_addr_valid`: the real address `raw` designates, or `None`.
 pub fn real_addr(raw: u64, top_of_ram: u64) -> Option<u64> {

@@ -144,7 +144,7 @@ impl Opal {
         // The message is informational: a bad pointer does not stop the reboot.
         let diag = match call.args[1] {
             0 => String::new(),
-            p => addr::real_addr(p, addr::top_of_ram(mem))
+            p => addr::real_addr(p, memory::top_of_ram(mem))
                 .and_then(|real| memory::read_c_string(mem, real, MAX_DIAG_LEN).ok())
                 .unwrap_or_else(|| format!("<unreadable message at {p:#x}>")),
         };

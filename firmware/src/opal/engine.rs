@@ -235,7 +235,7 @@ impl MpiplEngine {
                 Ok(())
             }
             MpiplTag::BootMem => {
-                let top = addr::top_of_ram(mem);
+                let top = memory::top_of_ram(mem);
                 if value == 0 || value > top {
                     return Err(MpiplError::BadBootMem { value, top });
                 }
@@ -253,7 +253,8 @@ impl MpiplEngine {
         tag: u32,
         out: u64,
     ) -> Result<u64, MpiplError> {
-        let real = addr::real_addr(out, addr::top_of_ram(mem)).ok_or(MpiplError::BadOutput(out))?;
+        let real =
+            addr::real_addr(out, memory::top_of_ram(mem)).ok_or(MpiplError::BadOutput(out))?;
         let value = match &self.state {
             MpiplState::Released { .. } => return Err(MpiplError::TagNotQueryable(tag)),
             _ if tag >= MpiplTag::COUNT => return Err(MpiplError::TagNotQueryable(tag)),

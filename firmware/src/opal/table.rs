@@ -61,7 +61,7 @@ fn checked_range<M: GuestMemoryBackend>(
     raw: u64,
     size: u64,
 ) -> Result<GuestRange, MpiplError> {
-    let top = addr::top_of_ram(mem);
+    let top = memory::top_of_ram(mem);
     let start = addr::real_addr(raw, top).ok_or(MpiplError::BadAddress { what, raw })?;
     let range = GuestRange::new(start, size).ok_or(MpiplError::Overflow {
         what,
@@ -112,7 +112,7 @@ impl RangeTable {
         firmware_owned: &[GuestRange],
     ) -> Result<TableEntry, MpiplError> {
         // skiboot's checks, in its order: addresses, size, room, duplicates.
-        let top = addr::top_of_ram(mem);
+        let top = memory::top_of_ram(mem);
         addr::real_addr(src, top).ok_or(MpiplError::BadAddress {
             what: "source",
             raw: src,

@@ -12,10 +12,9 @@ use super::kernel_structs::{
     CrashInfo, KernelMetadata, Region, CPU_UNKNOWN, CRASH_INFO_SIZE, METADATA_SIZE,
     METADATA_VERSION,
 };
-use super::machine::{subtract, Machine, KERNEL_VA};
-use crate::pseries::first_kernel::{CPU_MASK_SIZE, MAGIC_FADMPSIG};
-use crate::pseries::page_align;
-use crate::pseries::pt_regs::{PtRegs, PT_REGS_SIZE};
+use super::machine::{Machine, KERNEL_VA};
+use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
+use crate::linux::{page_align, CPU_MASK_SIZE, MAGIC_FADMPSIG};
 
 /// The capture kernel's stack variable `QUERY_TAG` writes into (in boot memory).
 pub const TAG_VAR_ADDR: u64 = 0xb000;
@@ -250,7 +249,7 @@ pub fn boot(m: &mut Machine, pir: u32) -> Result<Capture, Reject> {
         let Some(above) = GuestRange::from_bounds(ram.start().max(boot_mem_top), ram.end()) else {
             continue;
         };
-        for piece in subtract(above, &[reserve]) {
+        for piece in above.subtract(&[reserve]) {
             loads.push(Load {
                 paddr: piece.start(),
                 len: piece.len(),

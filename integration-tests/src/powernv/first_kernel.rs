@@ -8,8 +8,8 @@ use firmware::GuestRange;
 use super::kernel_structs::{CrashInfo, KernelMetadata, Region, CRASH_INFO_SIZE, METADATA_SIZE};
 use super::kernel_structs::{MAX_MEM_REGS, METADATA_VERSION};
 use super::machine::{Machine, KERNEL_VA};
-use crate::pseries::pt_regs::PtRegs;
-use crate::pseries::{page_align, PAGE_SIZE};
+use crate::linux::pt_regs::PtRegs;
+use crate::linux::{page_align, PAGE_SIZE};
 
 /// `OPAL_FADUMP_MIN_BOOT_MEM`, also the limit for `fw-load-area`.
 pub const MIN_BOOT_MEM: u64 = 0x3000_0000;

@@ -2,8 +2,8 @@
 //! (little-endian: the model is a ppc64le kernel). The firmware never reads them; both kernels
 //! of a pair must agree on them.
 
-use crate::pseries::first_kernel::{CPU_MASK_SIZE, MAGIC_FADMPSIG};
-use crate::pseries::pt_regs::{PtRegs, PT_REGS_SIZE};
+use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
+use crate::linux::{CPU_MASK_SIZE, MAGIC_FADMPSIG};
 
 /// `OPAL_FADUMP_VERSION`.
 pub const METADATA_VERSION: u8 = 1;

@@ -29,21 +29,10 @@ pub struct Machine {
     pub last_dump: Option<PreservedDump>,
 }
 
-/// Distinct, recognisable register values for the thread with this PIR: every register the
-/// OPAL data carries and every one Linux reads differs between threads.
+/// Distinct register values for the thread with this PIR: every register the OPAL data carries
+/// and every one Linux reads differs between threads.
 pub fn thread_registers(pir: u32) -> CpuState {
-    let mut c = CpuState::new(pir);
-    let tag = u64::from(pir + 1) << 44;
-    for (i, g) in c.gpr.iter_mut().enumerate() {
-        *g = tag | 0x0067_7072_0000 | i as u64;
-    }
-    for (i, r) in Reg::OPAL_SAVED.iter().enumerate() {
-        c.set(*r, tag | 0x0073_7072_0000 | (i as u64) << 8);
-    }
-    c.set(Reg::Nia, 0xc000_0000_0020_0000 | u64::from(pir) << 12);
-    c.set(Reg::Msr, 0x9000_0000_0280_9033);
-    c.set(Reg::Cr, 0x2800_0440 | u64::from(pir));
-    c
+    crate::linux::distinct_registers(pir, &Reg::OPAL_SAVED)
 }
 
 impl Machine {
@@ -130,18 +119,7 @@ impl Machine {
     /// `seed` (little-endian), so a byte copied to or read from the wrong place shows. Cheaper
     /// than a hash per word, which matters for gigabytes in an opt-level-1 test build.
     pub fn fill_pattern(&self, seed: u64) {
-        let mut buf = vec![0u8; (4 * MIB) as usize];
-        for ram in self.ram() {
-            let mut a = ram.start();
-            while a < ram.end() {
-                let n = (ram.end() - a).min(4 * MIB) as usize;
-                for (i, w) in buf[..n].chunks_exact_mut(8).enumerate() {
-                    w.copy_from_slice(&((a + 8 * i as u64) ^ seed).to_le_bytes());
-                }
-                self.write(a, &buf[..n]);
-                a += n as u64;
-            }
-        }
+        crate::pattern::fill(&self.mem, seed);
     }
 
     /// Fills `r` (which may span holes: only RAM is written) with `byte`.
@@ -223,28 +201,4 @@ impl Machine {
         self.opal.mpipl.normal_boot();
         self.boot_firmware();
     }
-}
-
-/// `r` minus every range in `cut`, in ascending pieces.
-pub fn subtract(r: GuestRange, cut: &[GuestRange]) -> Vec<GuestRange> {
-    let mut pieces = vec![r];
-    for c in cut {
-        pieces = pieces
-            .into_iter()
-            .flat_map(|p| {
-                if !p.overlaps(c) {
-                    return vec![p];
-                }
-                [
-                    GuestRange::from_bounds(p.start(), c.start()),
-                    GuestRange::from_bounds(c.end(), p.end()),
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|x| !x.is_empty())
-                .collect()
-            })
-            .collect();
-    }
-    pieces
 }

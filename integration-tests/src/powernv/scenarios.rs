@@ -7,9 +7,9 @@ use vm_memory::Bytes;
 
 use super::capture_kernel::{self, Capture, TAG_VAR_ADDR};
 use super::first_kernel::{self, Fadump};
-use super::machine::{subtract, Machine, KERNEL_VA};
+use super::machine::{Machine, KERNEL_VA};
 use crate::bench::{ensure, CaseResult};
-use crate::pseries::pt_regs::PtRegs;
+use crate::linux::pt_regs::PtRegs;
 
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
@@ -74,7 +74,7 @@ fn for_each_piece(
         while off < bytes.len() as u64 {
             let n = CHUNK.min(bytes.len() as u64 - off);
             let chunk = GuestRange::new(start + off, n).unwrap();
-            for p in subtract(chunk, skip) {
+            for p in chunk.subtract(skip) {
                 let i = (p.start() - start) as usize;
                 f(p, &bytes[i..i + p.len() as usize])?;
                 compared += p.len();

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use firmware::fadump::CMD_INVALIDATE;
+use firmware::GuestRange;
 
 use super::first_kernel::{
     CPU_MASK_SIZE, MAGIC_FADMPINF, MAGIC_FADMPSIG, TYPE_CPU, TYPE_HPTE, TYPE_PARAM, TYPE_RMR,
 };
 use super::guest::Guest;
-use super::pt_regs::{PtRegs, PT_REGS_SIZE};
 use super::KernelGen;
+use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
 
 /// One section of `ibm,kernel-dump` as the capture kernel decodes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,32 +250,21 @@ pub fn process(guest: &Guest, gen: KernelGen) -> Result<Vmcore, Reject> {
         });
     }
     let reserve_end =
-        super::page_align(fadumphdr_addr + 0x28 + (PT_REGS_SIZE + CPU_MASK_SIZE) as u64);
+        crate::linux::page_align(fadumphdr_addr + 0x28 + (PT_REGS_SIZE + CPU_MASK_SIZE) as u64);
+    let reserve = GuestRange::from_bounds(reserve_start, reserve_end).ok_or(Reject::Malformed(
+        "reserved area ends before it starts".into(),
+    ))?;
     for r in firmware::memory::ram_ranges(&guest.mem) {
         // Memory above boot_mem_top, minus the fadump reserved area, read in place.
-        let start = r.start().max(boot_mem_top);
-        let mut pieces = vec![(start, r.end())];
-        pieces = pieces
-            .into_iter()
-            .flat_map(|(a, b)| {
-                let mut v = Vec::new();
-                if a < reserve_start.min(b) {
-                    v.push((a, reserve_start.min(b)));
-                }
-                if reserve_end.max(a) < b {
-                    v.push((reserve_end.max(a), b));
-                }
-                v
-            })
-            .collect();
-        for (a, b) in pieces {
-            if a < b {
-                loads.push(Load {
-                    paddr: a,
-                    size: b - a,
-                    read_from: a,
-                });
-            }
+        let Some(above) = GuestRange::from_bounds(r.start().max(boot_mem_top), r.end()) else {
+            continue;
+        };
+        for piece in above.subtract(&[reserve]) {
+            loads.push(Load {
+                paddr: piece.start(),
+                size: piece.len(),
+                read_from: piece.start(),
+            });
         }
     }
     // Holes between boot regions (≥6.10) below boot_mem_top that are RAM are not in the dump

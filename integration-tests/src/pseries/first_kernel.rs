@@ -5,13 +5,10 @@ use firmware::memory::ram_ranges;
 use firmware::rtas::RtasCall;
 
 use super::guest::{CallResult, Guest, RTAS_ARGS_ADDR};
-use super::pt_regs::{PtRegs, PT_REGS_SIZE};
-use super::{page_align, KernelGen, PAGE_SIZE};
+use super::KernelGen;
+use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
+pub use crate::linux::{page_align, CPU_MASK_SIZE, MAGIC_FADMPINF, MAGIC_FADMPSIG, PAGE_SIZE};
 
-pub const MAGIC_FADMPSIG: u64 = u64::from_be_bytes(*b"FADMPSIG");
-pub const MAGIC_FADMPINF: u64 = u64::from_be_bytes(*b"FADMPINF");
-/// The model's `sizeof(struct cpumask)` (NR_CPUS = 2048).
-pub const CPU_MASK_SIZE: usize = 256;
 /// `COMMAND_LINE_SIZE`: the parameter area's length.
 pub const PARAM_AREA_SIZE: u64 = 2048;
 /// Where the model keeps its static `fdm` (the registration structure) and the os-term message.

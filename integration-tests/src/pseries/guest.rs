@@ -7,6 +7,8 @@ use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDa
 use firmware::{CpuState, GuestRange, Reg};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use crate::linux::distinct_registers;
+
 /// Where the model keeps its `struct rtas_args` (Linux: a static in the RMO).
 pub const RTAS_ARGS_ADDR: u64 = 0x8000;
 /// Where the model's RTAS stub lives: the NIA of a vCPU stopped inside `ibm,os-term`.
@@ -76,7 +78,9 @@ impl Guest {
         Self {
             mem,
             rtas: Rtas::new(config),
-            cpus: (0..ncpus).map(distinct_registers).collect(),
+            cpus: (0..ncpus)
+                .map(|id| distinct_registers(id, &Reg::PAPR_SAVED))
+                .collect(),
             hpt: Vec::new(),
             platform: BenchPlatform {
                 cpus: ncpus,
@@ -155,10 +159,10 @@ impl Guest {
     ) -> Result<CallResult, String> {
         let at = RTAS_ARGS_ADDR;
         self.write_args_block(at, token, args, nret);
-        let before = super::pattern::snapshot(&self.mem);
+        let before = crate::pattern::snapshot(&self.mem);
         let result = self.enter_rtas(at, args.len(), nret);
         let status_cell = at + 12 + 4 * args.len() as u64;
-        for ((start, old), (_, new)) in before.iter().zip(super::pattern::snapshot(&self.mem)) {
+        for ((start, old), (_, new)) in before.iter().zip(crate::pattern::snapshot(&self.mem)) {
             if let Some(i) = old.iter().zip(&new).enumerate().position(|(i, (a, b))| {
                 let addr = start + i as u64;
                 a != b && !(nret >= 1 && addr >= status_cell && addr < status_cell + 4)
@@ -214,20 +218,4 @@ impl Guest {
     pub fn stop_cpu(&mut self, id: u32) {
         self.platform.stopped.insert(id);
     }
-}
-
-/// Distinct, recognisable register values for vCPU `id`.
-pub fn distinct_registers(id: u32) -> CpuState {
-    let mut c = CpuState::new(id);
-    let tag = u64::from(id + 1) << 40;
-    for (i, g) in c.gpr.iter_mut().enumerate() {
-        *g = tag | 0x6770_0000 | i as u64;
-    }
-    for (i, r) in Reg::PAPR_SAVED.iter().enumerate() {
-        c.set(*r, tag | 0x5350_0000 | (i as u64) << 8);
-    }
-    c.set(Reg::Nia, 0xc000_0000_0010_0000 | u64::from(id) << 12);
-    c.set(Reg::Msr, 0x8000_0000_0280_9033);
-    c.set(Reg::Cr, 0x2400_0480 | u64::from(id));
-    c
 }

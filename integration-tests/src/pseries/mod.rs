@@ -12,8 +12,6 @@
 pub mod capture_kernel;
 pub mod first_kernel;
 pub mod guest;
-pub mod pattern;
-pub mod pt_regs;
 
 /// Which generation of Linux's pseries fadump the model follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +21,4 @@ pub enum KernelGen {
     /// v6.10 and later: CPU, HPTE, 1–7 boot-memory regions split at holes, optional parameter
     /// area; exact-length REGISTER; `FADMPSIG` crash-info header.
     V6_12,
-}
-
-/// Linux's page size on these guests (64 KiB pages).
-pub const PAGE_SIZE: u64 = 0x10000;
-
-pub fn page_align(v: u64) -> u64 {
-    v.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }
