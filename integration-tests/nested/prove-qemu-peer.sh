@@ -4,6 +4,7 @@
 #
 #   integration-tests/nested/prove-qemu-peer.sh [--machine pseries|powernv] [--runs N]
 #       [--guest-kernel VMLINUX] [--timeout S] [--l2-mem 1G] [--l2-machine-opts ,cap-x=y]
+#       [--l2-append "disable_radix"]
 #
 # Passes when every run's L2 guest printed its `L2-GUEST-MARKER` line (checked inside L1 and
 # again on the host in the console log copied out through the output disk). Prints each run's
@@ -19,6 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 l2_opts=",cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off"
 # L1 has 4K pages: QEMU refuses its default 64K HPT page-size cap (radix guests are unaffected).
 l2_opts="$l2_opts,cap-hpt-max-page-size=4k"
+l2_append=quiet
 machine=pseries runs=1 guest_kernel="" timeout=900 l2_mem=1G l2_timeout=600
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
     --guest-kernel) guest_kernel="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --l2-mem) l2_mem="$2"; shift 2 ;;
-    --l2-machine-opts) l2_opts="$2"; shift 2 ;;
+    --l2-machine-opts) l2_opts="$l2_opts$2"; shift 2 ;;
+    --l2-append) l2_append="$l2_append $2"; shift 2 ;;
     *) echo "usage: $0 [--machine pseries|powernv] [--runs N] [--guest-kernel F] [--timeout S]" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +60,7 @@ python3 "$here/lib/l2_initramfs.py" "$busybox" "$payload/l2-initrd.cpio.gz"
 cat > "$payload/l2.conf" <<EOF
 L2_MEM=$l2_mem
 L2_MACHINE_OPTS='$l2_opts'
-L2_APPEND=quiet
+L2_APPEND='$l2_append'
 L2_TIMEOUT=$l2_timeout
 EOF
 

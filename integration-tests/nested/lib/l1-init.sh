@@ -55,7 +55,9 @@ echo "NESTED-PHASE payload-end status=$rc"
 # /out is archived onto the disk unless the payload left it empty (it may have streamed its
 # own tar to $NESTED_OUT_DEV instead).
 if [ -n "$NESTED_OUT_DEV" ] && [ -n "$(ls -A /out)" ]; then
-    if tar -C /out -cf "$NESTED_OUT_DEV" .; then
+    echo "NESTED-PHASE out-write-start"
+    if tar -C /out -cf "$NESTED_OUT_DEV" . && sync; then
+        echo "NESTED-PHASE out-written"
         echo "NESTED-OUT $(du -sk /out | cut -f1)KiB"
     else
         echo "nested-init: writing /out to $NESTED_OUT_DEV failed"
