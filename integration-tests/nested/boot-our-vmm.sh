@@ -163,6 +163,8 @@ inits=$(grep -c GUEST-INIT-REACHED "$logf" || true)
 if [ "$mode" = drive ]; then
     check "guest reached init twice (boot + reboot)" '[ "$inits" -ge 2 ]'
     check "nproc = $cpus" 'grep -q "GUEST-INIT-REACHED nproc=$cpus" "$logf"'
+    check "cpu1 offline (stop-self) and back online (start-cpu)" \
+        'grep -q "GUEST-CPU1-OFFLINE nproc=$((cpus - 1))" "$logf" && grep -q "GUEST-CPU1-ONLINE nproc=$cpus" "$logf"'
 else
     check "guest reached init" '[ "$inits" -ge 1 ]'
 fi

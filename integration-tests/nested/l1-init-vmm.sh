@@ -41,7 +41,8 @@ wait_for() {
 if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
-        echo 'echo GUEST-NPROC=$(nproc); reboot -f' >&3
+        # CPU hot-unplug/plug: RTAS stop-self, then query-cpu-stopped-state + start-cpu.
+        echo 'echo 0 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-OFFLINE nproc=$(nproc) && echo 1 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-ONLINE nproc=$(nproc); echo GUEST-NPROC=$(nproc); reboot -f' >&3
         if wait_for GUEST-READY 2 900; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
             echo 'poweroff -f' >&3
