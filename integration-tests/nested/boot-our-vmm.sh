@@ -60,7 +60,7 @@ if ! command -v powerpc64le-linux-gnu-gcc >/dev/null ||
     "$repo/vmm/ci/ppc64-build-test.sh" >&2 # installs the cross toolchain and rustup target
 fi
 export CARGO_TARGET_POWERPC64LE_UNKNOWN_LINUX_GNU_LINKER=powerpc64le-linux-gnu-gcc
-tdir="${CARGO_TARGET_DIR:-$repo/target}-static"
+tdir="${CARGO_TARGET_DIR:-$repo/target}/ppc64-static" # crt-static build, kept apart
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$tdir" \
     cargo build -q -p vmm --release --target powerpc64le-unknown-linux-gnu)
 vmm_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-vmm"

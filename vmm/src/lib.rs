@@ -5,12 +5,13 @@
 //! * [`vcpu`]: one thread per vCPU, kicked with `SIGRTMIN` + `immediate_exit`.
 //! * [`machine`]: KVM setup, boot, SMP start/stop, reboot, power-off, the event loop; also
 //!   why the interrupt controller is KVM's in-kernel XICS.
-//! * [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
+//! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
 //! * [`cli`]: the `ppc-vmm` command line.
 
 /// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
 pub const MAX_CPUS: u32 = 256;
 
+pub mod boot;
 pub mod cli;
 pub mod clock;
 pub mod console;

@@ -16,28 +16,25 @@
 //! every host we target (POWER9/10 as XICS-on-XIVE, nested L1 as the classic emulation), and
 //! it needs no `PPC_IRQ_LEVEL`/`KVM_INTERRUPT` plumbing in the VMM.
 
+use crate::boot::BootSpec;
 use crate::console::Console;
 use crate::kvm::bindings::*;
 use crate::kvm::{DeviceFd, Kvm, VmFd};
-use crate::layout::{Layout, LayoutError, FDT_MAX_SIZE, LOW_TOP_MAX};
-use crate::loader::{ElfError, Ppc64Elf};
-use crate::rtas_blob::write_rtas_stub;
+use crate::layout::{LayoutError, FDT_MAX_SIZE, LOW_TOP_MAX};
+use crate::loader::ElfError;
 use crate::vcpu::{register_kick_signal, StartRequest, VcpuControl};
-use devicetree::{
-    CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
-};
+use devicetree::CpuModel;
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use firmware::fadump::FadumpConfig;
 use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
 use firmware::GuestRange;
 use log::{debug, error, info, warn};
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -408,98 +405,44 @@ impl Machine {
         })
     }
 
-    /// Loads everything and starts the boot vCPU.
+    /// Loads everything (kernel, initramfs, RTAS stub, fresh device tree) and starts the boot
+    /// vCPU.
     pub fn boot(&mut self) -> Result<(), Error> {
-        let mem = &self.shared.mem;
-        let path = &self.config.kernel;
-        let mut f = File::open(path).map_err(|err| Error::File {
-            path: path.clone(),
-            err,
-        })?;
-        let kernel = Ppc64Elf::load_kernel(mem, 0, &mut f).map_err(|err| Error::Kernel {
-            path: path.clone(),
-            err,
-        })?;
-        let initrd_size = match &self.config.initramfs {
-            Some(p) => Some(
-                std::fs::metadata(p)
-                    .map_err(|err| Error::File {
-                        path: p.clone(),
-                        err,
-                    })?
-                    .len(),
-            ),
-            None => None,
+        let rtas_properties = self
+            .shared
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .properties();
+        let spec = BootSpec {
+            kernel: &self.config.kernel,
+            initramfs: self.config.initramfs.as_deref(),
+            cmdline: &self.config.cmdline,
+            memory: self.config.memory,
+            cpus: self.config.cpus,
+            cpu: &self.cpu,
+            rtas_properties,
         };
-        let layout = Layout::new(self.config.memory, kernel.end.0, initrd_size)?;
-        if let (Some(p), Some(r)) = (&self.config.initramfs, layout.initrd) {
-            let mut f = File::open(p).map_err(|err| Error::File {
-                path: p.clone(),
-                err,
-            })?;
-            let mut data = Vec::with_capacity(r.len() as usize);
-            f.read_to_end(&mut data).map_err(|err| Error::File {
-                path: p.clone(),
-                err,
-            })?;
-            if data.len() as u64 != r.len() {
-                return Err(Error::File {
-                    path: p.clone(),
-                    err: std::io::Error::other("size changed while reading"),
-                });
-            }
-            mem.write_slice(&data, r.start_addr())
-                .map_err(|e| Error::Memory(e.to_string()))?;
-        }
-        write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
-
-        let mmu = Mmu::Radix { gtse: true };
-        let desc = MachineDescription {
-            topology: CpuTopology::single_threaded(self.config.cpus),
-            cpu: self.cpu.clone(),
-            mmu,
-            memory: vec![layout.ram],
-            cmdline: self.config.cmdline.clone(),
-            initrd: layout.initrd,
-            rtas: layout.rtas,
-            reservations: vec![],
-            hypertas_functions: HypertasFunction::implemented(mmu),
-            interrupt_controller: InterruptController::KvmXics,
-            vty_irq: None,
-            rtas_properties: self
-                .shared
-                .rtas
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .properties(),
-        };
-        let dtb = devicetree::build(&desc).map_err(|e| Error::DeviceTree(e.to_string()))?;
-        if dtb.len() as u64 > FDT_MAX_SIZE {
-            return Err(Error::DeviceTree(format!(
-                "{} bytes, more than the {FDT_MAX_SIZE} reserved",
-                dtb.len()
-            )));
-        }
-        mem.write_slice(&dtb, layout.fdt.start_addr())
-            .map_err(|e| Error::Memory(e.to_string()))?;
+        let img = crate::boot::load(&self.shared.mem, &spec)?;
         self.boots += 1;
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}",
             self.boots,
-            kernel.base.0,
-            kernel.end.0,
-            kernel.entry.0,
-            layout.initrd.map(|r| (r.start(), r.len())),
-            layout.fdt.start(),
-            dtb.len(),
-            layout.rtas.start()
+            img.kernel_base,
+            img.kernel_end,
+            img.entry,
+            img.layout.initrd.map(|r| (r.start(), r.len())),
+            img.fdt_addr,
+            img.dtb_len,
+            img.layout.rtas.start()
         );
         let boot = self.shared.vcpu(0).expect("vcpu 0");
-        if !boot.request_start(StartRequest {
-            entry: kernel.entry.0,
-            r3: layout.fdt.start(),
-            r4: kernel.base.0,
-        }) {
+        let start = StartRequest {
+            entry: img.entry,
+            r3: img.fdt_addr,
+            r4: img.kernel_base,
+        };
+        if !boot.request_start(start) {
             return Err(Error::Runtime("boot vCPU is not stopped".into()));
         }
         Ok(())

@@ -1,0 +1,233 @@
+//! Everything a (re)boot puts into guest memory: the kernel, the initramfs, the RTAS stub and
+//! a fresh device tree. Pure over guest memory (no KVM), so it is unit-tested on any host;
+//! `machine` calls it on every boot and then starts the boot vCPU with the returned
+//! registers.
+
+use crate::layout::{Layout, FDT_MAX_SIZE};
+use crate::loader::Ppc64Elf;
+use crate::machine::Error;
+use crate::rtas_blob::write_rtas_stub;
+use devicetree::{
+    CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
+};
+use firmware::Property;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use vm_memory::{Bytes, GuestMemoryBackend};
+
+/// What to boot.
+#[derive(Debug, Clone)]
+pub struct BootSpec<'a> {
+    pub kernel: &'a Path,
+    pub initramfs: Option<&'a Path>,
+    pub cmdline: &'a str,
+    pub memory: u64,
+    pub cpus: u32,
+    pub cpu: &'a CpuModel,
+    /// `/rtas` properties from the firmware (tokens, fadump state).
+    pub rtas_properties: Vec<Property>,
+}
+
+/// Where things went and how to enter the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootImage {
+    pub layout: Layout,
+    /// Boot vCPU `pc`.
+    pub entry: u64,
+    /// r3: the device tree.
+    pub fdt_addr: u64,
+    /// r4: the kernel's physical base.
+    pub kernel_base: u64,
+    pub kernel_end: u64,
+    pub dtb_len: usize,
+}
+
+/// Loads `spec` into `mem`.
+pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
+    let file_err = |p: &Path| {
+        let path = p.to_path_buf();
+        move |err| Error::File { path, err }
+    };
+    let mut f = File::open(spec.kernel).map_err(file_err(spec.kernel))?;
+    let kernel = Ppc64Elf::load_kernel(mem, 0, &mut f).map_err(|err| Error::Kernel {
+        path: spec.kernel.to_path_buf(),
+        err,
+    })?;
+    let initrd = match spec.initramfs {
+        Some(p) => {
+            let mut data = Vec::new();
+            File::open(p)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(file_err(p))?;
+            Some(data)
+        }
+        None => None,
+    };
+    let layout = Layout::new(
+        spec.memory,
+        kernel.end.0,
+        initrd.as_ref().map(|d| d.len() as u64),
+    )?;
+    if let (Some(data), Some(r)) = (&initrd, layout.initrd) {
+        mem.write_slice(data, r.start_addr())
+            .map_err(|e| Error::Memory(e.to_string()))?;
+    }
+    write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
+
+    let mmu = Mmu::Radix { gtse: true };
+    let desc = MachineDescription {
+        topology: CpuTopology::single_threaded(spec.cpus),
+        cpu: spec.cpu.clone(),
+        mmu,
+        memory: vec![layout.ram],
+        cmdline: spec.cmdline.to_string(),
+        initrd: layout.initrd,
+        rtas: layout.rtas,
+        reservations: vec![],
+        hypertas_functions: HypertasFunction::implemented(mmu),
+        interrupt_controller: InterruptController::KvmXics,
+        vty_irq: None,
+        rtas_properties: spec.rtas_properties.clone(),
+    };
+    let dtb = devicetree::build(&desc).map_err(|e| Error::DeviceTree(e.to_string()))?;
+    if dtb.len() as u64 > FDT_MAX_SIZE {
+        return Err(Error::DeviceTree(format!(
+            "{} bytes, more than the {FDT_MAX_SIZE} reserved",
+            dtb.len()
+        )));
+    }
+    mem.write_slice(&dtb, layout.fdt.start_addr())
+        .map_err(|e| Error::Memory(e.to_string()))?;
+    Ok(BootImage {
+        layout,
+        entry: kernel.entry.0,
+        fdt_addr: layout.fdt.start(),
+        kernel_base: kernel.base.0,
+        kernel_end: kernel.end.0,
+        dtb_len: dtb.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::tests::make_elf;
+    use crate::rtas_blob::RTAS_STUB;
+    use devicetree::blob::{boot_cpuid_phys, find_property, reservations};
+    use firmware::fadump::FadumpConfig;
+    use firmware::rtas::Rtas;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+    use vmm_sys_util::tempfile::TempFile;
+
+    fn file_with(bytes: &[u8]) -> TempFile {
+        let t = TempFile::new().unwrap();
+        std::fs::write(t.as_path(), bytes).unwrap();
+        t
+    }
+
+    fn be32(v: &[u8]) -> u32 {
+        u32::from_be_bytes(v[..4].try_into().unwrap())
+    }
+
+    #[test]
+    fn loads_kernel_initrd_stub_and_a_device_tree_that_points_at_them() {
+        let ram = 128u64 << 20;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), ram as usize)]).unwrap();
+        let code: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let kernel = file_with(&make_elf(0, &code, 0x3000, 0x10));
+        let initrd_bytes = b"070701 pretend cpio".repeat(100);
+        let initrd = file_with(&initrd_bytes);
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let rtas = Rtas::new(FadumpConfig {
+            max_cpus: 2,
+            hpte_capacity: 0,
+            rma_size: ram,
+            firmware_reserved: vec![],
+        });
+        let spec = BootSpec {
+            kernel: kernel.as_path(),
+            initramfs: Some(initrd.as_path()),
+            cmdline: "console=hvc0 rdinit=/init",
+            memory: ram,
+            cpus: 2,
+            cpu: &cpu,
+            rtas_properties: rtas.properties(),
+        };
+        let img = load(&mem, &spec).unwrap();
+        assert_eq!(
+            (img.entry, img.kernel_base, img.kernel_end),
+            (0x10, 0, 0x1000 + 0x3000)
+        );
+
+        // Kernel bytes, initrd bytes and the RTAS stub are where the image says.
+        let mut k = vec![0u8; code.len()];
+        mem.read_slice(&mut k, GuestAddress(0)).unwrap();
+        assert_eq!(k, code);
+        let ir = img.layout.initrd.unwrap();
+        assert!(ir.start() >= img.kernel_end && ir.start() % 0x10000 == 0);
+        let mut i = vec![0u8; initrd_bytes.len()];
+        mem.read_slice(&mut i, ir.start_addr()).unwrap();
+        assert_eq!(i, initrd_bytes);
+        let mut stub = [0u8; 4];
+        mem.read_slice(&mut stub, img.layout.rtas.start_addr())
+            .unwrap();
+        assert_eq!(u32::from_be_bytes(stub), RTAS_STUB[0]);
+
+        // The device tree in guest memory describes exactly that.
+        let mut dtb = vec![0u8; img.dtb_len];
+        mem.read_slice(&mut dtb, GuestAddress(img.fdt_addr))
+            .unwrap();
+        assert_eq!(be32(&dtb), 0xd00d_feed);
+        assert_eq!(boot_cpuid_phys(&dtb), Some(0));
+        let chosen = |n| find_property(&dtb, "/chosen", n).unwrap_or_else(|| panic!("{n}"));
+        assert_eq!(chosen("bootargs"), b"console=hvc0 rdinit=/init\0");
+        let start = chosen("linux,initrd-start");
+        let end = chosen("linux,initrd-end");
+        let cell = |v: &[u8]| {
+            if v.len() == 8 {
+                u64::from_be_bytes(v.try_into().unwrap())
+            } else {
+                u64::from(be32(v))
+            }
+        };
+        assert_eq!(
+            (cell(&start), cell(&end)),
+            (ir.start(), ir.start() + initrd_bytes.len() as u64)
+        );
+        let rtas_base = find_property(&dtb, "/rtas", "linux,rtas-base").unwrap();
+        assert_eq!(u64::from(be32(&rtas_base)), img.layout.rtas.start());
+        assert!(find_property(&dtb, "/rtas", "start-cpu").is_some());
+        let res = reservations(&dtb).unwrap();
+        assert!(
+            res.contains(&(img.layout.rtas.start(), img.layout.rtas.len())),
+            "{res:x?}"
+        );
+    }
+
+    #[test]
+    fn missing_files_and_oversized_initrd_are_errors() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0; 64], 0, 0));
+        let big = file_with(&vec![0u8; 70 << 20]);
+        let spec = |k, i| BootSpec {
+            kernel: k,
+            initramfs: i,
+            cmdline: "",
+            memory: 64 << 20,
+            cpus: 1,
+            cpu: &cpu,
+            rtas_properties: vec![],
+        };
+        let missing = Path::new("/nonexistent/vmlinux");
+        assert!(matches!(
+            load(&mem, &spec(missing, None)),
+            Err(Error::File { .. })
+        ));
+        assert!(matches!(
+            load(&mem, &spec(kernel.as_path(), Some(big.as_path()))),
+            Err(Error::Layout(_))
+        ));
+    }
+}
