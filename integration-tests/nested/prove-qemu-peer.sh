@@ -4,7 +4,7 @@
 #
 #   integration-tests/nested/prove-qemu-peer.sh [--machine pseries|powernv] [--runs N]
 #       [--guest-kernel VMLINUX] [--timeout S] [--l2-mem 1G] [--l2-machine-opts ,cap-x=y]
-#       [--l2-append "disable_radix"]
+#       [--l2-append ARGS] [--l2-qemu-args ARGS] [--hash]
 #
 # Passes when every run's L2 guest printed its `L2-GUEST-MARKER` line (checked inside L1 and
 # again on the host in the console log copied out through the output disk). Prints each run's
@@ -20,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 l2_opts=",cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off"
 # L1 has 4K pages: QEMU refuses its default 64K HPT page-size cap (radix guests are unaffected).
 l2_opts="$l2_opts,cap-hpt-max-page-size=4k"
-l2_append=quiet
+l2_append=quiet l2_qemu_args="" l2_mmu=Radix
 machine=pseries runs=1 guest_kernel="" timeout=900 l2_mem=1G l2_timeout=600
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,6 +31,13 @@ while [ $# -gt 0 ]; do
     --l2-mem) l2_mem="$2"; shift 2 ;;
     --l2-machine-opts) l2_opts="$l2_opts$2"; shift 2 ;;
     --l2-append) l2_append="$l2_append $2"; shift 2 ;;
+    --l2-qemu-args) l2_qemu_args="$l2_qemu_args $2"; shift 2 ;;
+    --hash) # HPT (hash-MMU) L2; powernv L1 only. Trap 2: the VRMA allows RAM/4 for the RMA,
+        # so the first NUMA node is kept at 256 MiB.
+        l2_append="$l2_append disable_radix" l2_mmu=Hash
+        l2_qemu_args="$l2_qemu_args -object memory-backend-ram,id=m0,size=256M -numa node,memdev=m0"
+        l2_qemu_args="$l2_qemu_args -object memory-backend-ram,id=m1,size=768M -numa node,memdev=m1"
+        shift ;;
     *) echo "usage: $0 [--machine pseries|powernv] [--runs N] [--guest-kernel F] [--timeout S]" >&2; exit 2 ;;
     esac
 done
@@ -61,6 +68,8 @@ cat > "$payload/l2.conf" <<EOF
 L2_MEM=$l2_mem
 L2_MACHINE_OPTS='$l2_opts'
 L2_APPEND='$l2_append'
+L2_QEMU_ARGS='$l2_qemu_args'
+L2_EXPECT_MMU=$l2_mmu
 L2_TIMEOUT=$l2_timeout
 EOF
 
@@ -77,7 +86,7 @@ for i in $(seq 1 "$runs"); do
         echo "prove-qemu-peer: run $i FAILED (status $rc)" >&2; fail=1; continue
     fi
     # Independent host-side check of the guest's own console, copied out through the disk.
-    if ! grep -a '^L2-GUEST-MARKER ' "$rd/out/l2-console.log" >&2; then
+    if ! grep -a "^L2-GUEST-MARKER .*mmu=$l2_mmu" "$rd/out/l2-console.log" >&2; then
         echo "prove-qemu-peer: run $i: marker missing from $rd/out/l2-console.log" >&2; fail=1
     fi
 done
