@@ -130,14 +130,27 @@ if [ ! -f "$qdir/.done" ]; then
         apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
             --no-replaces --no-enhances --no-pre-depends "qemu-system-ppc:ppc64el=${QEMU_L1_VERSION}" 2>/dev/null |
             sed -n 's/^\(\(lib\|zlib\)[^ <>]*\):ppc64el$/\1/p' | sort -u)
+    # One apt-cache and one apt-get call for all of them: each call loads the whole package
+    # cache (two architectures), seconds apiece.
+    declare -A ver=([qemu-system-ppc]="$QEMU_L1_VERSION")
+    libs=("${pkgs[@]:1}")
+    while read -r p v; do ver[$p]="$v"; done < <(
+        apt-cache policy "${libs[@]/%/:ppc64el}" |
+            awk '/^[^ ]/ { p = $1; sub(/:ppc64el:$/, "", p) } /^  Candidate:/ { print p, $2 }')
+    specs=()
     for p in "${pkgs[@]}"; do
-        if [ "$p" = qemu-system-ppc ]; then v="$QEMU_L1_VERSION"; else
-            v="$(apt-cache policy "$p:ppc64el" | sed -n 's/^  Candidate: //p')"
-        fi
+        v="${ver[$p]:-}"
         if [ -z "$v" ] || [ "$v" = "(none)" ]; then log "no candidate for $p:ppc64el"; exit 1; fi
-        deb="$(download "$p" "$v")"
+        [ -f "$NESTED_CACHE/debs/${p}_${v//:/%3a}_ppc64el.deb" ] || specs+=("$p:ppc64el=$v")
+    done
+    if [ ${#specs[@]} -gt 0 ]; then
+        log "downloading ${#specs[@]} packages"
+        (cd "$NESTED_CACHE/debs" && apt-get download -qq -o APT::Sandbox::User=root "${specs[@]}" >&2)
+    fi
+    for p in "${pkgs[@]}"; do
+        deb="$(download "$p" "${ver[$p]}")"
         dpkg -x "$deb" "$qdir.tmp/full"
-        echo "$p $v" >> "$qdir.tmp/packages.txt"
+        echo "$p ${ver[$p]}" >> "$qdir.tmp/packages.txt"
     done
     # pseries firmware (slof.bin, vof.bin) is in the architecture-independent data package,
     # whose version is the source version (no binNMU suffix).
