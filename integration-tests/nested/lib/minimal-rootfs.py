@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Copy files out of an unpacked package tree together with the shared objects they need.
 
-    minimal-rootfs.py SRC_TREE DEST_TREE PATH...
+    minimal-rootfs.py [--lib-dir DIR]... SRC_TREE DEST_TREE PATH...
 
 PATH is relative to SRC_TREE; missing non-ELF paths are skipped with a note (firmware files
 differ between QEMU versions). For every ELF file, the program interpreter and the DT_NEEDED
 closure are looked up by soname in the standard library directories of SRC_TREE and copied
 as regular files (symlinks inside the tree are resolved against SRC_TREE, not the host).
-Exits non-zero when a needed library cannot be found, naming it.
+Exits non-zero when a needed library cannot be found, naming it. --lib-dir (relative to
+SRC_TREE, repeatable) replaces the default ppc64le search list.
 """
 import os
 import shutil
@@ -86,7 +87,13 @@ def elf_deps(path):
 
 
 def main():
-    src, dst, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+    args = sys.argv[1:]
+    lib_dirs = []
+    while args and args[0] == "--lib-dir":
+        lib_dirs.append(args[1].strip("/"))
+        args = args[2:]
+    lib_dirs = lib_dirs or LIB_DIRS
+    src, dst, paths = args[0], args[1], args[2:]
     todo = list(paths)
     done = set()
     missing = []
@@ -110,7 +117,7 @@ def main():
         if interp:
             todo.append(interp.lstrip("/"))
         for so in needed:
-            for d in LIB_DIRS:
+            for d in lib_dirs:
                 cand = f"{d}/{so}"
                 if os.path.isfile(os.path.join(src, resolve(src, cand))):
                     todo.append(cand)
