@@ -102,6 +102,25 @@ def kill_group(proc):
             continue
 
 
+def extract_out(image, dest):
+    """Unpack the tar L1 wrote onto the output disk; returns the number of entries. The
+    archive comes from the guest side, so only plain files and directories with relative,
+    non-escaping names are accepted (Debian's Python 3.11.2 has no tarfile filters)."""
+    with tarfile.open(image, "r:") as tar:
+        members = tar.getmembers()
+        for m in members:
+            norm = os.path.normpath(m.name)
+            if os.path.isabs(m.name) or norm == ".." or norm.startswith("../"):
+                raise tarfile.ReadError(f"unsafe member name {m.name!r}")
+            if not (m.isfile() or m.isdir()):
+                raise tarfile.ReadError(f"member {m.name!r} is not a file or directory")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, members=members, filter="data")
+        else:
+            tar.extractall(dest, members=members)
+        return len(members)
+
+
 def other_emulators():
     """PIDs of qemu-system-ppc64 processes (other runs, other workers' runs)."""
     # The kernel truncates comm to 15 characters: "qemu-system-ppc" (also matches the
@@ -259,9 +278,7 @@ def main():
     if out_img and exit_code is not None:
         os.makedirs(args.out, exist_ok=True)
         try:
-            with tarfile.open(out_img, "r:") as tar:
-                tar.extractall(args.out, filter="data")
-                result["out_files"] = len(tar.getnames())
+            result["out_files"] = extract_out(out_img, args.out)
         except tarfile.ReadError as e:
             result["out_error"] = str(e)
         os.remove(out_img)

@@ -18,6 +18,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import initramfs  # noqa: E402
+import run_l1  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("minimal_rootfs",
                                                os.path.join(HERE, "minimal-rootfs.py"))
@@ -171,6 +172,52 @@ class MinimalRootfsTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(d, ls)))
             found = [f for _r, _d, fs in os.walk(d) for f in fs]
             self.assertIn("libc.so.6", found)
+
+
+class ExtractOutTest(unittest.TestCase):
+    """The output disk image: a tar followed by zeros up to the disk size."""
+
+    def disk(self, d, entries):
+        import io
+        import tarfile
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, kind, data in entries:
+                info = tarfile.TarInfo(name)
+                if kind == "file":
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                elif kind == "dir":
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = data
+                    tar.addfile(info)
+        img = os.path.join(d, "out.img")
+        with open(img, "wb") as fh:
+            fh.write(buf.getvalue())
+            fh.truncate(4 << 20)  # the rest of the disk reads as zeros
+        return img
+
+    def test_files_come_back(self):
+        with tempfile.TemporaryDirectory() as d:
+            img = self.disk(d, [("./", "dir", None), ("./vmcore", "file", b"ELF" * 1000),
+                                ("./logs", "dir", None), ("./logs/c.txt", "file", b"hi")])
+            n = run_l1.extract_out(img, os.path.join(d, "o"))
+            self.assertEqual(n, 4)
+            with open(os.path.join(d, "o/vmcore"), "rb") as fh:
+                self.assertEqual(fh.read(), b"ELF" * 1000)
+
+    def test_escaping_names_and_links_refused(self):
+        import tarfile
+        for bad in [("../evil", "file", b"x"), ("/etc/evil", "file", b"x"),
+                    ("./link", "sym", "/etc/passwd")]:
+            with tempfile.TemporaryDirectory() as d:
+                img = self.disk(d, [bad])
+                with self.assertRaises(tarfile.ReadError):
+                    run_l1.extract_out(img, os.path.join(d, "o"))
+                self.assertFalse(os.path.exists(os.path.join(d, "evil")))
 
 
 if __name__ == "__main__":
