@@ -8,6 +8,7 @@
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
 #                                            [--mode drive|shell-once] [--timeout SECONDS]
 #                                            [--memory SIZE] [--no-peer]
+#                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #
 # --guest-kernel ours (default) builds guests/kernel (cached); `debian` boots the L1 kernel
 # itself as the guest (no build needed). --mode drive (default) makes the guest reboot once
@@ -22,7 +23,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1
+guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -31,6 +32,8 @@ while [ $# -gt 0 ]; do
         --timeout) timeout="$2"; shift 2 ;;
         --memory) memory="$2"; shift 2 ;;
         --no-peer) peer=0; shift ;;
+        --append) append="$2"; shift 2 ;;
+        --guest-cmd) guest_cmd="$2"; shift 2 ;;
         -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -74,7 +77,8 @@ action=commands
 [ "$mode" = drive ] || action=poweroff
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
 echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level info" > "$run/vmm-args"
-echo "console=hvc0 guest.action=$action" > "$run/vmm-cmdline"
+echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
+printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"
 peer_add=()
 qroot="$NESTED_CACHE/qemu-l1/${QEMU_L1_VERSION//[~:]/_}/root"
@@ -86,7 +90,7 @@ fi
 "$repo/guests/initramfs/build.sh" --out "$run/l1-initrd.cpio.gz" --init "$here/l1-init-vmm.sh" "${peer_add[@]}" \
     --add "$vmm_bin=ppc-vmm" --add "$gk=guest/vmlinux" --add "$run/l2-initrd.cpio.gz=guest/initrd.cpio.gz" \
     --add "$run/mods/kvm.ko=modules/kvm.ko" --add "$run/mods/kvm-hv.ko=modules/kvm-hv.ko" \
-    --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-mode=vmm-mode"
+    --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-guest-cmd=vmm-guest-cmd" --add "$run/vmm-mode=vmm-mode"
 
 # One emulator at a time on the shared 2-core host: wait (up to 10 min) for others to finish.
 for _ in $(seq 600); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done

@@ -38,14 +38,25 @@ wait_for() {
     return 0
 }
 
+# send CMD: type one command line into the guest's console (guest.action=commands)
+send() { echo "$1" >&3; }
 if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
+        if [ -s /vmm-guest-cmd ]; then
+            # An extra command from --guest-cmd, run first; done when the guest asks for the
+            # next one.
+            n=$(count GUEST-READY)
+            send "$(cat /vmm-guest-cmd); echo GUEST-CMD-DONE"
+            wait_for GUEST-READY $((n + 1)) 900
+        fi
         # CPU hot-unplug/plug: RTAS stop-self, then query-cpu-stopped-state + start-cpu.
-        echo 'echo 0 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-OFFLINE nproc=$(nproc) && echo 1 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-ONLINE nproc=$(nproc); echo GUEST-NPROC=$(nproc); reboot -f' >&3
-        if wait_for GUEST-READY 2 900; then
+        n=$(count GUEST-READY)
+        send 'echo 0 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-OFFLINE nproc=$(nproc) && echo 1 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-ONLINE nproc=$(nproc); echo GUEST-NPROC=$(nproc); reboot -f'
+        # The rebooted guest announces itself again; only then power it off.
+        if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
-            echo 'poweroff -f' >&3
+            send 'poweroff -f'
         fi
     fi
 fi
