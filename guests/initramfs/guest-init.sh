@@ -13,6 +13,11 @@
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 
 echo "GUEST-INIT-REACHED nproc=$(nproc) kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
+# In a capture kernel booted after a firmware-assisted dump, say so (the dump is /proc/vmcore).
+if [ -e /proc/vmcore ]; then
+    echo "GUEST-VMCORE $(ls -l /proc/vmcore)"
+    dmesg | grep -i 'fadump' | sed 's/^/GUEST-FADUMP-LOG /'
+fi
 
 action=shell
 for w in $(cat /proc/cmdline); do

@@ -21,4 +21,5 @@ pub mod layout;
 pub mod loader;
 pub mod machine;
 pub mod rtas_blob;
+pub mod snapshot;
 pub mod vcpu;

@@ -26,7 +26,9 @@ use crate::vcpu::{register_kick_signal, StartRequest, VcpuControl};
 use devicetree::CpuModel;
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use firmware::fadump::FadumpConfig;
-use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
+use firmware::rtas::{
+    CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, RtasStatus, TimeOfDay,
+};
 use firmware::GuestRange;
 use log::{debug, error, info, warn};
 use std::io::Read;
@@ -105,6 +107,11 @@ fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> Err
 pub enum MachineEvent {
     Reboot,
     PowerOff,
+    /// `ibm,os-term` with a dump registered, from vCPU `cpu`; `args` is its RTAS block.
+    FadumpCrash {
+        cpu: u32,
+        args: RtasArgs,
+    },
     Fatal(String),
 }
 
@@ -456,6 +463,48 @@ impl Machine {
         }
     }
 
+    /// Firmware-assisted dump: stop every vCPU and read its registers, let the firmware write
+    /// the dump (register save area, boot-memory copies; guest RAM is otherwise kept), then
+    /// reset and boot again: the new device tree carries `ibm,kernel-dump`. If the firmware
+    /// cannot dump, the caller's `ibm,os-term` returns a hardware error and every vCPU resumes.
+    fn fadump_crash(&mut self, cpu: u32, args: RtasArgs) -> Result<(), Error> {
+        info!("fadump: vcpu {cpu} crashed with a dump registered: stopping all vCPUs");
+        let mut states = Vec::new();
+        let mut online = Vec::new();
+        for v in self.shared.vcpus() {
+            if let Some((state, was_online)) = v.snapshot_and_wait() {
+                if was_online {
+                    states.push(state);
+                    online.push(v.clone());
+                }
+            }
+        }
+        let result = {
+            let mut rtas = self.shared.rtas.lock().unwrap_or_else(|e| e.into_inner());
+            rtas.fadump_mut()
+                .perform_dump(&self.shared.mem, &mut states, None)
+        };
+        match result {
+            Ok(report) => {
+                info!(
+                    "fadump: dump written: status {:#06x}, {} CPUs saved, {} bytes copied; rebooting \
+                     into the capture kernel",
+                    report.status, report.cpus_saved, report.bytes_copied
+                );
+                self.reset();
+                self.boot()
+            }
+            Err(e) => {
+                error!("fadump: cannot dump ({e}); ibm,os-term returns a hardware error");
+                args.write_status(&self.shared.mem, RtasStatus::HardwareError);
+                for v in online {
+                    v.resume();
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn shutdown(&mut self) {
         for v in self.shared.vcpus() {
             v.quit_and_join();
@@ -504,6 +553,11 @@ impl Machine {
                     info!("guest requested a reboot: resetting and booting again");
                     self.reset();
                     if let Err(e) = self.boot() {
+                        break Err(e);
+                    }
+                }
+                Ok(MachineEvent::FadumpCrash { cpu, args }) => {
+                    if let Err(e) = self.fadump_crash(cpu, args) {
                         break Err(e);
                     }
                 }

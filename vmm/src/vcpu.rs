@@ -15,6 +15,7 @@ use crate::kvm::bindings::*;
 use crate::kvm::{ImmediateExit, VcpuExit, VcpuFd};
 use crate::machine::{MachineEvent, Shared};
 use firmware::rtas::{CpuRunState, RtasAction, RtasStatus};
+use firmware::CpuState;
 use log::{debug, error, info, warn};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -42,6 +43,11 @@ struct Control {
     reset: bool,
     reset_done: bool,
     quit: bool,
+    /// Stopped by its own `ibm,os-term` with a dump registered: still "online" for the dump.
+    crash_caller: bool,
+    /// The machine asks for the vCPU's state (fadump); answered in `snapshot_result`.
+    snapshot: bool,
+    snapshot_result: Option<(CpuState, bool)>,
 }
 
 /// The cross-thread handle of one vCPU.
@@ -143,6 +149,28 @@ impl VcpuControl {
         }
     }
 
+    /// Stops the vCPU and returns its state and whether it was online (running, or the vCPU
+    /// whose `ibm,os-term` triggered the dump). `None` if the thread is gone.
+    pub fn snapshot_and_wait(&self) -> Option<(CpuState, bool)> {
+        {
+            let mut c = self.lock();
+            c.snapshot = true;
+            c.snapshot_result = None;
+        }
+        self.kick();
+        let mut c = self.lock();
+        while c.snapshot && !c.quit {
+            c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+        c.snapshot_result.take()
+    }
+
+    /// Lets a vCPU stopped by [`Self::snapshot_and_wait`] continue where it was.
+    pub fn resume(&self) {
+        self.lock().running = true;
+        self.cv.notify_all();
+    }
+
     /// Spawns the vCPU thread; it parks until started.
     pub fn spawn(self: &Arc<Self>, vcpu: VcpuFd, shared: Arc<Shared>) -> std::io::Result<()> {
         let ctl = self.clone();
@@ -198,6 +226,18 @@ impl VcpuThread {
                 self.reset_state();
                 c = ctl.lock();
                 c.reset_done = true;
+                ctl.cv.notify_all();
+                continue;
+            }
+            if c.snapshot {
+                let online = c.running || c.crash_caller;
+                c.running = false;
+                c.crash_caller = false;
+                drop(c);
+                let state = self.capture_state();
+                c = ctl.lock();
+                c.snapshot = false;
+                c.snapshot_result = Some((state, online));
                 ctl.cv.notify_all();
                 continue;
             }
@@ -312,12 +352,17 @@ impl VcpuThread {
                 );
             }
             RtasAction::FadumpCrash { message, args } => {
-                error!(
-                    "vcpu {id}: ibm,os-term with a registered dump ({}), but this machine does \
-                     not perform dumps yet: returning a hardware error",
+                warn!(
+                    "vcpu {id}: ibm,os-term with a registered dump: {}",
                     message.trim_end()
                 );
-                args.write_status(&self.shared.mem, RtasStatus::HardwareError);
+                {
+                    let mut c = self.ctl.lock();
+                    c.running = false;
+                    c.crash_caller = true;
+                }
+                self.shared
+                    .send(MachineEvent::FadumpCrash { cpu: id, args });
             }
             RtasAction::Machine { call, args } => {
                 // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); nothing else
@@ -421,6 +466,27 @@ impl VcpuThread {
         self.lpcr_generation = u64::MAX;
         self.apply_lpcr();
         self.ctl.immediate_exit.set(false);
+    }
+
+    /// Reads this (stopped) vCPU's registers for a dump; unreadable ONE_REGs stay 0.
+    fn capture_state(&mut self) -> CpuState {
+        let id = self.id();
+        let regs = self.vcpu.get_regs().unwrap_or_else(|e| {
+            error!("vcpu {id}: KVM_GET_REGS for the dump: {e}");
+            kvm_regs::default()
+        });
+        let pvr = self.vcpu.get_sregs().map(|s| s.pvr).unwrap_or(0);
+        let sprs: Vec<_> = crate::snapshot::ONE_REG_SPRS
+            .iter()
+            .filter_map(|(reg, one)| self.vcpu.get_one_reg_u64(*one).ok().map(|v| (*reg, v)))
+            .collect();
+        debug!(
+            "vcpu {id}: captured nia={:#x} msr={:#x} ({} SPRs)",
+            regs.pc,
+            regs.msr,
+            sprs.len()
+        );
+        crate::snapshot::cpu_state(id, &regs, pvr, &sprs)
     }
 
     fn fatal(&self, msg: String) {
