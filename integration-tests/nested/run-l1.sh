@@ -3,6 +3,7 @@
 #
 #   integration-tests/nested/run-l1.sh PAYLOAD_DIR [--machine pseries|powernv] [--timeout S]
 #       [--mem 4G] [--out DIR [--out-size 4G]] [--log FILE] [--append ARGS] [--verbose]
+#       [--wait-idle S] [--keep-initrd] [--run-dir DIR]     (--help lists them all)
 #
 # Exits with the payload's status. Needs integration-tests/nested/setup.sh to have run.
 # See README.md next to this script.
