@@ -6,14 +6,16 @@
 #   L2  ppc-vmm (static ppc64le build of vmm/) running the guest kernel + guests/initramfs
 #
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
-#                                            [--mode drive|shell-once] [--timeout SECONDS]
+#                                            [--mode drive|crash|boot-only] [--timeout SECONDS]
 #                                            [--memory SIZE] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #
 # --guest-kernel ours (default) builds guests/kernel (cached); `debian` boots the L1 kernel
 # itself as the guest (no build needed). --mode drive (default) makes the guest reboot once
 # and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
-# VMM exit status 0. Prints the time of each phase (seconds since L0 start). Unless --no-peer,
+# CPU hot-unplug/plug, VMM exit status 0. --mode crash boots with fadump=on, crashes the guest
+# (sysrq c) and asserts the capture kernel booted by our VMM sees /proc/vmcore.
+# --mode boot-only: the guest powers off as soon as it reaches /init. Prints the time of each phase (seconds since L0 start). Unless --no-peer,
 # the same L1 boot then runs the same guest under QEMU 7.2/KVM (setup.sh's ppc64el build) as a
 # peer and prints the ratio of "VMM start -> guest /init" between ours and QEMU.
 # Uses integration-tests/nested/setup.sh for the L0 emulator, L1 kernel and busybox.
@@ -74,7 +76,12 @@ xz -dc "$moddir/kvm.ko.xz" > "$run/mods/kvm.ko"
 xz -dc "$moddir/kvm-hv.ko.xz" > "$run/mods/kvm-hv.ko"
 
 action=commands
-[ "$mode" = drive ] || action=poweroff
+case "$mode" in
+    drive) ;;
+    crash) append="fadump=on${append:+ $append}" ;;
+    boot-only) action=poweroff ;;
+    *) echo "unknown --mode $mode" >&2; exit 2 ;;
+esac
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
 echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level info" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
@@ -169,6 +176,10 @@ if [ "$mode" = drive ]; then
     check "nproc = $cpus" 'grep -q "GUEST-INIT-REACHED nproc=$cpus" "$logf"'
     check "cpu1 offline (stop-self) and back online (start-cpu)" \
         'grep -q "GUEST-CPU1-OFFLINE nproc=$((cpus - 1))" "$logf" && grep -q "GUEST-CPU1-ONLINE nproc=$cpus" "$logf"'
+elif [ "$mode" = crash ]; then
+    check "guest registered fadump with our firmware" 'grep -q "Registration is successful" "$logf"'
+    check "capture kernel booted by our VMM after the crash" '[ "$inits" -ge 2 ]'
+    check "capture kernel sees the dump (/proc/vmcore)" 'grep -q "GUEST-VMCORE .*/proc/vmcore" "$logf"'
 else
     check "guest reached init" '[ "$inits" -ge 1 ]'
 fi

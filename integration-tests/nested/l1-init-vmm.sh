@@ -60,6 +60,19 @@ if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
         fi
     fi
 fi
+if [ "$(cat /vmm-mode 2>/dev/null)" = crash ]; then
+    # Firmware-assisted dump: crash the fadump=on guest, let the capture kernel boot (it
+    # prints GUEST-VMCORE), then power it off.
+    if wait_for GUEST-READY 1 900; then
+        echo "L1-GUEST-READY-1 uptime=$(up)"
+        n=$(count GUEST-READY)
+        send 'echo c > /proc/sysrq-trigger'
+        if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
+            echo "L1-GUEST-READY-2 uptime=$(up)"
+            send 'poweroff -f'
+        fi
+    fi
+fi
 t=0
 while [ ! -f /tmp/vmm-rc ] && [ $t -lt 900 ]; do sleep 1; t=$((t + 1)); done
 sleep 1
