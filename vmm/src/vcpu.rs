@@ -524,3 +524,45 @@ impl HcallOps for VcpuOps<'_> {
         self.shared.rtas(vcpu, args_addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctl() -> VcpuControl {
+        VcpuControl::new(1, ImmediateExit::for_test())
+    }
+
+    #[test]
+    fn a_stopped_vcpu_starts_once() {
+        let c = ctl();
+        assert_eq!(c.run_state(), CpuRunState::Stopped);
+        let req = StartRequest {
+            entry: 0xc164,
+            r3: 1,
+            r4: 0,
+        };
+        assert!(c.request_start(req));
+        // Pending start counts as running for query-cpu-stopped-state, and a second start-cpu
+        // on the same vCPU is refused.
+        assert_eq!(c.run_state(), CpuRunState::Running);
+        assert!(!c.request_start(req));
+        assert_eq!(c.lock().start, Some(req));
+    }
+
+    #[test]
+    fn kick_sets_immediate_exit_and_resume_marks_running() {
+        let c = ctl();
+        assert!(!c.immediate_exit.get());
+        c.kick();
+        assert!(c.immediate_exit.get());
+        c.resume();
+        assert_eq!(c.run_state(), CpuRunState::Running);
+    }
+
+    #[test]
+    fn partition_lpcr_bits_are_only_ile_and_ail() {
+        assert_eq!(LPCR_MANAGED, (1 << 25) | (3 << 23));
+        assert_eq!(MSR_SF_ME, (1 << 63) | (1 << 12));
+    }
+}

@@ -38,6 +38,28 @@ impl Drop for RunMapping {
 pub struct ImmediateExit(Arc<RunMapping>);
 
 impl ImmediateExit {
+    /// A handle backed by an anonymous page instead of a vCPU mapping, for tests of code that
+    /// kicks vCPUs.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> Self {
+        let size = std::mem::size_of::<kvm_run>();
+        // SAFETY: a fresh private anonymous mapping, checked below and owned (and unmapped)
+        // by the RunMapping.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED);
+        let ptr = NonNull::new(ptr.cast::<kvm_run>()).expect("mmap result");
+        ImmediateExit(Arc::new(RunMapping { ptr, size }))
+    }
+
     fn byte(&self) -> &AtomicU8 {
         // SAFETY: the mapping is alive while `self.0` is; `immediate_exit` is a u8 inside it,
         // so it is valid and aligned for an AtomicU8, and all concurrent accesses go through
