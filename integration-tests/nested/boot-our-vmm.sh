@@ -15,7 +15,9 @@
 # and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
 # CPU hot-unplug/plug, VMM exit status 0. --mode crash boots with fadump=on, crashes the guest
 # (sysrq c) and asserts the capture kernel booted by our VMM sees /proc/vmcore.
-# --mode boot-only: the guest powers off as soon as it reaches /init. Prints the time of each phase (seconds since L0 start). Unless --no-peer,
+# --mode boot-only: the guest powers off as soon as it reaches /init. --guest-cmd runs a shell
+# command in the guest first (drive mode) or in the capture kernel (crash mode).
+# Environment: VMM_LOG_LEVEL (ppc-vmm --log-level, default info). Prints the time of each phase (seconds since L0 start). Unless --no-peer,
 # the same L1 boot then runs the same guest under QEMU 7.2/KVM (setup.sh's ppc64el build) as a
 # peer and prints the ratio of "VMM start -> guest /init" between ours and QEMU.
 # Uses integration-tests/nested/setup.sh for the L0 emulator, L1 kernel and busybox.
@@ -83,7 +85,7 @@ case "$mode" in
     *) echo "unknown --mode $mode" >&2; exit 2 ;;
 esac
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
-echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level info" > "$run/vmm-args"
+echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"

@@ -69,6 +69,12 @@ if [ "$(cat /vmm-mode 2>/dev/null)" = crash ]; then
         send 'echo c > /proc/sysrq-trigger'
         if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
+            if [ -s /vmm-guest-cmd ]; then
+                # --guest-cmd runs in the capture kernel here.
+                n=$(count GUEST-READY)
+                send "$(cat /vmm-guest-cmd)"
+                wait_for GUEST-READY $((n + 1)) 300 || echo "L1-GUEST-CMD-TIMEOUT"
+            fi
             send 'poweroff -f'
         fi
     fi
