@@ -15,6 +15,7 @@ pub mod boot;
 pub mod cli;
 pub mod clock;
 pub mod console;
+pub mod devices;
 pub mod hcall;
 pub mod kvm;
 pub mod layout;

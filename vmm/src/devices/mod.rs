@@ -1,0 +1,1 @@
+//! Guest devices behind the PAPR PCI host bridge (work in progress: the disks issue).
