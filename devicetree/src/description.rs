@@ -5,9 +5,9 @@
 //! Nothing here is read from the host: the VMM fills in the PVR, the timebase and the page sizes
 //! it learnt from KVM.
 //!
-//! Room for later: PCI host bridges will be one more field (a list of PHB descriptions: BUID,
-//! windows, LSIs) rendered by a `nodes::pci` module; their `interrupt-map` will point at
-//! [`crate::XICS_PHANDLE`].
+//! PCI host bridges are passed beside the description, to [`crate::build_with_pci`], as
+//! [`crate::pci::PhbDescription`]s rendered by `nodes::pci`; their `interrupt-map` points at
+//! [`crate::XICS_PHANDLE`]. (They can become a field here once every caller sets it.)
 
 use firmware::{GuestRange, Property};
 

@@ -52,6 +52,8 @@ pub enum Error {
     BadPropertyName(String),
     #[error("property {name:?} appears twice in {node}")]
     DuplicateProperty { node: String, name: String },
+    #[error("PCI host bridge {0}")]
+    Pci(String),
     #[error("device-tree writer: {0}")]
     Fdt(#[from] vm_fdt::Error),
     #[error("internal error while finishing the blob: {0}")]

@@ -35,9 +35,11 @@
 //! | `/vdevice/vty@30000000` | `nodes::vdevice` | VIO bus, `hvc_vio` |
 //! | `/hypervisor` | `nodes::hypervisor` | `check_kvm_guest()` |
 //!
+//! | `/pci@<buid>` (optional, [`build_with_pci`]) | `nodes::pci` | `pSeries_discover_phbs()`, `of_scan_bus()` |
+//!
 //! No `/event-sources`: its interrupts only matter when the VMM raises EPOW or hot-plug
-//! events, which ours does not (`event-scan`/`check-exception` answer "no event"). No PCI host
-//! bridges yet (see [`description`]).
+//! events, which ours does not (`event-scan`/`check-exception` answer "no event"). PCI host
+//! bridges are optional (see [`pci`]).
 //!
 //! # Example
 //!
@@ -84,6 +86,7 @@ mod cpu_features;
 pub mod description;
 mod error;
 mod nodes;
+pub mod pci;
 mod validate;
 pub mod vec5;
 mod writer;
@@ -111,7 +114,25 @@ pub const MAX_VCPUS: u32 = 2048;
 /// no vCPUs, no memory or none at address 0, overlapping RAM, RTAS or initrd outside RAM,
 /// overlapping reservations, a firmware property that repeats one of ours, and so on.
 pub fn build(desc: &MachineDescription) -> Result<Vec<u8>, Error> {
+    build_with_pci(desc, &[])
+}
+
+/// [`build`] plus one `/pci@<buid>` node per PAPR PCI host bridge in `phbs` (see [`pci`]),
+/// placed after `/vdevice`. With no PHBs the blob is byte-identical to [`build`]'s.
+///
+/// (A separate entry point rather than a `MachineDescription` field so that existing
+/// descriptions keep compiling; it can become a field once every caller sets it.)
+pub fn build_with_pci(
+    desc: &MachineDescription,
+    phbs: &[pci::PhbDescription],
+) -> Result<Vec<u8>, Error> {
     validate::check(desc)?;
+    for (i, p) in phbs.iter().enumerate() {
+        p.validate()?;
+        if phbs[..i].iter().any(|q| q.buid == p.buid) {
+            return Err(Error::Pci(format!("{}: BUID used twice", p.node_name())));
+        }
+    }
 
     let mut reservations: Vec<(u64, u64)> = std::iter::once(desc.rtas)
         .chain(desc.reservations.iter().copied())
@@ -131,6 +152,9 @@ pub fn build(desc: &MachineDescription) -> Result<Vec<u8>, Error> {
     nodes::rtas::write(&mut w, desc)?;
     nodes::xics::write(&mut w, desc)?;
     nodes::vdevice::write(&mut w, desc)?;
+    for p in phbs {
+        nodes::pci::write(&mut w, p)?;
+    }
     nodes::hypervisor::write(&mut w)?;
     w.end(root)?;
     w.finish()

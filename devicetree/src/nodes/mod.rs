@@ -6,6 +6,7 @@ pub(crate) mod chosen;
 pub(crate) mod cpus;
 pub(crate) mod hypervisor;
 pub(crate) mod memory;
+pub(crate) mod pci;
 pub(crate) mod root;
 pub(crate) mod rtas;
 pub(crate) mod vdevice;

@@ -1,1 +1,49 @@
-//! Guest devices behind the PAPR PCI host bridge (work in progress: the disks issue).
+//! Guest devices behind the PAPR PCI host bridge: the PHB itself ([`phb`]) and a modern
+//! virtio-pci block device ([`virtio_blk`]). Pure Rust over `vm-memory` and `std::fs::File`,
+//! unit-tested on x86; nothing here talks to KVM.
+//!
+//! # Wiring them into the machine (not done yet)
+//!
+//! 1. **CLI**: `--disk path=FILE[,readonly=on]`, repeatable. For each disk open the file
+//!    (read-only when `readonly=on`), build [`virtio_blk::VirtioBlk::new`] with a clone of the
+//!    guest memory, a serial (e.g. `vda`, `vdb`, … for GET_ID) and put it in slot 1, 2, … of
+//!    one [`phb::Phb`] built with [`phb::PhbConfig::qemu_like(0)`](phb::PhbConfig::qemu_like).
+//!    Slots give LSIs `0x1200 + slot % 4` (the swizzle of the `interrupt-map`).
+//! 2. **Interrupts**: implement [`phb::IrqLine`] over `KVM_IRQ_LINE` (`irq` = XICS source
+//!    number, level 1/0). The in-kernel XICS must have those sources configured as
+//!    level-sensitive (`KVM_DEV_XICS_GRP_SOURCES` with `KVM_XICS_LEVEL_SENSITIVE`, masked
+//!    until the guest's `ibm,set-xive`); the LSIs are `phb.irq_of(slot)`.
+//! 3. **MMIO exits**: on `KVM_EXIT_MMIO` call [`phb::Phb::mmio_read`]/[`phb::Phb::mmio_write`]
+//!    with the guest-physical address and the data buffer (little-endian bytes as the guest
+//!    stored them); they return false for addresses outside the PHB's window. A queue notify
+//!    runs the whole request synchronously on the vCPU thread, so the PHB needs a `Mutex`
+//!    shared by the vCPU threads (and the reset path).
+//! 4. **RTAS**: call `Rtas::enable_machine_call` for each of [`phb::rtas::PCI_CONFIG_CALLS`];
+//!    on `RtasAction::Machine { call, args }` call [`phb::rtas::handle_config_call`], which
+//!    writes the return cells itself.
+//! 5. **Device tree**: pass [`phb::Phb::description`] to `devicetree::build_with_pci`. The
+//!    kernel builds its PCI devices from these nodes (LPAR probe mode is "device tree") and
+//!    keeps the BARs the VMM placed.
+//! 6. **Reset**: on `system-reboot` and on the fadump reboot call [`phb::Phb::reset`] *after*
+//!    every vCPU has stopped (requests are synchronous, so none is in flight then): queues,
+//!    features, status, ISR and config space go back to power-on, LSIs are lowered, and no
+//!    queue is processed again until the new kernel sets DRIVER_OK.
+
+pub mod phb;
+pub mod virtio_blk;
+
+use phb::config::ConfigSpace;
+
+/// A PCI function on the PHB's bus.
+pub trait PciDevice: Send {
+    fn config(&self) -> &ConfigSpace;
+    fn config_mut(&mut self) -> &mut ConfigSpace;
+    /// A read of `data.len()` bytes at `offset` into BAR `bar`.
+    fn mmio_read(&mut self, bar: usize, offset: u64, data: &mut [u8]);
+    /// A write at `offset` into BAR `bar`.
+    fn mmio_write(&mut self, bar: usize, offset: u64, data: &[u8]);
+    /// True while the device asserts INTx.
+    fn interrupt_pending(&self) -> bool;
+    /// Device-level reset to the power-on state (the PHB resets the config header).
+    fn reset(&mut self);
+}
