@@ -372,10 +372,7 @@ impl VirtioBlk {
         let mem = &self.mem;
         let mut completed = false;
         let mut broken = false;
-        loop {
-            let Some(chain) = self.queue.pop_descriptor_chain(mem) else {
-                break;
-            };
+        while let Some(chain) = self.queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
             let descs: Vec<Descriptor> = chain.collect();
             let complete = descs.last().is_some_and(|d| !d.has_next());
@@ -432,12 +429,11 @@ impl PciDevice for VirtioBlk {
                 let v = self.read_common(o - COMMON_OFFSET, len);
                 data.copy_from_slice(&v.to_le_bytes()[..len]);
             }
-            o if o < DEVICE_OFFSET => {
-                if o == ISR_OFFSET {
-                    data[0] = self.isr;
-                    self.isr = 0; // read-to-clear; the PHB lowers INTx after this access
-                }
+            ISR_OFFSET => {
+                data[0] = self.isr;
+                self.isr = 0; // read-to-clear; the PHB lowers INTx after this access
             }
+            o if o < DEVICE_OFFSET => {}
             o if o < NOTIFY_OFFSET => {
                 let cfg = self.device_config();
                 let start = (o - DEVICE_OFFSET) as usize;

@@ -1,1 +1,594 @@
+//! virtio-blk through a real split virtqueue laid out in guest memory, driven the way Linux's
+//! virtio-pci modern driver does it, against a temporary backing file.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use virtio_bindings::virtio_blk::*;
+use virtio_bindings::virtio_config::*;
+use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::common::*;
+use super::disk::Disk;
+use super::*;
+use crate::devices::PciDevice;
+
+const RAM: u64 = 16 << 20;
+const DESC: u64 = 0x1000;
+const AVAIL: u64 = 0x2000;
+const USED: u64 = 0x3000;
+const QSIZE: u16 = 16;
+const BUF: u64 = 0x10_0000;
+const SECTORS: u64 = 64;
+
+const R: u16 = 0;
+const W: u16 = VRING_DESC_F_WRITE as u16;
+
+/// A backing file removed on drop.
+struct TempDisk(PathBuf);
+
+impl TempDisk {
+    fn new(sectors: u64) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "vmm-virtio-blk-{}-{}.img",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A recognisable pattern: byte i = i * 7 mod 251.
+        let data: Vec<u8> = (0..sectors * 512).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&p, data).unwrap();
+        TempDisk(p)
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        std::fs::read(&self.0).unwrap()
+    }
+}
+
+impl Drop for TempDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The guest side: memory, the device, the next free descriptor and avail index.
+struct Driver {
+    mem: GuestMemoryMmap,
+    dev: VirtioBlk,
+    avail_idx: u16,
+    next_desc: u16,
+}
+
+impl Driver {
+    fn new(file: &TempDisk, readonly: bool) -> Self {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM as usize)]).unwrap();
+        let disk = Disk::open(&file.0, readonly).unwrap();
+        let dev = VirtioBlk::new(mem.clone(), disk, "disk-serial-0");
+        Self {
+            mem,
+            dev,
+            avail_idx: 0,
+            next_desc: 0,
+        }
+    }
+
+    fn read(&mut self, off: u64, len: usize) -> u64 {
+        let mut b = vec![0u8; len];
+        self.dev.mmio_read(BAR, off, &mut b);
+        let mut w = [0u8; 8];
+        w[..len].copy_from_slice(&b);
+        u64::from_le_bytes(w)
+    }
+
+    fn write(&mut self, off: u64, len: usize, v: u64) {
+        self.dev.mmio_write(BAR, off, &v.to_le_bytes()[..len]);
+    }
+
+    fn features(&mut self) -> u64 {
+        self.write(DEVICE_FEATURE_SELECT, 4, 0);
+        let lo = self.read(DEVICE_FEATURE, 4);
+        self.write(DEVICE_FEATURE_SELECT, 4, 1);
+        lo | self.read(DEVICE_FEATURE, 4) << 32
+    }
+
+    /// ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back.
+    fn negotiate(&mut self, features: u64) -> u8 {
+        self.write(DEVICE_STATUS, 1, 0);
+        self.write(DEVICE_STATUS, 1, u64::from(VIRTIO_CONFIG_S_ACKNOWLEDGE));
+        let s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+        self.write(DEVICE_STATUS, 1, u64::from(s));
+        self.write(DRIVER_FEATURE_SELECT, 4, 0);
+        self.write(DRIVER_FEATURE, 4, features & 0xffff_ffff);
+        self.write(DRIVER_FEATURE_SELECT, 4, 1);
+        self.write(DRIVER_FEATURE, 4, features >> 32);
+        self.write(DEVICE_STATUS, 1, u64::from(s | VIRTIO_CONFIG_S_FEATURES_OK));
+        self.read(DEVICE_STATUS, 1) as u8
+    }
+
+    /// The whole Linux bring-up: negotiate, program queue 0 (64-bit fields as two 32-bit
+    /// halves, as `vp_iowrite64_twopart` does), enable it, DRIVER_OK.
+    fn start(&mut self) {
+        let f = self.features() & !(1 << VIRTIO_BLK_F_SEG_MAX);
+        assert_ne!(
+            self.negotiate(f) & VIRTIO_CONFIG_S_FEATURES_OK as u8,
+            0,
+            "FEATURES_OK refused"
+        );
+        self.write(QUEUE_SELECT, 2, 0);
+        assert_eq!(self.read(QUEUE_SIZE, 2), u64::from(QUEUE_MAX));
+        self.write(QUEUE_SIZE, 2, u64::from(QSIZE));
+        for (reg, addr) in [
+            (QUEUE_DESC, DESC),
+            (QUEUE_DRIVER, AVAIL),
+            (QUEUE_DEVICE, USED),
+        ] {
+            self.write(reg, 4, addr & 0xffff_ffff);
+            self.write(reg + 4, 4, addr >> 32);
+        }
+        self.write(QUEUE_ENABLE, 2, 1);
+        assert_eq!(self.read(QUEUE_ENABLE, 2), 1);
+        let s = VIRTIO_CONFIG_S_ACKNOWLEDGE
+            | VIRTIO_CONFIG_S_DRIVER
+            | VIRTIO_CONFIG_S_FEATURES_OK
+            | VIRTIO_CONFIG_S_DRIVER_OK;
+        self.write(DEVICE_STATUS, 1, u64::from(s));
+    }
+
+    fn put_desc(&self, idx: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let at = GuestAddress(DESC + 16 * u64::from(idx));
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&addr.to_le_bytes());
+        b[8..12].copy_from_slice(&len.to_le_bytes());
+        b[12..14].copy_from_slice(&flags.to_le_bytes());
+        b[14..16].copy_from_slice(&next.to_le_bytes());
+        self.mem.write_slice(&b, at).unwrap();
+    }
+
+    /// Publishes the head `head` in the avail ring.
+    fn publish(&mut self, head: u16) {
+        let slot = u64::from(self.avail_idx % QSIZE);
+        self.mem
+            .write_obj(head.to_le(), GuestAddress(AVAIL + 4 + 2 * slot))
+            .unwrap();
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.mem
+            .write_obj(self.avail_idx.to_le(), GuestAddress(AVAIL + 2))
+            .unwrap();
+    }
+
+    /// Lays out a chain of (addr, len, direction) buffers in consecutive descriptors,
+    /// publishes it and notifies. Returns the head index.
+    fn submit(&mut self, bufs: &[(u64, u32, u16)]) -> u16 {
+        let head = self.next_desc;
+        for (i, &(addr, len, dir)) in bufs.iter().enumerate() {
+            let idx = (head + i as u16) % QSIZE;
+            let last = i + 1 == bufs.len();
+            let flags = dir | if last { 0 } else { VRING_DESC_F_NEXT as u16 };
+            self.put_desc(idx, addr, len, flags, (idx + 1) % QSIZE);
+        }
+        self.next_desc = (head + bufs.len() as u16) % QSIZE;
+        self.publish(head);
+        self.notify();
+        head
+    }
+
+    fn notify(&mut self) {
+        self.write(NOTIFY_OFFSET, 2, 0);
+    }
+
+    fn used_idx(&self) -> u16 {
+        u16::from_le(self.mem.read_obj(GuestAddress(USED + 2)).unwrap())
+    }
+
+    /// The used element `n` (id, len).
+    fn used(&self, n: u16) -> (u32, u32) {
+        let at = USED + 4 + 8 * u64::from(n % QSIZE);
+        let id: u32 = self.mem.read_obj(GuestAddress(at)).unwrap();
+        let len: u32 = self.mem.read_obj(GuestAddress(at + 4)).unwrap();
+        (u32::from_le(id), u32::from_le(len))
+    }
+
+    /// Writes a request header at `at`.
+    fn header(&self, at: u64, kind: u32, sector: u64) {
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&kind.to_le_bytes());
+        h[8..16].copy_from_slice(&sector.to_le_bytes());
+        self.mem.write_slice(&h, GuestAddress(at)).unwrap();
+    }
+
+    fn byte(&self, at: u64) -> u8 {
+        self.mem.read_obj(GuestAddress(at)).unwrap()
+    }
+
+    fn fill(&self, at: u64, data: &[u8]) {
+        self.mem.write_slice(data, GuestAddress(at)).unwrap();
+    }
+
+    fn bytes(&self, at: u64, len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        self.mem.read_slice(&mut b, GuestAddress(at)).unwrap();
+        b
+    }
+
+    /// A request of `kind` at `sector` with one data buffer (`dir`) of `len` bytes; the
+    /// status byte is pre-set to 0xee so an untouched status is visible.
+    fn request(&mut self, kind: u32, sector: u64, len: u32, dir: u16) -> (u8, (u32, u32)) {
+        let (hdr, data, status) = (BUF, BUF + 0x1000, BUF + 0x1000 + u64::from(len));
+        self.header(hdr, kind, sector);
+        self.fill(status, &[0xee]);
+        let before = self.used_idx();
+        let head = if len == 0 {
+            self.submit(&[(hdr, 16, R), (status, 1, W)])
+        } else {
+            self.submit(&[(hdr, 16, R), (data, len, dir), (status, 1, W)])
+        };
+        assert_eq!(
+            self.used_idx(),
+            before.wrapping_add(1),
+            "request not completed"
+        );
+        let used = self.used(before);
+        assert_eq!(used.0, u32::from(head));
+        (self.byte(status), used)
+    }
+}
+
+const S_OK: u8 = VIRTIO_BLK_S_OK as u8;
+const S_IOERR: u8 = VIRTIO_BLK_S_IOERR as u8;
+const S_UNSUPP: u8 = VIRTIO_BLK_S_UNSUPP as u8;
+
+fn pattern(at: u64, len: usize) -> Vec<u8> {
+    (at..at + len as u64).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn pci_identity_and_capabilities_are_what_linux_virtio_pci_looks_for() {
+    let f = TempDisk::new(SECTORS);
+    let d = Driver::new(&f, false);
+    let c = d.dev.config();
+    assert_eq!(c.read(0, 4), 0x1042_1af4);
+    assert_eq!(c.read(8, 1), 1, "modern devices have revision >= 1");
+    assert_eq!(c.read(0x2e, 2), 0x40);
+    assert_ne!(c.read(6, 2) & 0x10, 0, "capability list bit");
+    // Walk the capability list: four vendor caps, types 1..4, all in BAR0 at our offsets.
+    let mut at = c.read(0x34, 1) as usize;
+    let mut found = vec![];
+    while at != 0 {
+        assert_eq!(c.read(at, 1), 0x09);
+        let (ty, bar) = (c.read(at + 3, 1), c.read(at + 4, 1));
+        let (off, len) = (c.read(at + 8, 4), c.read(at + 12, 4));
+        assert_eq!(bar, 0);
+        assert!(u64::from(off) + u64::from(len) <= u64::from(BAR_SIZE));
+        if ty == 2 {
+            assert_eq!(c.read(at + 2, 1), 20);
+            assert_eq!(c.read(at + 16, 4), NOTIFY_MULTIPLIER);
+        }
+        found.push((ty, off));
+        at = c.read(at + 1, 1) as usize;
+    }
+    found.sort();
+    assert_eq!(found, vec![(1, 0), (2, 0x3000), (3, 0x1000), (4, 0x2000)]);
+    assert_eq!(c.bar_spec(0).unwrap().size, BAR_SIZE);
+}
+
+#[test]
+fn feature_negotiation_accepts_a_subset_with_version_1_only() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    let feats = d.features();
+    assert_ne!(feats & (1 << VIRTIO_F_VERSION_1), 0);
+    assert_ne!(feats & (1 << VIRTIO_BLK_F_FLUSH), 0);
+    assert_eq!(feats & (1 << VIRTIO_BLK_F_RO), 0);
+    assert_eq!(feats & (1 << VIRTIO_F_ACCESS_PLATFORM), 0);
+    let ok = VIRTIO_CONFIG_S_FEATURES_OK as u8;
+    // Without VERSION_1 (a legacy driver): refused.
+    assert_eq!(d.negotiate(1 << VIRTIO_BLK_F_FLUSH) & ok, 0);
+    // A feature we did not offer: refused.
+    assert_eq!(
+        d.negotiate((1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_F_ACCESS_PLATFORM)) & ok,
+        0
+    );
+    // A proper subset: accepted and readable back; later feature writes are ignored.
+    let want = (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_BLK_F_FLUSH);
+    assert_ne!(d.negotiate(want) & ok, 0);
+    assert_eq!(d.dev.driver_features(), want);
+    d.write(DRIVER_FEATURE_SELECT, 4, 0);
+    d.write(DRIVER_FEATURE, 4, 0);
+    assert_eq!(d.dev.driver_features(), want);
+    // No MSI-X: vectors always read "no vector"; one queue; device config holds capacity.
+    assert_eq!(d.read(MSIX_CONFIG, 2), 0xffff);
+    d.write(QUEUE_MSIX_VECTOR, 2, 0);
+    assert_eq!(d.read(QUEUE_MSIX_VECTOR, 2), 0xffff);
+    assert_eq!(d.read(NUM_QUEUES, 2), 1);
+    assert_eq!(d.read(DEVICE_OFFSET, 8), SECTORS);
+    assert_eq!(d.read(DEVICE_OFFSET + 4, 4), 0);
+    assert_eq!(d.read(DEVICE_OFFSET + 12, 4), u64::from(QUEUE_MAX - 2));
+    // A queue that does not exist has size 0.
+    d.write(QUEUE_SELECT, 2, 1);
+    assert_eq!(d.read(QUEUE_SIZE, 2), 0);
+}
+
+#[test]
+fn read_write_flush_get_id_round_trip_through_the_queue() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    d.start();
+
+    // IN: sectors 3..5 land in guest memory.
+    let (st, (_, len)) = d.request(VIRTIO_BLK_T_IN, 3, 1024, W);
+    assert_eq!((st, len), (S_OK, 1025));
+    assert_eq!(d.bytes(BUF + 0x1000, 1024), pattern(3 * 512, 1024));
+    assert_eq!(d.dev.isr(), ISR_QUEUE);
+    // Reading the ISR clears it.
+    assert_eq!(d.read(ISR_OFFSET, 1), u64::from(ISR_QUEUE));
+    assert_eq!(d.dev.isr(), 0);
+
+    // OUT: sector 10 gets new data, nothing else changes.
+    let data: Vec<u8> = (0..512u32).map(|i| (i as u8) ^ 0x5a).collect();
+    d.fill(BUF + 0x1000, &data);
+    let (st, (_, len)) = d.request(VIRTIO_BLK_T_OUT, 10, 512, R);
+    assert_eq!((st, len), (S_OK, 1));
+    let mut want = pattern(0, (SECTORS * 512) as usize);
+    want[10 * 512..11 * 512].copy_from_slice(&data);
+    assert_eq!(f.contents(), want);
+
+    // And reads back through IN.
+    d.fill(BUF + 0x1000, &[0; 512]);
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 10, 512, W).0, S_OK);
+    assert_eq!(d.bytes(BUF + 0x1000, 512), data);
+
+    // FLUSH: no data.
+    assert_eq!(
+        d.request(VIRTIO_BLK_T_FLUSH, 0, 0, W),
+        (S_OK, (d.used(d.used_idx() - 1).0, 1))
+    );
+
+    // GET_ID: 20 bytes, NUL padded.
+    let (st, (_, len)) = d.request(VIRTIO_BLK_T_GET_ID, 0, 20, W);
+    assert_eq!((st, len), (S_OK, 21));
+    let mut id = b"disk-serial-0".to_vec();
+    id.resize(20, 0);
+    assert_eq!(d.bytes(BUF + 0x1000, 20), id);
+
+    // A data buffer split over several descriptors (scatter-gather) and a header split in two.
+    d.header(BUF, VIRTIO_BLK_T_IN, 20);
+    d.fill(BUF + 0x3000, &[0xee]);
+    let before = d.used_idx();
+    d.submit(&[
+        (BUF, 6, R),
+        (BUF + 6, 10, R),
+        (BUF + 0x1000, 100, W),
+        (BUF + 0x2000, 412, W),
+        (BUF + 0x3000, 1, W),
+    ]);
+    assert_eq!(d.used(before).1, 513);
+    assert_eq!(d.byte(BUF + 0x3000), S_OK);
+    let mut got = d.bytes(BUF + 0x1000, 100);
+    got.extend(d.bytes(BUF + 0x2000, 412));
+    assert_eq!(got, pattern(20 * 512, 512));
+}
+
+#[test]
+fn a_read_only_disk_advertises_ro_and_refuses_writes() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, true);
+    assert_ne!(d.features() & (1 << VIRTIO_BLK_F_RO), 0);
+    d.start();
+    d.fill(BUF + 0x1000, &[0x11; 512]);
+    let (st, (_, len)) = d.request(VIRTIO_BLK_T_OUT, 0, 512, R);
+    assert_eq!((st, len), (S_IOERR, 1));
+    assert_eq!(f.contents(), pattern(0, (SECTORS * 512) as usize));
+    // Reads still work, and flush is harmless.
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 0, 512, W).0, S_OK);
+    assert_eq!(d.request(VIRTIO_BLK_T_FLUSH, 0, 0, W).0, S_OK);
+}
+
+#[test]
+fn hostile_requests_get_an_error_status_and_never_touch_the_file() {
+    let f = TempDisk::new(SECTORS);
+    let original = f.contents();
+    let mut d = Driver::new(&f, false);
+    d.start();
+    d.fill(BUF + 0x1000, &[0x66; 0x2000]);
+
+    // Past the end of the disk, straddling it, and sector numbers that overflow.
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, SECTORS, 512, R).0, S_IOERR);
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, SECTORS - 1, 1024, R).0, S_IOERR);
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, SECTORS - 1, 1024, W).0, S_IOERR);
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, u64::MAX, 512, R).0, S_IOERR);
+    assert_eq!(
+        d.request(VIRTIO_BLK_T_IN, u64::MAX / 512 + 1, 512, W).0,
+        S_IOERR
+    );
+    // Lengths that are not whole sectors.
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, 0, 100, R).0, S_IOERR);
+    // Wrong directions: OUT data the device should write, IN data the device should read.
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, 0, 512, W).0, S_IOERR);
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 0, 512, R).0, S_IOERR);
+    assert_eq!(d.request(VIRTIO_BLK_T_GET_ID, 0, 20, R).0, S_IOERR);
+    // Unknown request type.
+    assert_eq!(d.request(VIRTIO_BLK_T_DISCARD, 0, 16, R).0, S_UNSUPP);
+
+    // A readable descriptor after a (here empty) writable one.
+    d.header(BUF, VIRTIO_BLK_T_OUT, 0);
+    d.fill(BUF + 0x3000, &[0xee]);
+    d.submit(&[
+        (BUF, 16, R),
+        (BUF + 0x2000, 0, W),
+        (BUF + 0x1000, 512, R),
+        (BUF + 0x3000, 1, W),
+    ]);
+    assert_eq!(d.byte(BUF + 0x3000), S_IOERR);
+
+    // Data buffers outside RAM: entirely, straddling its end, and with an address that
+    // overflows when the length is added. For OUT the first buffer is valid: nothing may be
+    // written before the whole chain is checked.
+    for (addr, len) in [
+        (0x1_0000_0000u64, 512u32),
+        (RAM - 256, 512),
+        (u64::MAX - 255, 512),
+    ] {
+        d.header(BUF, VIRTIO_BLK_T_OUT, 0);
+        d.fill(BUF + 0x3000, &[0xee]);
+        let before = d.used_idx();
+        d.submit(&[
+            (BUF, 16, R),
+            (BUF + 0x1000, 512, R),
+            (addr, len, R),
+            (BUF + 0x3000, 1, W),
+        ]);
+        assert_eq!(d.used_idx(), before.wrapping_add(1));
+        assert_eq!(d.byte(BUF + 0x3000), S_IOERR, "buffer {addr:#x}");
+        d.header(BUF, VIRTIO_BLK_T_IN, 0);
+        d.fill(BUF + 0x3000, &[0xee]);
+        d.submit(&[(BUF, 16, R), (addr, len, W), (BUF + 0x3000, 1, W)]);
+        assert_eq!(d.byte(BUF + 0x3000), S_IOERR, "buffer {addr:#x}");
+    }
+
+    // A header outside RAM / too short.
+    d.fill(BUF + 0x3000, &[0xee]);
+    d.submit(&[(RAM + 0x1000, 16, R), (BUF + 0x3000, 1, W)]);
+    assert_eq!(d.byte(BUF + 0x3000), S_IOERR);
+    d.fill(BUF + 0x3000, &[0xee]);
+    d.submit(&[(BUF, 8, R), (BUF + 0x3000, 1, W)]);
+    assert_eq!(d.byte(BUF + 0x3000), S_IOERR);
+
+    // Lengths whose sum overflows 32 bits (virtio-queue stops the chain there).
+    d.header(BUF, VIRTIO_BLK_T_IN, 0);
+    d.fill(BUF + 0x3000, &[0xee]);
+    let before = d.used_idx();
+    d.submit(&[
+        (BUF, 16, R),
+        (BUF + 0x1000, u32::MAX, W),
+        (BUF + 0x1000, u32::MAX, W),
+        (BUF + 0x3000, 1, W),
+    ]);
+    assert_eq!(d.used_idx(), before.wrapping_add(1));
+    assert_eq!(d.used(before).1, 0, "no bytes reported for a broken chain");
+
+    // Descriptor loops: 0 → 1 → 0 …, and a writable descriptor pointing at itself (a GET_ID
+    // that must fail rather than run on the truncated chain); then a next index past the
+    // table.
+    let before = d.used_idx();
+    d.header(BUF, VIRTIO_BLK_T_IN, 0);
+    d.put_desc(0, BUF, 16, VRING_DESC_F_NEXT as u16, 1);
+    d.put_desc(1, BUF + 0x1000, 513, W | VRING_DESC_F_NEXT as u16, 0);
+    d.publish(0);
+    d.header(BUF + 0x100, VIRTIO_BLK_T_GET_ID, 0);
+    d.fill(BUF + 0x2000, &[0x55; 21]);
+    d.put_desc(2, BUF + 0x100, 16, VRING_DESC_F_NEXT as u16, 3);
+    d.put_desc(3, BUF + 0x2000, 21, W | VRING_DESC_F_NEXT as u16, 3);
+    d.publish(2);
+    d.put_desc(4, BUF, 16, VRING_DESC_F_NEXT as u16, 999);
+    d.publish(4);
+    d.notify();
+    assert_eq!(d.used_idx(), before.wrapping_add(3));
+    assert_eq!(d.used(before).0, 0);
+    assert_eq!(d.used(before.wrapping_add(1)), (2, 1));
+    assert_eq!(d.byte(BUF + 0x2000 + 20), S_IOERR);
+    assert_eq!(
+        d.bytes(BUF + 0x2000, 20),
+        vec![0x55; 20],
+        "no data for a broken chain"
+    );
+    assert_eq!(d.used(before.wrapping_add(2)), (4, 0));
+    d.next_desc = 5;
+
+    // A chain with no writable status byte at all.
+    let before = d.used_idx();
+    d.submit(&[(BUF, 16, R), (BUF + 0x1000, 512, R)]);
+    assert_eq!(d.used(before).1, 0);
+
+    // Through all of this the device kept working and the file is untouched.
+    assert_eq!(f.contents(), original);
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 1, 512, W).0, S_OK);
+    assert_eq!(d.bytes(BUF + 0x1000, 512), pattern(512, 512));
+}
+
+#[test]
+fn a_queue_layout_outside_ram_is_not_enabled() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    let feats = d.features();
+    d.negotiate(feats);
+    d.write(QUEUE_SIZE, 2, u64::from(QSIZE));
+    d.write(QUEUE_DESC, 8, RAM - 16);
+    d.write(QUEUE_DRIVER, 8, AVAIL);
+    d.write(QUEUE_DEVICE, 8, USED);
+    d.write(QUEUE_ENABLE, 2, 1);
+    assert_eq!(d.read(QUEUE_ENABLE, 2), 0);
+    assert_ne!(d.dev.status() & VIRTIO_CONFIG_S_NEEDS_RESET as u8, 0);
+    // Notifying anyway does nothing.
+    d.notify();
+    assert_eq!(d.used_idx(), 0);
+}
+
+#[test]
+fn reset_returns_to_power_on_and_stops_all_disk_writes() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    let fresh = (
+        d.read(QUEUE_SIZE, 2),
+        d.read(QUEUE_ENABLE, 2),
+        d.read(QUEUE_DESC, 8),
+        d.read(DEVICE_STATUS, 1),
+    );
+    d.start();
+    d.fill(BUF + 0x1000, &[0x77; 512]);
+    assert_eq!(d.request(VIRTIO_BLK_T_OUT, 5, 512, R).0, S_OK);
+    let after_write = f.contents();
+    assert_ne!(d.dev.isr(), 0);
+
+    // Driver reset (status 0).
+    d.write(DEVICE_STATUS, 1, 0);
+    // Queue set up again but DRIVER_OK not yet given: notifications are not acted on.
+    d.mem.write_obj(0u16, GuestAddress(USED + 2)).unwrap();
+    let feats = d.features();
+    d.negotiate(feats);
+    d.write(QUEUE_SIZE, 2, u64::from(QSIZE));
+    d.write(QUEUE_DESC, 8, DESC);
+    d.write(QUEUE_DRIVER, 8, AVAIL);
+    d.write(QUEUE_DEVICE, 8, USED);
+    d.write(QUEUE_ENABLE, 2, 1);
+    d.fill(BUF + 0x1000, &[0x88; 512]);
+    d.header(BUF, VIRTIO_BLK_T_OUT, 7);
+    d.submit(&[(BUF, 16, R), (BUF + 0x1000, 512, R), (BUF + 0x3000, 1, W)]);
+    assert_eq!(d.used_idx(), 0);
+    assert_eq!(f.contents(), after_write);
+    d.write(DEVICE_STATUS, 1, 0);
+    assert_eq!(
+        (
+            d.read(QUEUE_SIZE, 2),
+            d.read(QUEUE_ENABLE, 2),
+            d.read(QUEUE_DESC, 8),
+            d.read(DEVICE_STATUS, 1),
+        ),
+        fresh
+    );
+    assert_eq!(d.read(QUEUE_DRIVER, 8), 0);
+    assert_eq!(d.read(QUEUE_DEVICE, 8), 0);
+    assert_eq!(d.dev.isr(), 0);
+    assert_eq!(d.dev.driver_features(), 0);
+    assert!(!d.dev.interrupt_pending());
+
+    // A request left in the old ring, notified after the reset: not executed.
+    d.fill(BUF + 0x1000, &[0x99; 512]);
+    d.header(BUF, VIRTIO_BLK_T_OUT, 6);
+    let used_before = d.used_idx();
+    d.submit(&[(BUF, 16, R), (BUF + 0x1000, 512, R), (BUF + 0x3000, 1, W)]);
+    assert_eq!(d.used_idx(), used_before);
+    assert_eq!(f.contents(), after_write);
+
+    // The PCI-level reset (system reboot) does the same and the device works again after a
+    // fresh bring-up, starting from ring index 0.
+    d.dev.reset();
+    d.mem.write_obj(0u16, GuestAddress(AVAIL + 2)).unwrap();
+    d.mem.write_obj(0u16, GuestAddress(USED + 2)).unwrap();
+    d.avail_idx = 0;
+    d.next_desc = 0;
+    d.start();
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 5, 512, W).0, S_OK);
+    assert_eq!(d.bytes(BUF + 0x1000, 512), vec![0x77; 512]);
+}
