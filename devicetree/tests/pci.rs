@@ -196,9 +196,12 @@ fn no_phb_gives_the_same_blob_as_build() {
     );
 }
 
+/// A change that makes a PHB list invalid.
+type Mutation = Box<dyn Fn(&mut Vec<PhbDescription>)>;
+
 #[test]
 fn bad_phb_descriptions_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<PhbDescription>)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("buid 0", Box::new(|p| p[0].buid = 0)),
         ("empty window", Box::new(|p| p[0].mem32.size = 0)),
         (
