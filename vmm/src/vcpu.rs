@@ -25,8 +25,11 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 pub const MSR_SF_ME: u64 = 0x8000_0000_0000_1000;
 /// LPCR bits H_SET_MODE manages partition-wide.
 pub const LPCR_MANAGED: u64 = LPCR_ILE | LPCR_AIL;
-/// In-kernel XICS presenter state after reset: CPPR 0, XISR 0, MFRR 0xff (no IPI).
-const ICP_STATE_RESET: u64 = 0xff << 24;
+/// In-kernel XICS presenter state after reset (`KVM_REG_PPC_ICP_STATE` fields): CPPR 0
+/// (<< 56), XISR 0 (<< 32), MFRR 0xff = no IPI (<< 24), pending priority 0xff (<< 16). KVM
+/// rejects a state with XISR 0 whose pending priority is not 0xff (EINVAL); an earlier value
+/// without it left crash-time IPI state behind across fadump and reboot resets.
+const ICP_STATE_RESET: u64 = (0xff << 24) | (0xff << 16);
 
 /// Where a started vCPU begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,7 +463,7 @@ impl VcpuThread {
             .vcpu
             .set_one_reg_u64(KVM_REG_PPC_ICP_STATE, ICP_STATE_RESET)
         {
-            debug!("vcpu {id}: ICP reset: {e}");
+            warn!("vcpu {id}: interrupt presenter reset failed: {e}");
         }
         let _ = self.vcpu.set_one_reg_u64(KVM_REG_PPC_ONLINE, 0);
         self.lpcr_generation = u64::MAX;
@@ -558,6 +561,29 @@ mod tests {
         assert!(c.immediate_exit.get());
         c.resume();
         assert_eq!(c.run_state(), CpuRunState::Running);
+    }
+
+    #[test]
+    fn icp_reset_state_is_one_kvm_accepts() {
+        let field = |shift: u32, mask: u64| (ICP_STATE_RESET >> shift) & mask;
+        let (cppr, xisr, mfrr, ppri) = (
+            field(56, 0xff),
+            field(32, 0xff_ffff),
+            field(24, 0xff),
+            field(16, 0xff),
+        );
+        assert_eq!(
+            (cppr, xisr, mfrr),
+            (0, 0, 0xff),
+            "nothing presented, no IPI"
+        );
+        // KVM's consistency rule for XISR == 0.
+        assert_eq!(ppri, 0xff);
+        assert_eq!(
+            ICP_STATE_RESET & 0xffff,
+            0,
+            "no bits outside the four fields"
+        );
     }
 
     #[test]
