@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use devicetree::blob::find_property;
 use devicetree::pci::{BarAssignment, PciDeviceDescription, PciWindow, PhbDescription};
@@ -72,8 +73,13 @@ fn phb() -> PhbDescription {
 }
 
 fn decompile(blob: &[u8]) -> String {
-    let path =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pci-{}.dtb", std::process::id()));
+    // Tests run in parallel: one file per call.
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "pci-{}-{}.dtb",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&path, blob).unwrap();
     let out = match Command::new("dtc")
         .args(["-I", "dtb", "-O", "dts"])
