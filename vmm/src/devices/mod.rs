@@ -32,6 +32,9 @@
 pub mod phb;
 pub mod virtio_blk;
 
+#[cfg(test)]
+mod tests;
+
 use phb::config::ConfigSpace;
 
 /// A PCI function on the PHB's bus.
