@@ -312,12 +312,16 @@ impl Rtas {
 
     fn os_term<M: GuestMemoryBackend>(&mut self, mem: &M, args: RtasArgs) -> RtasAction {
         // The message is informational only: an unreadable pointer must not stop a dump.
-        let message =
-            crate::memory::read_c_string(mem, u64::from(args.arg(0)), OS_TERM_MESSAGE_MAX)
+        // Linux since its lock-free os-term (v6.5) passes the NULL meant for rtas_call()'s
+        // `outputs` parameter as args[0], so the pointer is 0: there is no message to read.
+        let message = match args.arg(0) {
+            0 => String::new(),
+            ptr => crate::memory::read_c_string(mem, u64::from(ptr), OS_TERM_MESSAGE_MAX)
                 .unwrap_or_else(|e| {
                     warn!("rtas: ibm,os-term: message unreadable ({e})");
                     String::from("<unreadable>")
-                });
+                }),
+        };
         if self.fadump.is_registered() {
             info!("rtas: ibm,os-term with fadump registered: {message}");
             RtasAction::FadumpCrash { message, args }

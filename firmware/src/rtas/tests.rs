@@ -194,3 +194,26 @@ fn machine_calls_are_forwarded_and_published() {
     assert!(names.contains(&"ibm,configure-kernel-dump-sizes".to_string()));
     assert!(!names.contains(&"ibm,kernel-dump".to_string()));
 }
+
+#[test]
+fn os_term_with_a_null_message_pointer_reads_nothing() {
+    // Linux >= 6.5 passes 0 here (see Rtas::os_term); address 0 holds kernel text.
+    let (m, mut r, p) = setup();
+    memory::write_bytes(&m, 0, b"kernel text, not a message\0").unwrap();
+    let (a, rets) = call(&m, &mut r, &p, RtasCall::IbmOsTerm, &[0], 1);
+    assert_eq!(
+        a,
+        RtasAction::OsTerm {
+            message: String::new()
+        }
+    );
+    assert_eq!(rets, vec![0]);
+    memory::write_bytes(&m, 0x800, b"OS panic: real message\0").unwrap();
+    let (a, _) = call(&m, &mut r, &p, RtasCall::IbmOsTerm, &[0x800], 1);
+    assert_eq!(
+        a,
+        RtasAction::OsTerm {
+            message: "OS panic: real message".into()
+        }
+    );
+}
