@@ -4,11 +4,12 @@
 //!
 //! # Wiring them into the machine (not done yet)
 //!
-//! 1. **CLI**: `--disk path=FILE[,readonly=on]`, repeatable. For each disk open the file
-//!    (read-only when `readonly=on`), build [`virtio_blk::VirtioBlk::new`] with a clone of the
-//!    guest memory, a serial (e.g. `vda`, `vdb`, … for GET_ID) and put it in slot 1, 2, … of
-//!    one [`phb::Phb`] built with [`phb::PhbConfig::qemu_like(0)`](phb::PhbConfig::qemu_like).
-//!    Slots give LSIs `0x1200 + slot % 4` (the swizzle of the `interrupt-map`).
+//! 1. **CLI**: `--disk path=FILE[,readonly=on]`, repeatable: parse each value with
+//!    [`disk_spec::DiskSpec::parse`] (help text: [`disk_spec::DISK_HELP`]) into a new
+//!    `VmConfig` field, then [`disk_spec::build_pci`] opens the files (read-only ones with
+//!    `O_RDONLY`) and plugs disk `i` into slot `i + 1` of one PHB laid out like QEMU's first
+//!    PHB (BUID `0x800000020000000`, 32-bit window at `0x2000_8000_0000`). Slot `s` raises
+//!    LSI `0x1200 + s % 4` (the swizzle of the `interrupt-map`). With no disks, build no PHB.
 //! 2. **Interrupts**: implement [`phb::IrqLine`] over `KVM_IRQ_LINE` (`irq` = XICS source
 //!    number, level 1/0). The in-kernel XICS must have those sources configured as
 //!    level-sensitive (`KVM_DEV_XICS_GRP_SOURCES` with `KVM_XICS_LEVEL_SENSITIVE`, masked
@@ -29,6 +30,7 @@
 //!    features, status, ISR and config space go back to power-on, LSIs are lowered, and no
 //!    queue is processed again until the new kernel sets DRIVER_OK.
 
+pub mod disk_spec;
 pub mod phb;
 pub mod virtio_blk;
 
@@ -37,7 +39,8 @@ mod tests;
 
 use phb::config::ConfigSpace;
 
-/// A PCI function on the PHB's bus.
+/// A PCI function on the PHB's bus. `Send` because the PHB sits behind a `Mutex` shared by
+/// the vCPU threads.
 pub trait PciDevice: Send {
     fn config(&self) -> &ConfigSpace;
     fn config_mut(&mut self) -> &mut ConfigSpace;
@@ -50,3 +53,9 @@ pub trait PciDevice: Send {
     /// Device-level reset to the power-on state (the PHB resets the config header).
     fn reset(&mut self);
 }
+
+/// Compile-time check: the PHB (and so every device) can be shared between vCPU threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<phb::Phb>();
+};

@@ -78,8 +78,9 @@ impl std::fmt::Debug for ConfigSpace {
 }
 
 impl ConfigSpace {
-    /// A header for `id` with INTA# (`interrupt_pin` = 1) when `intx` is set, the given BARs
-    /// (index → spec) and a capabilities list made of `caps` (see [`ConfigSpace::add_capability`]).
+    /// A header for `id` with INTA# (`interrupt_pin` = 1) when `intx` is set and the given
+    /// BARs (index → spec; invalid sizes are ignored). Capabilities are added afterwards with
+    /// [`ConfigSpace::add_capability`].
     pub fn new(id: PciId, intx: bool, bars: &[(usize, BarSpec)]) -> Self {
         let mut c = Self {
             bytes: [0; CONFIG_SPACE_SIZE],
