@@ -520,9 +520,22 @@ fn a_queue_layout_outside_ram_is_not_enabled() {
     d.write(QUEUE_ENABLE, 2, 1);
     assert_eq!(d.read(QUEUE_ENABLE, 2), 0);
     assert_ne!(d.dev.status() & VIRTIO_CONFIG_S_NEEDS_RESET as u8, 0);
-    // Notifying anyway does nothing.
+    // Notifying anyway does nothing, even after DRIVER_OK.
+    d.notify();
+    d.write(DEVICE_STATUS, 1, 0x0f);
     d.notify();
     assert_eq!(d.used_idx(), 0);
+    // Queue registers are ignored for queues that do not exist; an invalid size keeps the
+    // previous one.
+    d.write(DEVICE_STATUS, 1, 0);
+    d.write(QUEUE_SIZE, 2, 100);
+    assert_eq!(d.read(QUEUE_SIZE, 2), u64::from(QUEUE_MAX));
+    d.write(QUEUE_SELECT, 2, 3);
+    d.write(QUEUE_SIZE, 2, 8);
+    d.write(QUEUE_ENABLE, 2, 1);
+    d.write(QUEUE_SELECT, 2, 0);
+    assert_eq!(d.read(QUEUE_SIZE, 2), u64::from(QUEUE_MAX));
+    assert_eq!(d.read(QUEUE_ENABLE, 2), 0);
 }
 
 #[test]
@@ -591,4 +604,80 @@ fn reset_returns_to_power_on_and_stops_all_disk_writes() {
     d.start();
     assert_eq!(d.request(VIRTIO_BLK_T_IN, 5, 512, W).0, S_OK);
     assert_eq!(d.bytes(BUF + 0x1000, 512), vec![0x77; 512]);
+}
+
+#[test]
+fn oversized_requests_are_refused_before_any_io() {
+    // A sparse 128 MiB disk, so only the per-request limit can refuse a 70 MiB read.
+    let f = TempDisk::new(1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f.0)
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    let mut d = Driver::new(&f, false);
+    d.start();
+    d.header(BUF, VIRTIO_BLK_T_IN, 0);
+    d.fill(BUF + 0x3000, &[0xee]);
+    // Five 14 MiB device-writable buffers over the same guest RAM: 70 MiB in all.
+    let big = 14 << 20;
+    let before = d.used_idx();
+    d.submit(&[
+        (BUF, 16, R),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (BUF + 0x3000, 1, W),
+    ]);
+    assert_eq!(d.used(before).1, 1);
+    assert_eq!(d.byte(BUF + 0x3000), S_IOERR);
+    // Just under the limit works (4 × 14 MiB = 56 MiB).
+    d.fill(BUF + 0x3000, &[0xee]);
+    d.submit(&[
+        (BUF, 16, R),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (0x10_0000 + 0x4000, big, W),
+        (BUF + 0x3000, 1, W),
+    ]);
+    assert_eq!(d.byte(BUF + 0x3000), S_OK);
+    assert_eq!(d.used(before.wrapping_add(1)).1, 4 * big + 1);
+}
+
+#[test]
+fn indirect_tables_the_driver_was_not_offered_cannot_escape_ram() {
+    use virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT;
+    let f = TempDisk::new(SECTORS);
+    let original = f.contents();
+    let mut d = Driver::new(&f, false);
+    d.start();
+    let indirect = VRING_DESC_F_INDIRECT as u16;
+    // Table outside RAM, a table whose length is not a multiple of 16, and a nested indirect
+    // descriptor inside a valid table.
+    let before = d.used_idx();
+    d.put_desc(0, RAM + 0x1000, 48, indirect, 0);
+    d.publish(0);
+    d.put_desc(1, BUF + 0x4000, 20, indirect, 0);
+    d.publish(1);
+    let table = BUF + 0x5000;
+    let mut b = [0u8; 16];
+    b[0..8].copy_from_slice(&(BUF + 0x4000).to_le_bytes());
+    b[8..12].copy_from_slice(&32u32.to_le_bytes());
+    b[12..14].copy_from_slice(&indirect.to_le_bytes());
+    d.fill(table, &b);
+    d.put_desc(2, table, 16, indirect, 0);
+    d.publish(2);
+    d.next_desc = 3;
+    d.notify();
+    assert_eq!(d.used_idx(), before.wrapping_add(3));
+    for n in 0..3 {
+        assert_eq!(d.used(before.wrapping_add(n)).1, 0);
+    }
+    assert_eq!(f.contents(), original);
+    // The queue still works.
+    assert_eq!(d.request(VIRTIO_BLK_T_IN, 2, 512, W).0, S_OK);
 }
