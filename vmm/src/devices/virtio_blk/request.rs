@@ -24,8 +24,9 @@ use super::disk::{Disk, SECTOR_SIZE};
 
 /// Size of `virtio_blk_outhdr`.
 pub const HEADER_LEN: u64 = 16;
-/// Largest data transfer accepted in one request (bounds host work per request; Linux's
-/// requests are far smaller: `max_hw_sectors` defaults to 512 KiB... 4 MiB).
+/// Largest data transfer accepted in one request: bounds the host work one notify can cause.
+/// Linux's block layer splits I/O far below this (`max_sectors_kb`, about a megabyte by
+/// default), so a well-behaved guest never reaches it.
 pub const MAX_DATA_LEN: u64 = 64 << 20;
 /// Bytes moved per host read/write call.
 const CHUNK: usize = 128 << 10;
@@ -163,7 +164,7 @@ fn total(segs: &[Segment]) -> Result<u64, RequestError> {
         .ok_or(RequestError::Overflow)
 }
 
-/// Consumes the first `n` bytes of `segs` (the header), returning them and the rest.
+/// Reads the 16-byte header from the start of `segs`, returning it and the segments after it.
 fn take_header<M: GuestMemoryBackend>(
     mem: &M,
     segs: &[Segment],
