@@ -681,3 +681,117 @@ fn indirect_tables_the_driver_was_not_offered_cannot_escape_ram() {
     // The queue still works.
     assert_eq!(d.request(VIRTIO_BLK_T_IN, 2, 512, W).0, S_OK);
 }
+
+/// xorshift64*: deterministic pseudo-random numbers for the garbage-ring test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn garbage_rings_never_panic_and_never_write_a_read_only_disk() {
+    let f = TempDisk::new(SECTORS);
+    let original = f.contents();
+    garbage_rounds(&f, true, 0x9e37_79b9_7f4a_7c15);
+    assert_eq!(f.contents(), original);
+}
+
+#[test]
+fn garbage_rings_never_grow_a_writable_disk() {
+    for seed in [1u64, 0xdead_beef, 0x1234_5678_9abc_def0] {
+        let f = TempDisk::new(SECTORS);
+        garbage_rounds(&f, false, seed);
+        assert_eq!(f.contents().len() as u64, SECTORS * 512, "seed {seed:#x}");
+    }
+}
+
+/// 500 rounds of random descriptor tables and avail entries, with a proper read every fourth
+/// round that must still succeed.
+fn garbage_rounds(f: &TempDisk, readonly: bool, seed: u64) {
+    let mut d = Driver::new(f, readonly);
+    d.start();
+    let mut rng = Rng(seed);
+    let addrs = [
+        BUF,
+        BUF + 0x1000,
+        RAM - 1,
+        RAM - 16,
+        RAM,
+        u64::MAX - 7,
+        0,
+        DESC,
+        USED,
+    ];
+    let lens = [0u32, 1, 15, 16, 512, 513, 4096, u32::MAX, 1 << 31];
+    let kinds = [
+        VIRTIO_BLK_T_IN,
+        VIRTIO_BLK_T_OUT,
+        VIRTIO_BLK_T_FLUSH,
+        VIRTIO_BLK_T_GET_ID,
+        0xdead,
+    ];
+    let sectors = [0u64, 1, SECTORS - 1, SECTORS, u64::MAX, u64::MAX / 512];
+    let mut completed = 0u64;
+    let mut good = 0;
+    for round in 0..500 {
+        for i in 0..QSIZE {
+            let flags = (rng.next() & 0x7) as u16; // NEXT, WRITE, INDIRECT in any mix
+            let next = if rng.next() % 8 == 0 {
+                rng.next() as u16
+            } else {
+                (rng.next() % u64::from(QSIZE)) as u16
+            };
+            d.put_desc(i, rng.pick(&addrs), rng.pick(&lens), flags, next);
+        }
+        d.header(BUF, rng.pick(&kinds), rng.pick(&sectors));
+        d.header(BUF + 0x1000, rng.pick(&kinds), rng.pick(&sectors));
+        let n = 1 + rng.next() % 4;
+        for _ in 0..n {
+            let head = if rng.next() % 10 == 0 {
+                rng.next() as u16
+            } else {
+                (rng.next() % u64::from(QSIZE)) as u16
+            };
+            d.publish(head);
+        }
+        let before = d.used_idx();
+        d.notify();
+        let done = d.used_idx().wrapping_sub(before);
+        assert!(
+            u64::from(done) <= n,
+            "round {round}: {done} completions for {n}"
+        );
+        completed += u64::from(done);
+        if d.dev.status() & VIRTIO_CONFIG_S_NEEDS_RESET as u8 != 0 {
+            // An out-of-range head index makes the queue unusable: start over.
+            d.write(DEVICE_STATUS, 1, 0);
+            d.mem.write_obj(0u16, GuestAddress(AVAIL + 2)).unwrap();
+            d.mem.write_obj(0u16, GuestAddress(USED + 2)).unwrap();
+            d.avail_idx = 0;
+            d.start();
+        }
+        if round % 4 == 0 {
+            // A proper request among the garbage still works.
+            d.next_desc = 0;
+            let sector = rng.next() % SECTORS;
+            let (st, (_, len)) = d.request(VIRTIO_BLK_T_IN, sector, 512, W);
+            assert_eq!((st, len), (S_OK, 513), "round {round}");
+            if readonly {
+                assert_eq!(d.bytes(BUF + 0x1000, 512), pattern(sector * 512, 512));
+            }
+            good += 1;
+        }
+    }
+    assert_eq!(good, 125);
+    assert!(completed > 100, "only {completed} requests completed");
+}
