@@ -11,13 +11,15 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::decompile;
 use devicetree::{
     build, CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
 };
 use firmware::rtas::tokens::RtasCall;
 use firmware::{GuestRange, PropValue, Property};
+
+mod common;
 
 const MIB: u64 = 1 << 20;
 
@@ -31,29 +33,7 @@ fn range(start: u64, len: u64) -> GuestRange {
 /// does; `src/tests.rs` checks the real firmware output separately.
 fn golden_machine() -> MachineDescription {
     let mmu = Mmu::Radix { gtse: true };
-    let calls = [
-        RtasCall::DisplayCharacter,
-        RtasCall::GetTimeOfDay,
-        RtasCall::SetTimeOfDay,
-        RtasCall::PowerOff,
-        RtasCall::SystemReboot,
-        RtasCall::QueryCpuStoppedState,
-        RtasCall::StartCpu,
-        RtasCall::StopSelf,
-        RtasCall::IbmSetXive,
-        RtasCall::IbmGetXive,
-        RtasCall::IbmIntOff,
-        RtasCall::IbmIntOn,
-        RtasCall::CheckException,
-        RtasCall::EventScan,
-        RtasCall::IbmOsTerm,
-        RtasCall::IbmConfigureKernelDump,
-    ];
-    let mut rtas_properties: Vec<Property> = calls
-        .iter()
-        .map(|c| Property::u32(c.name(), c.token()))
-        .collect();
-    rtas_properties.push(Property::new("ibm,extended-os-term", PropValue::Empty));
+    let mut rtas_properties = common::rtas_token_properties();
     rtas_properties.push(Property::new(
         "ibm,configure-kernel-dump-sizes",
         PropValue::U32Cells(vec![1, 0, 0xa00, 2, 0, 0]),
@@ -76,31 +56,6 @@ fn golden_machine() -> MachineDescription {
         vty_irq: None,
         rtas_properties,
     }
-}
-
-/// Runs `dtc -I dtb -O dts` on `blob`; panics with the package name when dtc is missing and
-/// with dtc's messages when it complains at all.
-fn decompile(blob: &[u8], name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join(format!("{name}-{}.dtb", std::process::id()));
-    std::fs::write(&path, blob).unwrap();
-    let out = match Command::new("dtc")
-        .args(["-I", "dtb", "-O", "dts"])
-        .arg(&path)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`dtc` not found: install the Debian package `device-tree-compiler` \
-             (apt-get install device-tree-compiler)"
-        ),
-        Err(e) => panic!("cannot run dtc: {e}"),
-    };
-    let _ = std::fs::remove_file(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "dtc failed on {name}: {stderr}");
-    assert!(stderr.is_empty(), "dtc warned about {name}:\n{stderr}");
-    String::from_utf8(out.stdout).expect("dtc output is UTF-8")
 }
 
 fn golden_path() -> PathBuf {

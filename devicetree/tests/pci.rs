@@ -6,10 +6,7 @@
 //!
 //! Needs `dtc` (Debian package `device-tree-compiler`).
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-
+use common::decompile;
 use devicetree::blob::find_property;
 use devicetree::pci::{BarAssignment, PciDeviceDescription, PciWindow, PhbDescription};
 use devicetree::{
@@ -17,6 +14,8 @@ use devicetree::{
     MachineDescription, Mmu,
 };
 use firmware::GuestRange;
+
+mod common;
 
 const MIB: u64 = 1 << 20;
 
@@ -72,34 +71,6 @@ fn phb() -> PhbDescription {
     }
 }
 
-fn decompile(blob: &[u8]) -> String {
-    // Tests run in parallel: one file per call.
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "pci-{}-{}.dtb",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, blob).unwrap();
-    let out = match Command::new("dtc")
-        .args(["-I", "dtb", "-O", "dts"])
-        .arg(&path)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`dtc` not found: install the Debian package `device-tree-compiler` \
-             (apt-get install device-tree-compiler)"
-        ),
-        Err(e) => panic!("cannot run dtc: {e}"),
-    };
-    let _ = std::fs::remove_file(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "dtc failed: {stderr}");
-    assert!(stderr.is_empty(), "dtc warned:\n{stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The property lines (tabs stripped) of the node whose line is `\t<name> {`.
 fn node_lines(dts: &str, name: &str) -> Vec<String> {
     let open = format!("\t{name} {{");
@@ -119,7 +90,7 @@ fn node_lines(dts: &str, name: &str) -> Vec<String> {
 #[test]
 fn dtc_accepts_the_phb_and_its_device_without_warnings() {
     let blob = build_with_pci(&machine(), &[phb()]).unwrap();
-    let dts = decompile(&blob);
+    let dts = decompile(&blob, "pci");
     assert!(dts.contains("\t\tpci1af4,1042@1 {"), "{dts}");
     if std::env::var_os("PRINT_DTS").is_some() {
         println!("{dts}");
@@ -129,7 +100,7 @@ fn dtc_accepts_the_phb_and_its_device_without_warnings() {
 #[test]
 fn phb_properties_match_qemu_where_they_overlap() {
     let blob = build_with_pci(&machine(), &[phb()]).unwrap();
-    let ours = node_lines(&decompile(&blob), "pci@800000020000000");
+    let ours = node_lines(&decompile(&blob, "pci"), "pci@800000020000000");
     let reference = include_str!("golden/qemu-11.1-phb.txt");
     let mut compared = 0;
     for want in reference.lines().filter(|l| !l.starts_with("//")) {

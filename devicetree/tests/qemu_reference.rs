@@ -18,8 +18,9 @@ use devicetree::blob::find_property;
 use devicetree::{
     build, CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
 };
-use firmware::rtas::tokens::RtasCall;
-use firmware::{GuestRange, PropValue, Property};
+use firmware::GuestRange;
+
+mod common;
 
 const QEMU: &[(&str, &str)] = &[
     ("/", r#"#size-cells = <0x02>;"#),
@@ -154,29 +155,7 @@ fn parse_bytes(value: &str) -> Vec<u8> {
 
 fn qemu_like_machine() -> MachineDescription {
     let mmu = Mmu::Radix { gtse: true };
-    let calls = [
-        RtasCall::DisplayCharacter,
-        RtasCall::GetTimeOfDay,
-        RtasCall::SetTimeOfDay,
-        RtasCall::PowerOff,
-        RtasCall::SystemReboot,
-        RtasCall::QueryCpuStoppedState,
-        RtasCall::StartCpu,
-        RtasCall::StopSelf,
-        RtasCall::IbmSetXive,
-        RtasCall::IbmGetXive,
-        RtasCall::IbmIntOff,
-        RtasCall::IbmIntOn,
-        RtasCall::CheckException,
-        RtasCall::EventScan,
-        RtasCall::IbmOsTerm,
-        RtasCall::IbmConfigureKernelDump,
-    ];
-    let mut props: Vec<Property> = calls
-        .iter()
-        .map(|c| Property::u32(c.name(), c.token()))
-        .collect();
-    props.push(Property::new("ibm,extended-os-term", PropValue::Empty));
+    let props = common::rtas_token_properties();
     MachineDescription {
         topology: CpuTopology::single_threaded(2),
         cpu: CpuModel::new("POWER9", 0x0f00_0005),
