@@ -27,6 +27,8 @@ pub struct BootSpec<'a> {
     pub cpu: &'a CpuModel,
     /// `/rtas` properties from the firmware (tokens, fadump state).
     pub rtas_properties: Vec<Property>,
+    /// One `/pci@<buid>` node per PAPR PCI host bridge (none without disks).
+    pub pci: &'a [devicetree::pci::PhbDescription],
 }
 
 /// Where things went and how to enter the kernel.
@@ -90,7 +92,12 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         vty_irq: None,
         rtas_properties: spec.rtas_properties.clone(),
     };
-    let dtb = devicetree::build(&desc).map_err(|e| Error::DeviceTree(e.to_string()))?;
+    let mut dtb = devicetree::build_with_pci(&desc, spec.pci)
+        .map_err(|e| Error::DeviceTree(e.to_string()))?;
+    if !spec.pci.is_empty() {
+        dtb = crate::fdt_edit::pci_quirks(&dtb, spec.pci)
+            .map_err(|e| Error::DeviceTree(e.to_string()))?;
+    }
     if dtb.len() as u64 > FDT_MAX_SIZE {
         return Err(Error::DeviceTree(format!(
             "{} bytes, more than the {FDT_MAX_SIZE} reserved",
@@ -153,6 +160,7 @@ mod tests {
             cpus: 2,
             cpu: &cpu,
             rtas_properties: rtas.properties(),
+            pci: &[],
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(
@@ -219,6 +227,7 @@ mod tests {
             cpus: 1,
             cpu: &cpu,
             rtas_properties: vec![],
+            pci: &[],
         };
         let missing = Path::new("/nonexistent/vmlinux");
         assert!(matches!(

@@ -1,6 +1,7 @@
 //! Command-line parsing, in the style of cloud-hypervisor (`--kernel`, `--memory size=…`).
 
 use crate::console::SerialMode;
+use crate::devices::disk_spec::{DiskSpec, DISK_HELP};
 use crate::machine::VmConfig;
 use std::path::PathBuf;
 
@@ -36,6 +37,12 @@ process. Example:
     ppc-vmm --kernel vmlinux --initramfs initramfs.cpio.gz --cpus 2 --memory 1G \\
             --cmdline \"console=hvc0 rdinit=/init\"
 ";
+
+/// The full `--help` text: [`HELP`] with the `--disk` option inserted before `--log-level`.
+pub fn help() -> String {
+    let at = HELP.find("    --log-level").unwrap_or(HELP.len());
+    format!("{}{DISK_HELP}\n{}", &HELP[..at], &HELP[at..])
+}
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +113,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut cpus = 1;
     let mut serial = SerialMode::Tty;
     let mut log_level = log::LevelFilter::Warn;
+    let mut disks = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -127,6 +135,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             "--memory" => memory = parse_size(&value("--memory")?)?,
             "--cpus" => cpus = parse_cpus(&value("--cpus")?)?,
             "--serial" => serial = parse_serial(&value("--serial")?)?,
+            "--disk" => {
+                let v = value("--disk")?;
+                disks.push(DiskSpec::parse(&v).map_err(|e| CliError(e.to_string()))?);
+            }
             "--log-level" => {
                 let v = value("--log-level")?;
                 log_level = v
@@ -161,6 +173,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             memory,
             cpus,
             serial,
+            disks,
         },
         log_level,
     })
@@ -190,6 +203,9 @@ mod tests {
             "file=/tmp/c.log",
             "--log-level",
             "debug",
+            "--disk",
+            "path=/tmp/a.img",
+            "--disk=path=/tmp/b.img,readonly=on",
         ])
         .unwrap();
         assert_eq!(
@@ -202,6 +218,16 @@ mod tests {
                     memory: 1 << 30,
                     cpus: 2,
                     serial: SerialMode::File("/tmp/c.log".into()),
+                    disks: vec![
+                        DiskSpec {
+                            path: "/tmp/a.img".into(),
+                            readonly: false
+                        },
+                        DiskSpec {
+                            path: "/tmp/b.img".into(),
+                            readonly: true
+                        },
+                    ],
                 },
                 log_level: log::LevelFilter::Debug,
             }
@@ -218,6 +244,7 @@ mod tests {
             (512 << 20, 1, "console=hvc0")
         );
         assert_eq!(config.serial, SerialMode::Tty);
+        assert!(config.disks.is_empty());
     }
 
     #[test]
@@ -232,8 +259,10 @@ mod tests {
             "--memory",
             "--cpus",
             "--serial",
+            "--disk",
+            "--log-level",
         ] {
-            assert!(HELP.contains(flag), "{flag} documented");
+            assert!(help().contains(flag), "{flag} documented");
         }
     }
 
@@ -252,6 +281,9 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--cpus", "0"]).contains("invalid --cpus"));
         assert!(msg(&["--kernel", "k", "--serial", "pty"]).contains("invalid --serial"));
         assert!(msg(&["--kernel", "k", "--log-level", "loud"]).contains("invalid --log-level"));
+        assert!(msg(&["--kernel", "k", "--disk", "a.img"]).contains("path=<file>"));
+        assert!(msg(&["--kernel", "k", "--disk", "path=a,ro=on"]).contains("unknown key"));
+        assert_eq!(msg(&["--kernel", "k", "--disk"]), "--disk needs a value");
         assert!(p(&["--kernel", "k"]).is_ok());
     }
 

@@ -18,6 +18,8 @@
 
 use crate::boot::BootSpec;
 use crate::console::Console;
+use crate::devices::disk_spec::{build_pci, DiskSpec};
+use crate::devices::phb::{rtas::PCI_CONFIG_CALLS, IrqLine, Phb};
 use crate::kvm::bindings::*;
 use crate::kvm::{DeviceFd, Kvm, VmFd};
 use crate::layout::{LayoutError, FDT_MAX_SIZE, LOW_TOP_MAX};
@@ -60,6 +62,8 @@ pub struct VmConfig {
     pub memory: u64,
     pub cpus: u32,
     pub serial: crate::console::SerialMode,
+    /// `--disk` options, in order (disk `i` is `/dev/vd<a+i>` in the guest).
+    pub disks: Vec<DiskSpec>,
 }
 
 /// Why the machine could not be built or run.
@@ -94,6 +98,8 @@ pub enum Error {
     Console(std::io::Error),
     #[error("threads/events: {0}")]
     Runtime(String),
+    #[error("disks: {0}")]
+    Disk(#[from] crate::devices::disk_spec::BuildError),
     #[error("the guest stopped: {0}")]
     Guest(String),
 }
@@ -120,6 +126,12 @@ pub struct Shared {
     /// Declared before `mem`: fields drop in order, so the VM (and its memory slot) is gone
     /// before the guest memory is unmapped.
     pub vm: VmFd,
+    /// The PCI host bridges (none without `--disk`). Behind one lock shared by the vCPU
+    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify runs
+    /// its requests to completion under it. Declared before `mem`: its devices hold a
+    /// second handle on the VM and clones of the memory.
+    pub phbs: Mutex<Vec<Phb>>,
+    mmio_exits: std::sync::atomic::AtomicU64,
     pub mem: GuestMemory,
     pub console: Arc<Console>,
     pub cpu_char: Option<kvm_ppc_cpu_char>,
@@ -187,6 +199,40 @@ impl Shared {
         }
     }
 
+    /// Counts MMIO exits; every 20000th is logged (a storm of them shows in the log).
+    fn count_mmio(&self, addr: u64) {
+        let n = self.mmio_exits.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % 20_000 == 0 {
+            info!("{n} MMIO exits so far (latest at {addr:#x})");
+        }
+    }
+
+    fn lock_phbs(&self) -> std::sync::MutexGuard<'_, Vec<Phb>> {
+        self.phbs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A guest load from an address outside RAM: true if a PHB window claims it (`data` is
+    /// then filled in).
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
+        self.count_mmio(addr);
+        self.lock_phbs().iter_mut().any(|p| p.mmio_read(addr, data))
+    }
+
+    /// A guest store outside RAM: true if a PHB window claims it.
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
+        self.count_mmio(addr);
+        self.lock_phbs()
+            .iter_mut()
+            .any(|p| p.mmio_write(addr, data))
+    }
+
+    /// An RTAS call the firmware routed to the machine: the PCI config calls go to the PHBs
+    /// (which write the return cells). False if nothing here serves `call`.
+    pub fn machine_rtas_call(&self, call: RtasCall, args: &RtasArgs) -> bool {
+        let mut phbs = self.lock_phbs();
+        crate::devices::phb::rtas::handle_config_call(&mut phbs, &self.mem, call, args)
+    }
+
     pub fn send(&self, ev: MachineEvent) {
         let _ = self
             .events
@@ -210,12 +256,55 @@ impl Platform for MachinePlatform<'_> {
     }
 }
 
+/// PCI LSIs over `KVM_IRQ_LINE`: with the in-kernel XICS the line number is the XICS
+/// source number, and the source is level-sensitive (see [`configure_lsis`]).
+struct KvmIrqLine {
+    vm: VmFd,
+    /// Level changes so far (the first few and then every 10000th are logged).
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl IrqLine for KvmIrqLine {
+    fn set_level(&self, irq: u32, level: bool) {
+        let n = self.changes.fetch_add(1, Ordering::Relaxed);
+        if n < 16 || n % 10_000 == 0 {
+            info!("LSI {irq:#x} -> {} (level change #{n})", u8::from(level));
+        }
+        if let Err(e) = self.vm.set_irq_line(irq, level) {
+            warn!("KVM_IRQ_LINE {irq:#x} level {}: {e}", u8::from(level));
+        }
+    }
+}
+
+/// XICS priority meaning "masked" (also what `ibm,int-off` saves).
+const XICS_PRIORITY_MASKED: u64 = 0xff;
+
+/// Configures the XICS sources of every PHB's occupied slots as level-sensitive LSIs, masked
+/// (server 0, priority 0xff) until the guest's `ibm,set-xive`, not asserted. Done at start
+/// and again on every reset so a new kernel finds the power-on state.
+fn configure_lsis(xics: &DeviceFd, phbs: &[Phb]) -> Result<(), Error> {
+    let state = KVM_XICS_LEVEL_SENSITIVE
+        | KVM_XICS_MASKED
+        | (XICS_PRIORITY_MASKED << KVM_XICS_PRIORITY_SHIFT);
+    for phb in phbs {
+        for slot in phb.occupied_slots() {
+            let Some(irq) = phb.irq_of(slot) else {
+                continue;
+            };
+            xics.set_attr_u64(KVM_DEV_XICS_GRP_SOURCES, irq.into(), state)
+                .map_err(kvm_err("configure XICS source for a PCI LSI"))?;
+            debug!("XICS source {irq:#x} (PCI slot {slot}): level-sensitive, masked");
+        }
+    }
+    Ok(())
+}
+
 /// A running VM.
 pub struct Machine {
     config: VmConfig,
     shared: Arc<Shared>,
     events: Receiver<MachineEvent>,
-    _xics: DeviceFd,
+    xics: DeviceFd,
     cpu: CpuModel,
     boots: u32,
 }
@@ -329,6 +418,28 @@ impl Machine {
             debug!("XICS device has no NR_SERVERS control (classic XICS)");
         }
 
+        let phbs = if config.disks.is_empty() {
+            Vec::new()
+        } else {
+            let irq = KvmIrqLine {
+                vm: vm
+                    .try_clone()
+                    .map_err(|e| Error::Runtime(format!("dup VM fd: {e}")))?,
+                changes: Default::default(),
+            };
+            let phb = build_pci(&mem, &config.disks, Arc::new(irq))?;
+            for slot in phb.occupied_slots() {
+                info!(
+                    "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x})",
+                    phb.config().buid,
+                    config.disks[usize::from(slot) - 1].path.display(),
+                    phb.irq_of(slot).unwrap_or(0)
+                );
+            }
+            vec![phb]
+        };
+        configure_lsis(&xics, &phbs)?;
+
         let mut fds = Vec::new();
         let mut pvr = 0;
         for id in 0..config.cpus {
@@ -375,12 +486,19 @@ impl Machine {
             vm.rtas_define_token(call.name(), call.token().into())
                 .map_err(kvm_err("define XICS RTAS token"))?;
         }
+        if !phbs.is_empty() {
+            for call in PCI_CONFIG_CALLS {
+                rtas.enable_machine_call(call);
+            }
+        }
 
         let console = Arc::new(Console::for_mode(&config.serial).map_err(Error::Console)?);
         let (tx, rx) = channel();
         let wake = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::Runtime(e.to_string()))?;
         let shared = Arc::new(Shared {
             vm,
+            phbs: Mutex::new(phbs),
+            mmio_exits: Default::default(),
             mem,
             console,
             cpu_char,
@@ -406,7 +524,7 @@ impl Machine {
             config,
             shared,
             events: rx,
-            _xics: xics,
+            xics,
             cpu,
             boots: 0,
         })
@@ -421,6 +539,12 @@ impl Machine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .properties();
+        let pci: Vec<_> = self
+            .shared
+            .lock_phbs()
+            .iter()
+            .map(|p| p.description())
+            .collect();
         let spec = BootSpec {
             kernel: &self.config.kernel,
             initramfs: self.config.initramfs.as_deref(),
@@ -429,6 +553,7 @@ impl Machine {
             cpus: self.config.cpus,
             cpu: &self.cpu,
             rtas_properties,
+            pci: &pci,
         };
         let img = crate::boot::load(&self.shared.mem, &spec)?;
         self.boots += 1;
@@ -455,12 +580,22 @@ impl Machine {
         Ok(())
     }
 
-    /// Stops every vCPU and resets their state (guest RAM untouched).
-    fn reset(&mut self) {
+    /// Stops every vCPU and resets their state (guest RAM untouched), then every PCI device
+    /// (requests run synchronously on vCPU threads, so none is in flight once they stopped)
+    /// and the XICS state of their LSIs.
+    fn reset(&mut self) -> Result<(), Error> {
         self.shared.reset_lpcr();
         for v in self.shared.vcpus() {
             v.reset_and_wait();
         }
+        let mut phbs = self.shared.lock_phbs();
+        for p in phbs.iter_mut() {
+            p.reset();
+        }
+        if !phbs.is_empty() {
+            info!("PCI devices reset to their power-on state");
+        }
+        configure_lsis(&self.xics, &phbs)
     }
 
     /// Firmware-assisted dump: stop every vCPU and read its registers, let the firmware write
@@ -491,7 +626,7 @@ impl Machine {
                      into the capture kernel",
                     report.status, report.cpus_saved, report.bytes_copied
                 );
-                self.reset();
+                self.reset()?;
                 self.boot()
             }
             Err(e) => {
@@ -551,8 +686,7 @@ impl Machine {
                 }
                 Ok(MachineEvent::Reboot) => {
                     info!("guest requested a reboot: resetting and booting again");
-                    self.reset();
-                    if let Err(e) = self.boot() {
+                    if let Err(e) = self.reset().and_then(|()| self.boot()) {
                         break Err(e);
                     }
                 }

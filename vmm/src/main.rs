@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     };
     let (config, level) = match cmd {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return ExitCode::SUCCESS;
         }
         Command::Version => {

@@ -300,6 +300,9 @@ impl VcpuThread {
             }
             VcpuExit::Intr => self.ctl.immediate_exit.set(false),
             VcpuExit::MmioRead(addr, data) => {
+                if self.shared.mmio_read(addr, data) {
+                    return true;
+                }
                 warn!(
                     "vcpu {id}: MMIO read of {} bytes at {addr:#x}: no device",
                     data.len()
@@ -307,6 +310,9 @@ impl VcpuThread {
                 data.fill(0xff);
             }
             VcpuExit::MmioWrite(addr, data) => {
+                if self.shared.mmio_write(addr, data) {
+                    return true;
+                }
                 warn!(
                     "vcpu {id}: MMIO write of {} bytes at {addr:#x}: no device",
                     data.len()
@@ -368,8 +374,11 @@ impl VcpuThread {
                     .send(MachineEvent::FadumpCrash { cpu: id, args });
             }
             RtasAction::Machine { call, args } => {
-                // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); nothing else
-                // is routed to the machine yet.
+                // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); the PCI
+                // config calls go to the PHBs.
+                if self.shared.machine_rtas_call(call, &args) {
+                    return;
+                }
                 warn!(
                     "vcpu {id}: RTAS {} reached the VMM; not implemented",
                     call.name()

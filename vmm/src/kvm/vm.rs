@@ -29,6 +29,15 @@ impl VmFd {
         VmFd { vm, run_size }
     }
 
+    /// A second handle on the same VM (a `dup` of its fd), for device back ends that raise
+    /// interrupts from vCPU threads. The VM lives until every handle is closed.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(VmFd {
+            vm: self.vm.try_clone()?,
+            run_size: self.run_size,
+        })
+    }
+
     /// `KVM_CHECK_EXTENSION` on the VM fd: > 0 when supported (some caps return a count).
     pub fn check_extension_int(&self, cap: u32) -> i32 {
         // SAFETY: the capability number is passed by value and only read.
