@@ -6,7 +6,7 @@
 #   L2  ppc-vmm (static ppc64le build of vmm/) running the guest kernel + guests/initramfs
 #
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
-#                                            [--mode drive|crash|boot-only] [--timeout SECONDS]
+#                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
 #                                            [--memory SIZE] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #
@@ -15,6 +15,11 @@
 # and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
 # CPU hot-unplug/plug, VMM exit status 0. --mode crash boots with fadump=on, crashes the guest
 # (sysrq c) and asserts the capture kernel booted by our VMM sees /proc/vmcore.
+# --mode disk: L1 creates two backing files and our VMM gets `--disk path=/tmp/disk0.img
+# --disk path=/tmp/disk1.img,readonly=on`; the guest writes a known pattern (seq 1 200000,
+# checksum computed here on the host) to /dev/vda, syncs, drops caches and reads it back,
+# tries to write /dev/vdb (must fail), reboots through our VMM, reads /dev/vda back again and
+# powers off; L1 then checksums its backing file (and the read-only one, unchanged). No peer.
 # --mode boot-only: the guest powers off as soon as it reaches /init. --guest-cmd runs a shell
 # command in the guest first (drive mode) or in the capture kernel (crash mode).
 # Environment: VMM_LOG_LEVEL (ppc-vmm --log-level, default info). Prints the time of each phase (seconds since L0 start). Unless --no-peer,
@@ -38,7 +43,7 @@ while [ $# -gt 0 ]; do
         --no-peer) peer=0; shift ;;
         --append) append="$2"; shift 2 ;;
         --guest-cmd) guest_cmd="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -82,10 +87,13 @@ case "$mode" in
     drive) ;;
     crash) append="fadump=on${append:+ $append}" ;;
     boot-only) action=poweroff ;;
+    disk) peer=0 ;;
     *) echo "unknown --mode $mode" >&2; exit 2 ;;
 esac
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
-echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}" > "$run/vmm-args"
+disks=""
+[ "$mode" = disk ] && disks=" --disk path=/tmp/disk0.img --disk path=/tmp/disk1.img,readonly=on"
+echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"
@@ -148,6 +156,11 @@ printf '%-34s %s\n' "our VMM started" "$(first L1-VMM-START)"
 printf '%-34s %s\n' "guest first console line" "$(first 'Linux version')"
 printf '%-34s %s\n' "guest /init reached (boot 1)" "$(nth GUEST-INIT-REACHED 1)"
 printf '%-34s %s\n' "guest /init reached (after reboot)" "$(nth GUEST-INIT-REACHED 2)"
+if [ "$mode" = disk ]; then
+    printf '%-34s %s\n' "guest wrote + read back /dev/vda" "$(first 'GUEST-VDA-WRITTEN sum=[0-9a-f]')"
+    printf '%-34s %s\n' "guest read-only write attempt" "$(first 'GUEST-VDB-RO-ATTR')"
+    printf '%-34s %s\n' "guest /dev/vda after reboot" "$(first 'GUEST-VDA-AFTER-REBOOT sum=[0-9a-f]')"
+fi
 printf '%-34s %s\n' "L1 result" "$(first L1-RESULT)"
 grep -m1 L1-RESULT "$logf" || true
 # after VMM_MARK: seconds from VMM_MARK to the first GUEST-INIT-REACHED after it
@@ -178,6 +191,21 @@ if [ "$mode" = drive ]; then
     check "nproc = $cpus" 'grep -q "GUEST-INIT-REACHED nproc=$cpus" "$logf"'
     check "cpu1 offline (stop-self) and back online (start-cpu)" \
         'grep -q "GUEST-CPU1-OFFLINE nproc=$((cpus - 1))" "$logf" && grep -q "GUEST-CPU1-ONLINE nproc=$cpus" "$logf"'
+elif [ "$mode" = disk ]; then
+    want="$(seq 1 200000 | sha256sum | cut -d' ' -f1)"
+    size="$(seq 1 200000 | wc -c)"
+    echo "expected pattern: $size bytes, sha256 $want"
+    grep -E 'GUEST-(DMESG|DEV|DATA|DD|VDA|VDB|RO-)|L1-(DISKS|BACKING|RO-BACKING)|PCI .* slot|virtio|MMIO' "$logf" | grep -v 'GUEST-RUN' | head -80 || true
+    check "guest reached init twice (boot + reboot)" '[ "$inits" -ge 2 ]'
+    check "guest sees /dev/vda and /dev/vdb" 'grep -q "GUEST-DEV .*/dev/vda" "$logf" && grep -q "GUEST-DEV .*/dev/vdb" "$logf"'
+    check "guest generated the pattern ($size bytes)" 'grep -q "GUEST-DATA size=$size sum=$want" "$logf"'
+    check "written to /dev/vda, synced, read back identical (caches dropped)" 'grep -q "GUEST-VDA-WRITTEN sum=$want" "$logf"'
+    check "read-only /dev/vdb shows its marker" 'grep -q "GUEST-VDB-MARKER RO-DISK-MARKER" "$logf"'
+    check "read-only /dev/vdb refuses the write" 'grep -qE "GUEST-RO-WRITE-REFUSED: [^$]" "$logf" && ! grep -qE "GUEST-RO-WRITE-ACCEPTED$" "$logf"'
+    check "/dev/vda identical after a reboot through our VMM" 'grep -q "GUEST-VDA-AFTER-REBOOT sum=$want" "$logf"'
+    check "L1 backing file holds the data after power-off" 'grep -q "L1-BACKING-FILE sum=$want" "$logf"'
+    ro_before="$(sed -n 's/.*L1-DISKS-CREATED ro-sum-before=\([0-9a-f]*\).*/\1/p' "$logf" | head -1)"
+    check "read-only backing file unchanged" '[ -n "$ro_before" ] && grep -q "L1-RO-BACKING ro-sum-after=$ro_before" "$logf"'
 elif [ "$mode" = crash ]; then
     check "guest registered fadump with our firmware" 'grep -q "Registration is successful" "$logf"'
     check "capture kernel booted by our VMM after the crash" '[ "$inits" -ge 2 ]'

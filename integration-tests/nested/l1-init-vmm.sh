@@ -13,6 +13,15 @@ ls -l /dev/kvm
 echo "L1-KVM-LOADED uptime=$(up)"
 
 args="$(cat /vmm-args)"
+mode="$(cat /vmm-mode 2>/dev/null)"
+if [ "$mode" = disk ]; then
+    # Backing files for the guest's disks: a zeroed writable one, and a read-only one with a
+    # marker whose checksum must not change.
+    dd if=/dev/zero of=/tmp/disk0.img bs=1M count=16 2>/dev/null
+    dd if=/dev/zero of=/tmp/disk1.img bs=1M count=4 2>/dev/null
+    echo RO-DISK-MARKER | dd of=/tmp/disk1.img conv=notrunc 2>/dev/null
+    echo "L1-DISKS-CREATED ro-sum-before=$(sha256sum < /tmp/disk1.img | cut -d' ' -f1) uptime=$(up)"
+fi
 cmdline="$(cat /vmm-cmdline)"
 mkfifo /tmp/vmm-in
 (
@@ -34,13 +43,19 @@ wait_for() {
         [ -f /tmp/vmm-rc ] && return 1
         [ "$t" -ge "$3" ] && return 1
         sleep 1; t=$((t + 1))
+        # Every 20 s of waiting: what the VMM's threads are doing (state, wait channel, CPU).
+        if [ $((t % ${L1_DIAG_EVERY:-20})) = 0 ]; then
+            for d in /proc/$(pidof ppc-vmm)/task/*; do
+                echo "L1-VMM-THREAD t=$t $(cat $d/comm) state=$(cut -d' ' -f3 $d/stat) wchan=$(cat $d/wchan 2>/dev/null) utime/stime=$(cut -d' ' -f14,15 $d/stat)"
+            done
+        fi
     done
     return 0
 }
 
 # send CMD: type one command line into the guest's console (guest.action=commands)
 send() { echo "$1" >&3; }
-if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
+if [ "$mode" = drive ]; then
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
         if [ -s /vmm-guest-cmd ]; then
@@ -60,7 +75,33 @@ if [ "$(cat /vmm-mode 2>/dev/null)" = drive ]; then
         fi
     fi
 fi
-if [ "$(cat /vmm-mode 2>/dev/null)" = crash ]; then
+if [ "$mode" = disk ]; then
+    # virtio-blk: the guest finds /dev/vda, writes a known pattern, syncs and reads it back
+    # past the page cache; the read-only /dev/vdb refuses a write; after a reboot through our
+    # VMM the data reads back identical; after power-off the backing file holds it.
+    if wait_for GUEST-READY 1 900; then
+        echo "L1-GUEST-READY-1 uptime=$(up)"
+        n=$(count GUEST-READY)
+        send 'dmesg | grep -iE "pci|virtio|vd[a-z]|phb|rtas" | sed "s/^/GUEST-DMESG /"; ls -l /dev/vd* | sed "s/^/GUEST-DEV /"; (while :; do echo "GUEST-HB $(cut -d" " -f1 /proc/uptime) $(grep -E "virtio|pci" /proc/interrupts | tr -s " " | tr "\n" "|")"; sleep 10; done) &'
+        wait_for GUEST-READY $((n + 1)) 300
+        n=$(count GUEST-READY)
+        send 'seq 1 200000 > /tmp/data; sz=$(wc -c < /tmp/data); echo GUEST-DATA size=$sz sum=$(sha256sum < /tmp/data | cut -d" " -f1); dd if=/tmp/data of=/dev/vda bs=64k 2>&1 | sed "s/^/GUEST-DD /"; sync; echo 3 > /proc/sys/vm/drop_caches; echo GUEST-VDA-WRITTEN sum=$(head -c $sz /dev/vda | sha256sum | cut -d" " -f1)'
+        wait_for GUEST-READY $((n + 1)) 600
+        n=$(count GUEST-READY)
+        send 'echo GUEST-VDB-MARKER $(head -c 14 /dev/vdb); if dd if=/tmp/data of=/dev/vdb bs=4k count=1 conv=fsync 2>/tmp/err; then echo GUEST-RO-WRITE-ACCEPTED; else echo GUEST-RO-WRITE-REFUSED: $(head -n1 /tmp/err); fi; cat /sys/block/vdb/ro | sed "s/^/GUEST-VDB-RO-ATTR /"'
+        wait_for GUEST-READY $((n + 1)) 300
+        n=$(count GUEST-READY)
+        send 'echo GUEST-REBOOTING; reboot -f'
+        if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
+            echo "L1-GUEST-READY-2 uptime=$(up)"
+            n=$(count GUEST-READY)
+            send 'ls -l /dev/vd* | sed "s/^/GUEST-DEV2 /"; echo GUEST-VDA-AFTER-REBOOT sum=$(head -c 1288895 /dev/vda | sha256sum | cut -d" " -f1)'
+            wait_for GUEST-READY $((n + 1)) 600
+            send 'poweroff -f'
+        fi
+    fi
+fi
+if [ "$mode" = crash ]; then
     # Firmware-assisted dump: crash the fadump=on guest, let the capture kernel boot (it
     # prints GUEST-VMCORE), then power it off.
     if wait_for GUEST-READY 1 900; then
@@ -84,6 +125,10 @@ while [ ! -f /tmp/vmm-rc ] && [ $t -lt 900 ]; do sleep 1; t=$((t + 1)); done
 sleep 1
 kill $tailpid 2>/dev/null
 echo "L1-RESULT vmm-rc=$(cat /tmp/vmm-rc 2>/dev/null || echo timeout) uptime=$(up)"
+if [ "$mode" = disk ]; then
+    echo "L1-BACKING-FILE sum=$(head -c 1288895 /tmp/disk0.img | sha256sum | cut -d' ' -f1)"
+    echo "L1-RO-BACKING ro-sum-after=$(sha256sum < /tmp/disk1.img | cut -d' ' -f1)"
+fi
 
 # The peer: QEMU 7.2 as the VMM on the same L1 KVM, same guest kernel and initramfs, same
 # vCPUs and memory; the guest powers off as soon as it reaches /init.
