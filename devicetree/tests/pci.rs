@@ -222,3 +222,20 @@ fn bad_phb_descriptions_are_refused() {
         );
     }
 }
+
+#[test]
+fn with_a_phb_the_guest_is_told_no_iommu_and_no_msi() {
+    let with = build_with_pci(&machine(), &[phb()]).unwrap();
+    assert_eq!(
+        find_property(&with, "/chosen", "linux,iommu-off"),
+        Some(vec![]),
+        "pci_dma_find() oopses on a bus without a DMA window unless the IOMMU is off"
+    );
+    assert_eq!(
+        find_property(&with, "/pci@800000020000000", "ibm,pe-total-#msi"),
+        Some(vec![0, 0, 0, 0]),
+        "virtio-pci's MSI-X attempt oopses unless the PHB has its own (empty) MSI domain"
+    );
+    let without = build(&machine()).unwrap();
+    assert_eq!(find_property(&without, "/chosen", "linux,iommu-off"), None);
+}

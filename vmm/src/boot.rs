@@ -92,12 +92,8 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         vty_irq: None,
         rtas_properties: spec.rtas_properties.clone(),
     };
-    let mut dtb = devicetree::build_with_pci(&desc, spec.pci)
+    let dtb = devicetree::build_with_pci(&desc, spec.pci)
         .map_err(|e| Error::DeviceTree(e.to_string()))?;
-    if !spec.pci.is_empty() {
-        dtb = crate::fdt_edit::pci_quirks(&dtb, spec.pci)
-            .map_err(|e| Error::DeviceTree(e.to_string()))?;
-    }
     if dtb.len() as u64 > FDT_MAX_SIZE {
         return Err(Error::DeviceTree(format!(
             "{} bytes, more than the {FDT_MAX_SIZE} reserved",

@@ -16,7 +16,6 @@ pub mod cli;
 pub mod clock;
 pub mod console;
 pub mod devices;
-pub mod fdt_edit;
 pub mod hcall;
 pub mod htab;
 pub mod kvm;

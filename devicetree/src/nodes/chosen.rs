@@ -13,7 +13,17 @@ use crate::writer::TreeWriter;
 ///   (`hvc_vio_init_early()`) finds the `vty` node through `of_stdout` and uses its `reg` as
 ///   the terminal number of H_PUT_TERM_CHAR.
 /// * `ibm,architecture-vec-5`: see [`crate::vec5`]; without it the guest turns radix off.
-pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription) -> Result<(), Error> {
+/// * `linux,iommu-off` (only with PCI host bridges, `iommu_off`): our PHBs have no IOMMU, so
+///   devices reach guest RAM at guest-physical addresses. Without it, and without an
+///   `ibm,dma-window`, a 6.12 pseries kernel dereferences a null table in `pci_dma_find()`
+///   while scanning the bus (seen in the nested run). Caveat: with it, `prom.c` ignores RAM
+///   above 2 GiB, so guests with PCI are limited to 2 GiB until the PHB offers a real
+///   `ibm,dma-window` (and the VMM answers `H_PUT_TCE`).
+pub(crate) fn write(
+    w: &mut TreeWriter,
+    d: &MachineDescription,
+    iommu_off: bool,
+) -> Result<(), Error> {
     let n = w.begin("chosen")?;
     w.string("bootargs", &d.cmdline)?;
     if let Some(initrd) = d.initrd {
@@ -36,5 +46,8 @@ pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription) -> Result<(), Er
         "ibm,architecture-vec-5",
         &architecture_vec5(d.mmu, d.interrupt_controller),
     )?;
+    if iommu_off {
+        w.bytes("linux,iommu-off", &[])?;
+    }
     w.end(n)
 }
