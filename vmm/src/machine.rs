@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
@@ -604,6 +605,7 @@ impl Machine {
     /// cannot dump, the caller's `ibm,os-term` returns a hardware error and every vCPU resumes.
     fn fadump_crash(&mut self, cpu: u32, args: RtasArgs) -> Result<(), Error> {
         info!("fadump: vcpu {cpu} crashed with a dump registered: stopping all vCPUs");
+        let t0 = Instant::now();
         let mut states = Vec::new();
         let mut online = Vec::new();
         for v in self.shared.vcpus() {
@@ -614,11 +616,13 @@ impl Machine {
                 }
             }
         }
+        let stopped = t0.elapsed();
         let result = {
             let mut rtas = self.shared.rtas.lock().unwrap_or_else(|e| e.into_inner());
             rtas.fadump_mut()
                 .perform_dump(&self.shared.mem, &mut states, None)
         };
+        let dumped = t0.elapsed() - stopped;
         match result {
             Ok(report) => {
                 info!(
@@ -627,7 +631,19 @@ impl Machine {
                     report.status, report.cpus_saved, report.bytes_copied
                 );
                 self.reset()?;
-                self.boot()
+                let reset = t0.elapsed() - stopped - dumped;
+                self.boot()?;
+                let booted = t0.elapsed() - stopped - dumped - reset;
+                info!(
+                    "fadump: phases: stop + registers {:.1} ms, dump {:.1} ms, reset {:.1} ms, \
+                     capture boot set up {:.1} ms (total {:.1} ms)",
+                    ms(stopped),
+                    ms(dumped),
+                    ms(reset),
+                    ms(booted),
+                    ms(t0.elapsed())
+                );
+                Ok(())
             }
             Err(e) => {
                 error!("fadump: cannot dump ({e}); ibm,os-term returns a hardware error");
@@ -686,6 +702,14 @@ impl Machine {
                 }
                 Ok(MachineEvent::Reboot) => {
                     info!("guest requested a reboot: resetting and booting again");
+                    // A plain reboot keeps an active dump but not a registration (the next
+                    // kernel would get -9 and trust a stale structure).
+                    self.shared
+                        .rtas
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .fadump_mut()
+                        .on_partition_reset();
                     if let Err(e) = self.reset().and_then(|()| self.boot()) {
                         break Err(e);
                     }
@@ -753,6 +777,11 @@ impl MutEventSubscriber for StdinInput {
             warn!("console input unavailable: {e:?}");
         }
     }
+}
+
+/// A duration in milliseconds, for log lines.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 #[cfg(test)]
