@@ -8,7 +8,9 @@
 //! checks invariants that must hold whatever the guest did.
 
 use firmware::cpu::CpuState;
-use firmware::fadump::{FadumpConfig, FadumpState, HptEntry};
+use firmware::fadump::{
+    DumpSection, FadumpConfig, FadumpState, HptEntry, KernelDumpStructure, SectionType,
+};
 use firmware::memory;
 use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
 use firmware::GuestRange;
@@ -57,25 +59,13 @@ impl Input<'_> {
 
 /// A valid 6.12-style registration for this RAM, which steps then mutate.
 fn template(cpu_len: u64) -> Vec<u8> {
-    let secs: [(u16, u64, u64, u64); 4] = [
-        (0x0001, 0, cpu_len, 0x2_0000),
-        (0x0002, 0, 0, 0x2_0000 + cpu_len),
-        (0x0011, 0, 0x1_0000, 0x2_8000),
-        (0x0100, 0x3_f800, 0x800, 0x3_f800),
-    ];
-    let mut b = vec![0u8; 0x28 + 0x28 * secs.len()];
-    b[3] = 1;
-    b[5] = secs.len() as u8;
-    b[11] = 0x28;
-    for (i, (t, src, len, dst)) in secs.iter().enumerate() {
-        let o = 0x28 + 0x28 * i;
-        b[o + 3] = 1;
-        b[o + 4..o + 6].copy_from_slice(&t.to_be_bytes());
-        b[o + 8..o + 16].copy_from_slice(&src.to_be_bytes());
-        b[o + 16..o + 24].copy_from_slice(&len.to_be_bytes());
-        b[o + 32..o + 40].copy_from_slice(&dst.to_be_bytes());
-    }
-    b
+    let sec = |t, src, len, dst| DumpSection::request(SectionType(t), src, len, dst);
+    KernelDumpStructure::registration_bytes(&[
+        sec(0x0001, 0, cpu_len, 0x2_0000),
+        sec(0x0002, 0, 0, 0x2_0000 + cpu_len),
+        sec(0x0011, 0, 0x1_0000, 0x2_8000),
+        sec(0x0100, 0x3_f800, 0x800, 0x3_f800),
+    ])
 }
 
 fn snapshot(mem: &GuestMemoryMmap) -> Vec<Vec<u8>> {

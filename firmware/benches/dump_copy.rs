@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use firmware::fadump::{FadumpConfig, CMD_REGISTER};
+use firmware::fadump::{DumpSection, FadumpConfig, KernelDumpStructure, SectionType, CMD_REGISTER};
 use firmware::memory::{self, range};
 use firmware::CpuState;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
@@ -64,23 +64,11 @@ fn main() {
         let mut fd = firmware::fadump::Fadump::new(cfg.clone());
         let cpu = cfg.cpu_state_size();
         let dest = size;
-        let mut b = vec![0u8; 0x28 + 3 * 0x28];
-        b[3] = 1;
-        b[5] = 3;
-        b[11] = 0x28;
-        let secs = [
-            (1u16, 0u64, cpu, dest),
-            (2, 0, 0, dest + cpu),
-            (0x11, 0, size, dest + (1 << 20)),
-        ];
-        for (i, (t, s, l, d)) in secs.iter().enumerate() {
-            let o = 0x28 + 0x28 * i;
-            b[o + 3] = 1;
-            b[o + 4..o + 6].copy_from_slice(&t.to_be_bytes());
-            b[o + 8..o + 16].copy_from_slice(&s.to_be_bytes());
-            b[o + 16..o + 24].copy_from_slice(&l.to_be_bytes());
-            b[o + 32..o + 40].copy_from_slice(&d.to_be_bytes());
-        }
+        let b = KernelDumpStructure::registration_bytes(&[
+            DumpSection::request(SectionType::CPU_STATE, 0, cpu, dest),
+            DumpSection::request(SectionType::HPTE, 0, 0, dest + cpu),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0, size, dest + (1 << 20)),
+        ]);
         let buf = ram - (1 << 20);
         memory::write_bytes(&mem, buf, &b).unwrap();
         assert_eq!(

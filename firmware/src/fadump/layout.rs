@@ -166,6 +166,19 @@ impl DumpSection {
         b
     }
 
+    /// A section as an OS registers it: copy requested, no error, nothing dumped yet.
+    pub fn request(data_type: SectionType, source: u64, len: u64, destination: u64) -> Self {
+        Self {
+            request_flag: REQUEST_FLAG_COPY,
+            data_type,
+            error_flags: 0,
+            source_address: source,
+            source_len: len,
+            bytes_dumped: 0,
+            destination_address: destination,
+        }
+    }
+
     /// `[source, source + len)`, or `None` on 64-bit overflow.
     pub fn source_range(&self) -> Option<GuestRange> {
         GuestRange::new(self.source_address, self.source_len)
@@ -211,6 +224,27 @@ impl KernelDumpStructure {
             header,
             sections,
         })
+    }
+
+    /// The bytes of a format-1 registration of `sections` (header, then the sections from
+    /// offset 0x28), as a VMM tool, a fuzzer or a benchmark hands it to REGISTER.
+    pub fn registration_bytes(sections: &[DumpSection]) -> Vec<u8> {
+        let header = DumpHeader {
+            format_version: FORMAT_VERSION,
+            num_sections: sections.len() as u16,
+            status: 0,
+            offset_first_section: HEADER_SIZE as u32,
+            dd_block_size: 0,
+            dd_block_offset: 0,
+            dd_num_blocks: 0,
+            dd_offset_disk_path: 0,
+            max_time_auto: 0,
+        };
+        let mut out = header.to_be_bytes().to_vec();
+        for s in sections {
+            out.extend_from_slice(&s.to_be_bytes());
+        }
+        out
     }
 
     /// The bytes as `ibm,kernel-dump` presents them: the registered bytes with the current
@@ -273,6 +307,21 @@ mod tests {
         assert_eq!(&out[0x28..0x38], b"guest-owned-gap!");
         assert_eq!(&out[6..8], &[0x80, 0]);
         assert!(KernelDumpStructure::decode(&bytes[..0x40]).is_none());
+    }
+
+    #[test]
+    fn registration_bytes_decode_back() {
+        let secs = [
+            DumpSection::request(SectionType::CPU_STATE, 0, 0xa00, 0x2000_0000),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0, 0x100, 0x2001_0000),
+        ];
+        let b = KernelDumpStructure::registration_bytes(&secs);
+        assert_eq!(b.len(), 0x28 + 2 * 0x28);
+        let k = KernelDumpStructure::decode(&b).unwrap();
+        assert_eq!(k.header.format_version, 1);
+        assert_eq!(k.header.offset_first_section, 0x28);
+        assert_eq!(k.sections, secs);
+        assert_eq!(k.encode(), b);
     }
 
     #[test]
