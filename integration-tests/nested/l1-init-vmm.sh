@@ -55,15 +55,20 @@ wait_for() {
 
 # send CMD: type one command line into the guest's console (guest.action=commands)
 send() { echo "$1" >&3; }
+# guest_step SECONDS COMMAND: run COMMAND in the guest's shell and wait until it asks for the
+# next one (its GUEST-READY prompt count goes up by one).
+guest_step() {
+    n=$(count GUEST-READY)
+    send "$2"
+    wait_for GUEST-READY $((n + 1)) "$1"
+}
 if [ "$mode" = drive ]; then
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
         if [ -s /vmm-guest-cmd ]; then
             # An extra command from --guest-cmd, run first; done when the guest asks for the
             # next one.
-            n=$(count GUEST-READY)
-            send "$(cat /vmm-guest-cmd); echo GUEST-CMD-DONE"
-            wait_for GUEST-READY $((n + 1)) 900
+            guest_step 900 "$(cat /vmm-guest-cmd); echo GUEST-CMD-DONE"
         fi
         # CPU hot-unplug/plug: RTAS stop-self, then query-cpu-stopped-state + start-cpu.
         n=$(count GUEST-READY)
@@ -81,22 +86,14 @@ if [ "$mode" = disk ]; then
     # VMM the data reads back identical; after power-off the backing file holds it.
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
-        n=$(count GUEST-READY)
-        send 'dmesg | grep -iE "pci|virtio|vd[a-z]|phb|rtas" | sed "s/^/GUEST-DMESG /"; ls -l /dev/vd* | sed "s/^/GUEST-DEV /"; (while :; do echo "GUEST-HB $(cut -d" " -f1 /proc/uptime) $(grep -E "virtio|pci" /proc/interrupts | tr -s " " | tr "\n" "|")"; sleep 10; done) &'
-        wait_for GUEST-READY $((n + 1)) 300
-        n=$(count GUEST-READY)
-        send 'seq 1 200000 > /tmp/data; sz=$(wc -c < /tmp/data); echo GUEST-DATA size=$sz sum=$(sha256sum < /tmp/data | cut -d" " -f1); dd if=/tmp/data of=/dev/vda bs=64k 2>&1 | sed "s/^/GUEST-DD /"; sync; echo 3 > /proc/sys/vm/drop_caches; echo GUEST-VDA-WRITTEN sum=$(head -c $sz /dev/vda | sha256sum | cut -d" " -f1)'
-        wait_for GUEST-READY $((n + 1)) 600
-        n=$(count GUEST-READY)
-        send 'echo GUEST-VDB-MARKER $(head -c 14 /dev/vdb); if dd if=/tmp/data of=/dev/vdb bs=4k count=1 conv=fsync 2>/tmp/err; then echo GUEST-RO-WRITE-ACCEPTED; else echo GUEST-RO-WRITE-REFUSED: $(head -n1 /tmp/err); fi; cat /sys/block/vdb/ro | sed "s/^/GUEST-VDB-RO-ATTR /"'
-        wait_for GUEST-READY $((n + 1)) 300
+        guest_step 300 'dmesg | grep -iE "pci|virtio|vd[a-z]|phb|rtas" | sed "s/^/GUEST-DMESG /"; ls -l /dev/vd* | sed "s/^/GUEST-DEV /"; (while :; do echo "GUEST-HB $(cut -d" " -f1 /proc/uptime) $(grep -E "virtio|pci" /proc/interrupts | tr -s " " | tr "\n" "|")"; sleep 10; done) &'
+        guest_step 600 'seq 1 200000 > /tmp/data; sz=$(wc -c < /tmp/data); echo GUEST-DATA size=$sz sum=$(sha256sum < /tmp/data | cut -d" " -f1); dd if=/tmp/data of=/dev/vda bs=64k 2>&1 | sed "s/^/GUEST-DD /"; sync; echo 3 > /proc/sys/vm/drop_caches; echo GUEST-VDA-WRITTEN sum=$(head -c $sz /dev/vda | sha256sum | cut -d" " -f1)'
+        guest_step 300 'echo GUEST-VDB-MARKER $(head -c 14 /dev/vdb); if dd if=/tmp/data of=/dev/vdb bs=4k count=1 conv=fsync 2>/tmp/err; then echo GUEST-RO-WRITE-ACCEPTED; else echo GUEST-RO-WRITE-REFUSED: $(head -n1 /tmp/err); fi; cat /sys/block/vdb/ro | sed "s/^/GUEST-VDB-RO-ATTR /"'
         n=$(count GUEST-READY)
         send 'echo GUEST-REBOOTING; reboot -f'
         if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
-            n=$(count GUEST-READY)
-            send 'ls -l /dev/vd* | sed "s/^/GUEST-DEV2 /"; echo GUEST-VDA-AFTER-REBOOT sum=$(head -c 1288895 /dev/vda | sha256sum | cut -d" " -f1)'
-            wait_for GUEST-READY $((n + 1)) 600
+            guest_step 600 'ls -l /dev/vd* | sed "s/^/GUEST-DEV2 /"; echo GUEST-VDA-AFTER-REBOOT sum=$(head -c 1288895 /dev/vda | sha256sum | cut -d" " -f1)'
             send 'poweroff -f'
         fi
     fi
@@ -112,9 +109,7 @@ if [ "$mode" = crash ]; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
             if [ -s /vmm-guest-cmd ]; then
                 # --guest-cmd runs in the capture kernel here.
-                n=$(count GUEST-READY)
-                send "$(cat /vmm-guest-cmd)"
-                wait_for GUEST-READY $((n + 1)) 300 || echo "L1-GUEST-CMD-TIMEOUT"
+                guest_step 300 "$(cat /vmm-guest-cmd)" || echo "L1-GUEST-CMD-TIMEOUT"
             fi
             send 'poweroff -f'
         fi
