@@ -1,0 +1,454 @@
+#!/usr/bin/env python3
+"""Checks a fadump vmcore from our VMM on the host, with drgn and with an independent reader.
+
+    PY=$(integration-tests/nested/drgn-env.sh)
+    "$PY" integration-tests/nested/analyze-vmcore.py --vmcore vmcore --vmlinux vmlinux.debug \\
+        --console console.log --cpus 2 [--crash-symbol sysrq_handle_crash] [--no-drgn]
+
+Prints one `PASS: ...` / `FAIL: ...` line per check (details indented below it) and exits 1 if
+any check failed, 2 on bad arguments. The checks:
+
+  core      the file is an ELF64 ET_CORE for EM_PPC64 (lib/vmcore_check.py reads it, no drgn)
+  vmcoreinfo  the VMCOREINFO note exists; its BUILD-ID and SYMBOL(_stext) match the vmlinux
+  prstatus  exactly --cpus NT_PRSTATUS notes, each with NIP and LR in the vmlinux's
+            [_stext, _etext), r1 in the linear map at a physical address the dump holds,
+            MSR[SF] and MSR[LE] set
+  drgn      drgn opens the core with the vmlinux's DWARF; init_uts_ns.name.release equals
+            VMCOREINFO's OSRELEASE
+  stack     the crashed thread's stack trace (drgn's crashed_thread(), else each CPU's
+            NT_PRSTATUS registers) contains --crash-symbol
+  pattern   every page fadump-pattern printed on the console reads back byte-identical at its
+            physical address, through the pure reader and through drgn's prog.read(.., True);
+            with drgn, fadump-pattern's task is found and its page tables map each printed
+            vaddr to the printed phys
+
+--no-drgn runs only the drgn-free checks (used by the unit tests, which have no drgn).
+--vmlinux may be the stripped image or its split debug file: a sibling `vmlinux` /
+`vmlinux.debug` is loaded with it when present (drgn wants the DWARF; either has .symtab).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+
+import vmcore_check as vc  # noqa: E402
+
+INDENT = "      "
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, message, details=()):
+        print(f"{'PASS' if ok else 'FAIL'}: {message}")
+        for line in details:
+            print(INDENT + line)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        sys.stdout.flush()
+        return ok
+
+    def skip(self, message):
+        print(f"SKIP: {message}")
+
+    @staticmethod
+    def info(line):
+        print(INDENT + line)
+
+
+def hexaddr(value):
+    return f"0x{value:016x}"
+
+
+def debug_files(vmlinux):
+    """The given file plus its stripped/debug sibling, existing ones only, given one first."""
+    files = [vmlinux]
+    if vmlinux.endswith(".debug"):
+        sibling = vmlinux[: -len(".debug")]
+    else:
+        sibling = vmlinux + ".debug"
+    if os.path.exists(sibling):
+        files.append(sibling)
+    return files
+
+
+def text_range(vmlinux_files):
+    for path in vmlinux_files:
+        try:
+            syms = vc.elf_symbols(path, ["_stext", "_etext"])
+        except (OSError, vc.VmcoreError):
+            continue
+        if "_stext" in syms and "_etext" in syms:
+            return syms["_stext"], syms["_etext"], path
+    return None
+
+
+def check_core(report, core, args):
+    loads = core.loads
+    ranges = core.phys_ranges()
+    total = sum(e - s for s, e in ranges)
+    ok = core.e_type == vc.ET_CORE and core.e_machine == vc.EM_PPC64
+    report.check(ok, f"core: ELF64 {'little' if core.endian == '<' else 'big'}-endian, "
+                 f"e_type {core.e_type} (4 = ET_CORE), e_machine {core.e_machine} "
+                 f"(21 = EM_PPC64), {core.size} bytes", [
+                     f"{len(loads)} PT_LOAD covering {total / 2**20:.1f} MiB of physical "
+                     f"memory in {len(ranges)} range(s): "
+                     + ", ".join(f"{s:#x}-{e:#x}" for s, e in ranges[:6])
+                     + (" ..." if len(ranges) > 6 else ""),
+                     f"{len(core.notes)} notes: "
+                     + ", ".join(sorted({f'{n.name}/{n.type}' for n in core.notes})),
+                 ])
+
+
+def check_vmcoreinfo(report, core, vmlinux_files):
+    info = core.vmcoreinfo()
+    if info is None:
+        report.check(False, "VMCOREINFO: no VMCOREINFO note in the core")
+        return None
+    details = [f"{key}={info[key]}" for key in ("OSRELEASE", "BUILD-ID", "PAGESIZE",
+                                                "CRASHTIME", "KERNELOFFSET") if key in info]
+    ok = "OSRELEASE" in info
+    if not ok:
+        details.append("no OSRELEASE line")
+    build_id = info.get("BUILD-ID")
+    if vmlinux_files:
+        want = None
+        for path in vmlinux_files:
+            try:
+                want = vc.elf_build_id(path)
+            except (OSError, vc.VmcoreError):
+                continue
+            if want:
+                break
+        if build_id is not None and want is not None:
+            same = want.startswith(build_id.lower()) or build_id.lower().startswith(want)
+            details.append(f"vmlinux build ID {want}: {'matches' if same else 'DIFFERS'}")
+            ok = ok and same
+        stext = info.get("SYMBOL(_stext)")
+        rng = text_range(vmlinux_files)
+        if stext is not None and rng is not None:
+            same = int(stext, 16) == rng[0]
+            details.append(f"SYMBOL(_stext)={stext}: vmlinux _stext {hexaddr(rng[0])} "
+                           f"{'matches' if same else 'DIFFERS'}")
+            ok = ok and same
+    report.check(ok, f"VMCOREINFO: OSRELEASE={info.get('OSRELEASE')}", details)
+    return info
+
+
+def phys_covered(core, addr, length=1):
+    return any(s <= addr and addr + length <= e for s, e in core.phys_ranges())
+
+
+def check_prstatus(report, core, cpus, text, symbolize):
+    try:
+        notes = core.prstatus()
+    except vc.VmcoreError as e:
+        report.check(False, f"NT_PRSTATUS notes unreadable: {e}")
+        return []
+    bad = []
+    details = []
+    for cpu in notes:
+        reasons = []
+        for name, value in (("NIP", cpu.nip), ("LR", cpu.lr)):
+            if text is not None:
+                if not text[0] <= value < text[1]:
+                    reasons.append(f"{name} outside kernel text "
+                                   f"[{hexaddr(text[0])}, {hexaddr(text[1])})")
+            elif value < vc.KERNEL_BASE:
+                reasons.append(f"{name} below {hexaddr(vc.KERNEL_BASE)}")
+        sp = cpu.sp
+        if not vc.KERNEL_BASE <= sp < vc.KERNEL_BASE + (1 << 60):
+            reasons.append("r1 not in the kernel linear map")
+        elif not phys_covered(core, sp - vc.KERNEL_BASE, 8):
+            reasons.append(f"r1's physical address {sp - vc.KERNEL_BASE:#x} is not in the dump")
+        if not cpu.msr & vc.MSR_SF:
+            reasons.append("MSR_SF (64-bit) clear")
+        if not cpu.msr & vc.MSR_LE:
+            reasons.append("MSR_LE (little-endian) clear")
+        details.append(
+            f"cpu note {cpu.index}: pr_pid {cpu.pid} NIP {hexaddr(cpu.nip)}{symbolize(cpu.nip)} "
+            f"LR {hexaddr(cpu.lr)}{symbolize(cpu.lr)}")
+        details.append(
+            f"{'':13} r1 {hexaddr(sp)} MSR {hexaddr(cpu.msr)} CR {cpu.reg('ccr'):#010x} "
+            f"trap {cpu.reg('trap'):#x} r13 {hexaddr(cpu.reg('r13'))}"
+            + (f"  <-- {'; '.join(reasons)}" if reasons else ""))
+        if reasons:
+            bad.append(cpu.index)
+    where = (f"kernel text [{hexaddr(text[0])}, {hexaddr(text[1])}) of the vmlinux"
+             if text is not None else f"addresses >= {hexaddr(vc.KERNEL_BASE)} (no vmlinux)")
+    details.insert(0, f"NIP/LR checked against {where}")
+    ok = len(notes) == cpus and not bad
+    summary = f"{len(notes)} NT_PRSTATUS notes (expected {cpus}, one per vCPU)"
+    if bad:
+        summary += f"; implausible registers in note(s) {', '.join(map(str, bad))}"
+    else:
+        summary += "; all registers plausible"
+    report.check(ok, summary, details)
+    return notes
+
+
+def check_pattern(report, core, run, drgn_prog):
+    if run is None:
+        report.check(False, "pattern: no FADUMP-PATTERN lines in the console log")
+        return
+    pages = run.pages
+    missing = run.missing()
+    details = [f"seed {run.seed:#018x}, READY pages={run.ready_pages}, "
+               f"{len(pages)} page line(s)"]
+    if missing:
+        details.append(f"no console line for page(s) {missing}")
+    matched = 0
+    matched_bytes = 0
+    drgn_matched = 0
+    for p in pages:
+        want = vc.expected_page(p.seed, p.page, p.pagesize)
+        try:
+            got = core.read_phys(p.phys, p.pagesize)
+            diff, first = vc.compare_bytes(want, got)
+        except vc.VmcoreError as e:
+            diff, first, got = None, None, None
+            details.append(f"page {p.page} phys {p.phys:#x}: {e}")
+        if diff == 0:
+            matched += 1
+            matched_bytes += len(want)
+            line = f"page {p.page} phys {p.phys:#x} vaddr {p.vaddr:#x}: {len(want)} bytes match"
+        elif diff is not None:
+            line = (f"page {p.page} phys {p.phys:#x}: {diff} byte(s) differ, first at "
+                    f"+{first:#x} (want {want[first:first + 8].hex()} got "
+                    f"{got[first:first + 8].hex()})")
+        else:
+            line = None
+        if drgn_prog is not None:
+            try:
+                dgot = drgn_prog.read(p.phys, p.pagesize, True)
+                ddiff, dfirst = vc.compare_bytes(want, dgot)
+                if ddiff == 0:
+                    drgn_matched += 1
+                    if line:
+                        line += "; drgn read matches"
+                else:
+                    line = (line or "") + f"; drgn read: {ddiff} byte(s) differ at +{dfirst:#x}"
+            except Exception as e:  # drgn.FaultError and friends
+                line = (line or "") + f"; drgn read failed: {e}"
+        if line:
+            details.append(line)
+    ok = bool(pages) and not missing and matched == len(pages)
+    msg = f"pattern: {matched}/{len(pages)} pages ({matched_bytes} bytes) match via the ELF reader"
+    if drgn_prog is not None:
+        ok = ok and drgn_matched == len(pages)
+        msg += f", {drgn_matched}/{len(pages)} via drgn prog.read(physical=True)"
+    report.check(ok, msg, details)
+
+
+# ---- drgn ----------------------------------------------------------------------------------
+
+def frame_name(frame):
+    name = getattr(frame, "name", None)
+    if name:
+        return name
+    try:
+        return frame.symbol().name
+    except LookupError:
+        return None
+
+
+def trace_lines(trace):
+    return str(trace).splitlines()
+
+
+def open_drgn(report, args, vmlinux_files, info):
+    try:
+        import drgn
+    except ImportError:
+        report.check(False, "drgn: not importable by this python "
+                     f"({sys.executable}); run with integration-tests/nested/drgn-env.sh's python")
+        return None
+    prog = drgn.Program()
+    details = [f"drgn {drgn.__version__}"]
+    try:
+        prog.set_core_dump(args.vmcore)
+    except Exception as e:
+        report.check(False, f"drgn: set_core_dump failed: {e}")
+        return None
+    try:
+        prog.load_debug_info(vmlinux_files)
+    except drgn.MissingDebugInfoError as e:
+        details.append(f"load_debug_info: {e}")
+    except Exception as e:
+        report.check(False, f"drgn: load_debug_info({vmlinux_files}) failed: {e}", details)
+        return None
+    try:
+        main = prog.main_module()
+        details.append(f"main module {main.name}: loaded {main.loaded_file_path}, "
+                       f"debug {main.debug_file_path}")
+    except Exception as e:  # older/newer API or no main module
+        details.append(f"main module: {e}")
+    try:
+        release = prog["init_uts_ns"].name.release.string_().decode()
+    except Exception as e:
+        report.check(False, f"drgn: cannot read init_uts_ns.name.release: {e}", details)
+        return prog
+    osrelease = info.get("OSRELEASE") if info else None
+    details.append(f"init_uts_ns.name.release = {release!r}, VMCOREINFO OSRELEASE = "
+                   f"{osrelease!r}")
+    report.check(release == osrelease,
+                 f"drgn: opened the vmcore with debug info; kernel release {release}"
+                 + (" (agrees with VMCOREINFO)" if release == osrelease
+                    else " (DIFFERS from VMCOREINFO)"), details)
+    return prog
+
+
+def check_stack(report, prog, notes, crash_symbol):
+    import drgn
+
+    details = []
+    try:
+        crashing_cpu = prog["crashing_cpu"].value_()
+        details.append(f"crashing_cpu = {crashing_cpu}")
+    except Exception as e:
+        crashing_cpu = None
+        details.append(f"crashing_cpu unreadable: {e}")
+    try:
+        thread = prog.crashed_thread()
+        trace = thread.stack_trace()
+        names = [frame_name(f) for f in trace]
+        comm = ""
+        try:
+            comm = f" ({thread.object.comm.string_().decode()})"
+        except Exception:
+            pass
+        details.append(f"prog.crashed_thread(): tid {thread.tid}{comm}, {len(names)} frames:")
+        details.extend("  " + line for line in trace_lines(trace))
+        if crash_symbol in names:
+            report.check(True, f"stack: crashed thread's trace contains {crash_symbol} "
+                         f"(frame #{names.index(crash_symbol)})", details)
+            return
+        details.append(f"{crash_symbol} not in the crashed thread's trace; trying each "
+                       f"CPU's NT_PRSTATUS registers")
+    except Exception as e:
+        details.append(f"prog.crashed_thread() failed: {e}; trying each CPU's NT_PRSTATUS "
+                       f"registers")
+    try:
+        regs_type = prog.type("struct pt_regs")
+    except LookupError as e:
+        report.check(False, f"stack: no struct pt_regs type in the debug info: {e}", details)
+        return
+    size = drgn.sizeof(regs_type)
+    for cpu in notes:
+        raw = b"".join(r.to_bytes(8, "little" if prog.platform.flags &
+                                  drgn.PlatformFlags.IS_LITTLE_ENDIAN else "big")
+                       for r in cpu.regs)
+        raw = (raw + bytes(max(0, size - len(raw))))[:size]
+        try:
+            trace = prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, raw))
+        except Exception as e:
+            details.append(f"cpu note {cpu.index}: stack_trace failed: {e}")
+            continue
+        names = [frame_name(f) for f in trace]
+        details.append(f"cpu note {cpu.index}: {len(names)} frames:")
+        details.extend("  " + line for line in trace_lines(trace))
+        if crash_symbol in names:
+            report.check(True, f"stack: cpu note {cpu.index}'s trace contains {crash_symbol} "
+                         f"(frame #{names.index(crash_symbol)}; found via NT_PRSTATUS, not "
+                         f"crashed_thread())", details)
+            return
+    report.check(False, f"stack: no stack trace contains {crash_symbol}", details)
+
+
+def check_pattern_task(report, prog, run):
+    """fadump-pattern's task in the dump, and its page tables, agree with the console."""
+    if run is None or not run.pages:
+        return
+    try:
+        from drgn.helpers.linux.mm import follow_phys
+        from drgn.helpers.linux.pid import for_each_task
+    except ImportError as e:
+        report.skip(f"pattern task: drgn helpers unavailable: {e}")
+        return
+    try:
+        tasks = [t for t in for_each_task(prog)
+                 if t.comm.string_().decode().startswith("fadump-pattern")]
+    except Exception as e:
+        report.check(False, f"pattern task: walking the task list failed: {e}")
+        return
+    if not tasks:
+        report.check(False, "pattern task: no fadump-pattern task in the dump's task list")
+        return
+    task = tasks[-1]
+    details = [f"pid {task.pid.value_()} comm {task.comm.string_().decode()!r}"]
+    good = 0
+    for p in run.pages:
+        try:
+            phys = follow_phys(task.mm, p.vaddr).value_()
+        except Exception as e:
+            details.append(f"page {p.page} vaddr {p.vaddr:#x}: page-table walk failed: {e}")
+            continue
+        same = phys == p.phys
+        good += same
+        details.append(f"page {p.page} vaddr {p.vaddr:#x} -> phys {phys:#x} "
+                       f"({'as printed' if same else f'console said {p.phys:#x}'})")
+    report.check(good == len(run.pages),
+                 f"pattern task: {good}/{len(run.pages)} printed vaddr->phys translations "
+                 f"agree with the dump's page tables", details)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vmcore", required=True)
+    ap.add_argument("--vmlinux", help="vmlinux with DWARF (or its stripped image)")
+    ap.add_argument("--console", required=True, help="guest console log")
+    ap.add_argument("--cpus", type=int, required=True, help="number of guest vCPUs")
+    ap.add_argument("--crash-symbol", default="sysrq_handle_crash")
+    ap.add_argument("--no-drgn", action="store_true", help="only the drgn-free checks")
+    args = ap.parse_args(argv)
+    if args.vmlinux is None and not args.no_drgn:
+        ap.error("--vmlinux is required unless --no-drgn")
+
+    report = Report()
+    print(f"analyze-vmcore: {args.vmcore}")
+    try:
+        core = vc.ElfCore(args.vmcore)
+    except (OSError, vc.VmcoreError) as e:
+        report.check(False, f"core: cannot read {args.vmcore}: {e}")
+        return 1
+    with core, open(args.console, errors="replace") as f:
+        run = vc.parse_pattern_console(f.read())
+        vmlinux_files = debug_files(args.vmlinux) if args.vmlinux else []
+        check_core(report, core, args)
+        info = check_vmcoreinfo(report, core, vmlinux_files)
+        rng = text_range(vmlinux_files)
+
+        prog = None
+        if args.no_drgn:
+            report.skip("drgn checks (--no-drgn)")
+        else:
+            prog = open_drgn(report, args, vmlinux_files, info)
+
+        def symbolize(addr):
+            if prog is None:
+                return ""
+            try:
+                sym = prog.symbol(addr)
+                return f" <{sym.name}+{addr - sym.address:#x}>"
+            except Exception:
+                return ""
+
+        notes = check_prstatus(report, core, args.cpus, rng, symbolize)
+        if prog is not None:
+            check_stack(report, prog, notes, args.crash_symbol)
+        check_pattern(report, core, run, prog)
+        if prog is not None:
+            check_pattern_task(report, prog, run)
+    total = report.passed + report.failed
+    print(f"analyze-vmcore: {report.passed} passed, {report.failed} failed (of {total} checks)")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
