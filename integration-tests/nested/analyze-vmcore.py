@@ -24,11 +24,14 @@ any check failed, 2 on bad arguments. The checks:
 
 --no-drgn runs only the drgn-free checks (used by the unit tests, which have no drgn).
 --vmlinux may be the stripped image or its split debug file: a sibling `vmlinux` /
-`vmlinux.debug` is loaded with it when present (drgn wants the DWARF; either has .symtab).
+`vmlinux.debug` is loaded with it when present. drgn needs only the split debug file (it
+reads the kernel's memory from the core: the main module's loaded file is DONT_NEED); the
+stripped image alone gives no DWARF. Either file has the .symtab the pure checks use.
 """
 
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -258,8 +261,12 @@ def frame_name(frame):
         return None
 
 
+# "(/cache/.../linux-source-6.12/drivers/tty/sysrq.c:150:1)" -> "(drivers/tty/sysrq.c:150:1)"
+_SRC_PREFIX = re.compile(r"\(/[^()\s]*/linux-source-[^/()\s]+/")
+
+
 def trace_lines(trace):
-    return str(trace).splitlines()
+    return [_SRC_PREFIX.sub("(", line) for line in str(trace).splitlines()]
 
 
 def open_drgn(report, args, vmlinux_files, info):
@@ -285,8 +292,8 @@ def open_drgn(report, args, vmlinux_files, info):
         return None
     try:
         main = prog.main_module()
-        details.append(f"main module {main.name}: loaded {main.loaded_file_path}, "
-                       f"debug {main.debug_file_path}")
+        details.append(f"main module {main.name}: debug info {main.debug_file_status.name} "
+                       f"from {main.debug_file_path}")
     except Exception as e:  # older/newer API or no main module
         details.append(f"main module: {e}")
     try:
@@ -308,12 +315,13 @@ def check_stack(report, prog, notes, crash_symbol):
     import drgn
 
     details = []
-    try:
-        crashing_cpu = prog["crashing_cpu"].value_()
-        details.append(f"crashing_cpu = {crashing_cpu}")
-    except Exception as e:
-        crashing_cpu = None
-        details.append(f"crashing_cpu unreadable: {e}")
+    for var in ("panic_cpu", "crashing_cpu"):
+        try:
+            obj = prog[var]
+            value = obj.counter.value_() if var == "panic_cpu" else obj.value_()
+            details.append(f"{var} = {value}")
+        except Exception as e:
+            details.append(f"{var} unreadable: {e}")
     try:
         thread = prog.crashed_thread()
         trace = thread.stack_trace()
@@ -406,6 +414,8 @@ def main(argv=None):
     ap.add_argument("--cpus", type=int, required=True, help="number of guest vCPUs")
     ap.add_argument("--crash-symbol", default="sysrq_handle_crash")
     ap.add_argument("--no-drgn", action="store_true", help="only the drgn-free checks")
+    ap.add_argument("--no-task-check", action="store_true",
+                    help="skip looking for fadump-pattern's task (for cores without one)")
     args = ap.parse_args(argv)
     if args.vmlinux is None and not args.no_drgn:
         ap.error("--vmlinux is required unless --no-drgn")
@@ -443,7 +453,9 @@ def main(argv=None):
         if prog is not None:
             check_stack(report, prog, notes, args.crash_symbol)
         check_pattern(report, core, run, prog)
-        if prog is not None:
+        if prog is not None and args.no_task_check:
+            report.skip("pattern task (--no-task-check)")
+        elif prog is not None:
             check_pattern_task(report, prog, run)
     total = report.passed + report.failed
     print(f"analyze-vmcore: {report.passed} passed, {report.failed} failed (of {total} checks)")

@@ -7,6 +7,7 @@ vmcore_check's constants), so a wrong constant there fails a test instead of agr
 """
 
 import os
+import glob
 import shutil
 import struct
 import subprocess
@@ -364,6 +365,116 @@ class AnalyzerPureTest(Tmp):
     def test_no_pattern_lines_fails(self):
         rc, out = self.run_analyzer(self.core(), console="nothing\n")
         self.assertEqual(rc, 1, out)
+
+
+def find_drgn_python():
+    cache = os.environ.get("PPC_VMM_CACHE", os.path.expanduser("~/.cache/ppc-vmm"))
+    if os.environ.get("DRGN_PYTHON"):
+        return os.environ["DRGN_PYTHON"]
+    found = sorted(glob.glob(os.path.join(cache, "drgn-venv-*", "bin", "python")))
+    return found[-1] if found else None
+
+
+def find_vmlinux():
+    """A ppc64 guest vmlinux whose split debug file sits beside it (the guest kernel cache)."""
+    cache = os.environ.get("PPC_VMM_CACHE", os.path.expanduser("~/.cache/ppc-vmm"))
+    if os.environ.get("VMLINUX"):
+        return os.environ["VMLINUX"]
+    for path in sorted(glob.glob(os.path.join(cache, "kernel", "*", "vmlinux"))):
+        if os.path.exists(path + ".debug"):
+            return path
+    return None
+
+
+class AnalyzerDrgnImageTest(Tmp):
+    """analyze-vmcore.py with drgn, on a core made from the guest vmlinux's own image.
+
+    The core maps the vmlinux's loadable bytes at physical 0 / 0xc000000000000000, so drgn
+    reads the real init_uts_ns and symbols; two NT_PRSTATUS notes put CPU 0 at
+    sysrq_handle_crash (LR in __handle_sysrq, r1 at a zero back chain) and a pattern page sits
+    above the image. Needs drgn-env.sh's venv and a cached guest kernel: skipped without them
+    (CI has neither); the real vmcore check is the nested run.
+    """
+
+    PATTERN_PHYS = 0xA00000
+    STACK_PHYS = 0x900000
+    MEM = 0x1000000
+
+    def setUp(self):
+        super().setUp()
+        self.py = find_drgn_python()
+        self.vmlinux = find_vmlinux()
+        if not self.py or not os.path.exists(self.py) or not self.vmlinux:
+            self.skipTest("no drgn venv (drgn-env.sh) or no cached guest vmlinux")
+
+    def image_core(self, release=None, nip_symbol="sysrq_handle_crash", flip_at=None):
+        with vc.ElfCore(self.vmlinux) as img:
+            seg = img.loads[0]
+            image = img._read_at(seg.offset, seg.filesz)
+        syms = vc.elf_symbols(self.vmlinux, ["_stext", nip_symbol, "__handle_sysrq", "panic",
+                                             "swapper_pg_dir"])
+        build_id = vc.elf_build_id(self.vmlinux)
+        if release is None:
+            # The release string the image itself holds, as VMCOREINFO would print it.
+            release = [w for w in image.split(b"\0") if w[:5] == b"6.12."][0].decode()
+        mem = bytearray(self.MEM)
+        mem[seg.paddr:seg.paddr + len(image)] = image
+        page = bytearray(vc.expected_page(SEED, 0, 4096))
+        if flip_at is not None:
+            page[flip_at] ^= 0x80
+        mem[self.PATTERN_PHYS:self.PATTERN_PHYS + 4096] = page
+        base = vc.KERNEL_BASE
+        info = (f"OSRELEASE={release}\nBUILD-ID={build_id}\nPAGESIZE=4096\n"
+                f"SYMBOL(_stext)={syms['_stext']:x}\n"
+                f"SYMBOL(swapper_pg_dir)={syms['swapper_pg_dir']:x}\nKERNELOFFSET=0\n").encode()
+        notes = [
+            ("CORE", 1, prstatus_desc(0, syms[nip_symbol] + 8, MSR, syms["__handle_sysrq"] + 0x100,
+                                      base + self.STACK_PHYS)),
+            ("CORE", 1, prstatus_desc(0, syms["panic"] + 0x40, MSR, syms["panic"] + 0x80,
+                                      base + self.STACK_PHYS + 0x1000)),
+            ("VMCOREINFO", 0, info),
+        ]
+        path = os.path.join(self.dir, "image-core")
+        build_core(path, notes, [(0, bytes(mem), self.MEM)])
+        return path
+
+    def run_analyzer(self, core):
+        cons = os.path.join(self.dir, "console.log")
+        with open(cons, "w") as f:
+            f.write(f"FADUMP-PATTERN seed={SEED:#018x} page=0 vaddr=0x7fff0000 "
+                    f"phys={self.PATTERN_PHYS:#x} pagesize=4096\n"
+                    f"FADUMP-PATTERN-READY pages=1 seed={SEED:#018x}\n")
+        proc = subprocess.run(
+            [self.py, ANALYZER, "--vmcore", core, "--vmlinux", self.vmlinux + ".debug",
+             "--console", cons, "--cpus", "2", "--no-task-check"],
+            capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def test_good_image_core_passes(self):
+        rc, out = self.run_analyzer(self.image_core())
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"PASS: drgn: opened the vmcore with debug info; kernel release "
+                              r"6\.12\.\S+ \(agrees with VMCOREINFO\)")
+        self.assertIn("PASS: stack:", out)
+        self.assertIn("contains sysrq_handle_crash", out)
+        self.assertIn("1/1 via drgn prog.read(physical=True)", out)
+        self.assertIn("<sysrq_handle_crash+0x8>", out)
+
+    def test_release_mismatch_fails(self):
+        rc, out = self.run_analyzer(self.image_core(release="6.12.0-not-this-one"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("DIFFERS from VMCOREINFO", out)
+
+    def test_no_crash_frame_fails(self):
+        rc, out = self.run_analyzer(self.image_core(nip_symbol="panic"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: stack: no stack trace contains sysrq_handle_crash", out)
+
+    def test_flipped_byte_fails_in_drgn_too(self):
+        rc, out = self.run_analyzer(self.image_core(flip_at=2000))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("0/1 via drgn", out)
+        self.assertIn("drgn read: 1 byte(s) differ at +0x7d0", out)
 
 
 if __name__ == "__main__":
