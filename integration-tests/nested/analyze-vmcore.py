@@ -96,10 +96,12 @@ def check_core(report, core, args):
     loads = core.loads
     ranges = core.phys_ranges()
     total = sum(e - s for s, e in ranges)
-    ok = core.e_type == vc.ET_CORE and core.e_machine == vc.EM_PPC64
+    ok = core.e_type == vc.ET_CORE and core.e_machine == vc.EM_PPC64 and not core.truncated
+    cut = (f", TRUNCATED: PT_LOAD program header(s) {core.truncated} run past the end of the "
+           f"file" if core.truncated else "")
     report.check(ok, f"core: ELF64 {'little' if core.endian == '<' else 'big'}-endian, "
                  f"e_type {core.e_type} (4 = ET_CORE), e_machine {core.e_machine} "
-                 f"(21 = EM_PPC64), {core.size} bytes", [
+                 f"(21 = EM_PPC64), {core.size} bytes{cut}", [
                      f"{len(loads)} PT_LOAD covering {total / 2**20:.1f} MiB of physical "
                      f"memory in {len(ranges)} range(s): "
                      + ", ".join(f"{s:#x}-{e:#x}" for s, e in ranges[:6])

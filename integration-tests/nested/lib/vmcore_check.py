@@ -218,13 +218,18 @@ class ElfCore:
             raise VmcoreError(f"program header entry size {phentsize}, expected 56")
         table = self._read_at(phoff, phnum * phentsize)
         segments = []
+        self.truncated = []
         for i in range(phnum):
             (ptype, pflags, offset, vaddr, paddr, filesz, memsz, align) = struct.unpack_from(
                 self.endian + "IIQQQQQQ", table, i * phentsize)
             if offset + filesz > self.size:
-                raise VmcoreError(
-                    f"program header {i} (type {ptype}) maps file bytes {offset:#x}+{filesz:#x} "
-                    f"past the end of the {self.size}-byte file (truncated dump?)")
+                if ptype != PT_LOAD:
+                    raise VmcoreError(
+                        f"program header {i} (type {ptype}) maps file bytes "
+                        f"{offset:#x}+{filesz:#x} past the end of the {self.size}-byte file")
+                # A truncated dump: keep it readable up to the cut (reads past it fail) and
+                # let the caller report it.
+                self.truncated.append(i)
             if ptype == PT_LOAD and filesz > memsz:
                 raise VmcoreError(f"PT_LOAD {i}: p_filesz {filesz:#x} > p_memsz {memsz:#x}")
             segments.append(Segment(ptype, pflags, offset, vaddr, paddr, filesz, memsz, align))
@@ -274,7 +279,8 @@ class ElfCore:
     def read_phys(self, addr, length):
         """Reads `length` bytes of guest physical memory at `addr`, across PT_LOAD boundaries.
 
-        Raises VmcoreError when any byte is not covered by a PT_LOAD.
+        Raises VmcoreError when any byte is not covered by a PT_LOAD, or lies past the end of
+        a truncated file.
         """
         if addr < 0 or length < 0:
             raise VmcoreError(f"bad physical read {addr:#x}+{length:#x}")
