@@ -17,6 +17,8 @@ any check failed, 2 on bad arguments. The checks:
             VMCOREINFO's OSRELEASE
   stack     the crashed thread's stack trace (drgn's crashed_thread(), else each CPU's
             NT_PRSTATUS registers) contains --crash-symbol
+  cpu traces  every CPU's NT_PRSTATUS registers unwind (drgn) through >= 2 named frames,
+            frame 0 named: the firmware-saved registers of the other vCPUs are real
   pattern   every page fadump-pattern printed on the console reads back byte-identical at its
             physical address, through the pure reader and through drgn's prog.read(.., True);
             with drgn, fadump-pattern's task is found and its page tables map each printed
@@ -267,8 +269,14 @@ def frame_name(frame):
 _SRC_PREFIX = re.compile(r"\(/[^()\s]*/linux-source-[^/()\s]+/")
 
 
+MAX_FRAMES_SHOWN = 32
+
+
 def trace_lines(trace):
-    return [_SRC_PREFIX.sub("(", line) for line in str(trace).splitlines()]
+    lines = [_SRC_PREFIX.sub("(", line) for line in str(trace).splitlines()]
+    if len(lines) > MAX_FRAMES_SHOWN:
+        lines = lines[:MAX_FRAMES_SHOWN] + [f"... {len(lines) - MAX_FRAMES_SHOWN} more frames"]
+    return lines
 
 
 def open_drgn(report, args, vmlinux_files, info):
@@ -314,8 +322,6 @@ def open_drgn(report, args, vmlinux_files, info):
 
 
 def check_stack(report, prog, notes, crash_symbol):
-    import drgn
-
     details = []
     for var in ("panic_cpu", "crashing_cpu"):
         try:
@@ -344,31 +350,70 @@ def check_stack(report, prog, notes, crash_symbol):
     except Exception as e:
         details.append(f"prog.crashed_thread() failed: {e}; trying each CPU's NT_PRSTATUS "
                        f"registers")
-    try:
-        regs_type = prog.type("struct pt_regs")
-    except LookupError as e:
-        report.check(False, f"stack: no struct pt_regs type in the debug info: {e}", details)
-        return
-    size = drgn.sizeof(regs_type)
+    traces = note_traces(prog, notes)
     for cpu in notes:
-        raw = b"".join(r.to_bytes(8, "little" if prog.platform.flags &
-                                  drgn.PlatformFlags.IS_LITTLE_ENDIAN else "big")
-                       for r in cpu.regs)
-        raw = (raw + bytes(max(0, size - len(raw))))[:size]
-        try:
-            trace = prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, raw))
-        except Exception as e:
-            details.append(f"cpu note {cpu.index}: stack_trace failed: {e}")
+        trace, err = traces[cpu.index]
+        if trace is None:
+            details.append(f"cpu note {cpu.index}: stack_trace failed: {err}")
             continue
         names = [frame_name(f) for f in trace]
-        details.append(f"cpu note {cpu.index}: {len(names)} frames:")
-        details.extend("  " + line for line in trace_lines(trace))
         if crash_symbol in names:
+            details.append(f"cpu note {cpu.index}: {len(names)} frames:")
+            details.extend("  " + line for line in trace_lines(trace))
             report.check(True, f"stack: cpu note {cpu.index}'s trace contains {crash_symbol} "
                          f"(frame #{names.index(crash_symbol)}; found via NT_PRSTATUS, not "
                          f"crashed_thread())", details)
             return
+        details.append(f"cpu note {cpu.index}: no {crash_symbol} in {len(names)} frames")
     report.check(False, f"stack: no stack trace contains {crash_symbol}", details)
+
+
+def note_traces(prog, notes):
+    """{note index: (drgn StackTrace or None, error)} unwound from each NT_PRSTATUS's pr_reg."""
+    import drgn
+
+    try:
+        regs_type = prog.type("struct pt_regs")
+    except LookupError as e:
+        return {cpu.index: (None, f"no struct pt_regs type: {e}") for cpu in notes}
+    size = drgn.sizeof(regs_type)
+    order = "little" if prog.platform.flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN else "big"
+    out = {}
+    for cpu in notes:
+        raw = b"".join(r.to_bytes(8, order) for r in cpu.regs)
+        raw = (raw + bytes(max(0, size - len(raw))))[:size]
+        try:
+            trace = prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, raw))
+            out[cpu.index] = (trace, None)
+        except Exception as e:
+            out[cpu.index] = (None, e)
+    return out
+
+
+def check_cpu_traces(report, prog, notes):
+    """Every CPU's saved registers unwind through symbolised kernel frames.
+
+    For the crashing CPU the registers come from the kernel's own crash header; for the
+    others, from the firmware's register save area, i.e. what our VMM captured from each vCPU.
+    """
+    traces = note_traces(prog, notes)
+    good = 0
+    details = []
+    for cpu in notes:
+        trace, err = traces[cpu.index]
+        if trace is None:
+            details.append(f"cpu note {cpu.index}: stack_trace failed: {err}")
+            continue
+        names = [frame_name(f) for f in trace]
+        named = [n for n in names if n]
+        ok = bool(names) and names[0] is not None and len(named) >= 2
+        good += ok
+        details.append(f"cpu note {cpu.index}: {len(names)} frames, {len(named)} named"
+                       + ("" if ok else "  <-- frame 0 unnamed or fewer than 2 named frames"))
+        details.extend("  " + line for line in trace_lines(trace))
+    report.check(good == len(notes) and bool(notes),
+                 f"cpu traces: {good}/{len(notes)} CPUs' NT_PRSTATUS registers unwind through "
+                 f"named kernel frames", details)
 
 
 def check_pattern_task(report, prog, run):
@@ -454,6 +499,7 @@ def main(argv=None):
         notes = check_prstatus(report, core, args.cpus, rng, symbolize)
         if prog is not None:
             check_stack(report, prog, notes, args.crash_symbol)
+            check_cpu_traces(report, prog, notes)
         check_pattern(report, core, run, prog)
         if prog is not None and args.no_task_check:
             report.skip("pattern task (--no-task-check)")

@@ -473,6 +473,7 @@ class AnalyzerDrgnImageTest(Tmp):
         self.assertIn("contains sysrq_handle_crash", out)
         self.assertIn("1/1 via drgn prog.read(physical=True)", out)
         self.assertIn("<sysrq_handle_crash+0x8>", out)
+        self.assertIn("PASS: cpu traces: 2/2", out)
 
     def test_release_mismatch_fails(self):
         rc, out = self.run_analyzer(self.image_core(release="6.12.0-not-this-one"))
