@@ -2,7 +2,7 @@
 //! sectors, bounds checked on every access.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -25,8 +25,10 @@ impl Disk {
         Self::from_file(file, readonly)
     }
 
-    pub fn from_file(file: File, readonly: bool) -> io::Result<Self> {
-        let len = file.metadata()?.len();
+    /// Wraps an opened file or block device. The size comes from seeking to the end, which a
+    /// block device answers with its capacity (its metadata length is 0).
+    pub fn from_file(mut file: File, readonly: bool) -> io::Result<Self> {
+        let len = file.seek(SeekFrom::End(0))?;
         Ok(Self {
             file,
             sectors: len / SECTOR_SIZE,
