@@ -355,10 +355,16 @@ impl VcpuThread {
                 self.shared.send(MachineEvent::PowerOff);
             }
             RtasAction::OsTerm { message } => {
+                // The guest terminated (panic) and no dump is registered: the platform
+                // reboots it, as PAPR leaves the action to the platform. An active dump, if
+                // any, survives the reboot (Machine::run calls on_partition_reset).
                 warn!(
-                    "vcpu {id}: guest called ibm,os-term: {}",
+                    "vcpu {id}: ibm,os-term with no dump registered: {}; rebooting without \
+                     a dump",
                     message.trim_end()
                 );
+                self.stop_self_for_machine();
+                self.shared.send(MachineEvent::Reboot);
             }
             RtasAction::FadumpCrash { message, args } => {
                 warn!(

@@ -70,7 +70,8 @@ pub enum RtasAction {
     SystemReboot,
     /// `power-off`.
     PowerOff,
-    /// `ibm,os-term` with no dump to take: status 0 is written, the OS applies its own policy.
+    /// `ibm,os-term` with no dump to take: status 0 is written. The OS has terminated; the
+    /// platform decides what follows (our VMM reboots the partition, keeping an active dump).
     OsTerm { message: String },
     /// `ibm,os-term` while a dump is registered: stop every vCPU, call
     /// [`Fadump::perform_dump`], reset, and boot again with `ibm,kernel-dump`. No status was
