@@ -22,6 +22,7 @@ pub mod kvm;
 pub mod layout;
 pub mod loader;
 pub mod machine;
+pub mod prefault;
 pub mod rtas_blob;
 pub mod snapshot;
 pub mod vcpu;

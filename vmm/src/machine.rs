@@ -191,12 +191,38 @@ impl Shared {
             vcpus: self.vcpus(),
         };
         let mut rtas = self.rtas.lock().unwrap_or_else(|e| e.into_inner());
-        match rtas.dispatch(&self.mem, args_addr, &platform) {
+        let was_registered = rtas.fadump().is_registered();
+        let action = match rtas.dispatch(&self.mem, args_addr, &platform) {
             Ok(a) => Some(a),
             Err(e) => {
                 warn!("vcpu {vcpu}: RTAS argument block at {args_addr:#x}: {e}");
                 None
             }
+        };
+        if !was_registered && rtas.fadump().is_registered() {
+            self.prefault_dump_destinations(rtas.fadump().registered_destinations());
+        }
+        action
+    }
+
+    /// After a fadump registration: fault in the destinations the dump will be copied to, on
+    /// a helper thread (the guest's RTAS call returns at once), so the copy at crash time does
+    /// not pay first-touch page faults.
+    fn prefault_dump_destinations(&self, ranges: Vec<firmware::range::GuestRange>) {
+        let mem = self.mem.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fadump-prefault".into())
+            .spawn(move || {
+                let t0 = Instant::now();
+                let bytes = crate::prefault::populate_write(&mem, &ranges);
+                info!(
+                    "fadump: pre-faulted {} MiB of dump destinations in {:.1} ms",
+                    bytes >> 20,
+                    ms(t0.elapsed())
+                );
+            });
+        if let Err(e) = spawned {
+            warn!("fadump: cannot start the pre-fault thread: {e}");
         }
     }
 
