@@ -1,28 +1,55 @@
 #!/usr/bin/env bash
-# Build the ppc64le pseries guest kernel reproducibly from Debian's linux-source-6.12.
+# Build the ppc64le pseries guest kernel reproducibly from a pinned Debian linux-source package.
 #
-#   guests/kernel/build.sh            # prints the directory holding vmlinux + vmlinux.debug
+#   guests/kernel/build.sh                 # 6.12 (default): prints the directory holding
+#                                          # vmlinux + vmlinux.debug + config
+#   guests/kernel/build.sh --series 6.1    # 6.1: the pre-6.10 fadump layout (3 sections,
+#                                          # FADMPINF), for the fadump matrix
+#
+# Series and their pinned source packages (bookworm-security drops old versions, so a bump is an
+# explicit edit of the table below):
+#   6.12  linux-source-6.12 6.12.117-1~deb12u1
+#   6.1   linux-source-6.1  6.1.192-2
+# Both use the same config fragment, pseries-guest.config.
 #
 # Output (cached, never rebuilt for the same key):
-#   $PPC_VMM_CACHE/kernel/<version>-<fragment hash>/
+#   $PPC_VMM_CACHE/kernel/<version>-<key>/
 #       vmlinux        stripped ELF, what the VMM loads
 #       vmlinux.debug  DWARF for drgn/crash (objcopy --only-keep-debug)
 #       config         the final .config
-# The key is the pinned source package version plus a hash of the config fragment and of
-# this script, so editing either triggers a rebuild and nothing else does.
+# <key> is a hash of the config fragment and of recipe.sh (the build steps); with the version in
+# the name, editing the fragment or the recipe triggers a rebuild and nothing else does (this
+# script only picks the source and the cache entry).
 #
-# Environment: PPC_VMM_CACHE (default ~/.cache/ppc-vmm), LINUX_SOURCE_VERSION (pin override),
-# JOBS (default nproc), NO_INSTALL=1 to skip apt-get.
+# Environment: PPC_VMM_CACHE (default ~/.cache/ppc-vmm), LINUX_SOURCE_VERSION (pin override for
+# the chosen series), JOBS (default nproc), NO_INSTALL=1 to skip apt-get.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 fragment="$here/pseries-guest.config"
-# Pinned: bookworm-security drops old versions, so a bump is an explicit edit here.
-version="${LINUX_SOURCE_VERSION:-6.12.117-1~deb12u1}"
+recipe="$here/recipe.sh"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-jobs="${JOBS:-$(nproc)}"
 
 log() { echo "guests/kernel: $*" >&2; }
+usage() { echo "usage: $0 [--series 6.12|6.1]" >&2; exit 2; }
+
+series=6.12
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --series) [ $# -ge 2 ] || usage; series="$2"; shift 2 ;;
+        --series=*) series="${1#--series=}"; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        *) usage ;;
+    esac
+done
+case "$series" in
+    6.12) pinned=6.12.117-1~deb12u1 ;;
+    6.1) pinned=6.1.192-2 ;;
+    *) log "unknown series $series (6.12 or 6.1)"; exit 2 ;;
+esac
+pkg="linux-source-$series"
+tarball="/usr/src/$pkg.tar.xz"
+version="${LINUX_SOURCE_VERSION:-$pinned}"
 
 need_pkgs=(gcc-powerpc64le-linux-gnu bc bison flex libssl-dev libelf-dev xz-utils make)
 install_deps() {
@@ -30,8 +57,8 @@ install_deps() {
     local missing=()
     for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     local have_src
-    have_src="$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || true)"
-    [ "$have_src" = "$version" ] || missing+=("linux-source-6.12=$version")
+    have_src="$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)"
+    [ "$have_src" = "$version" ] || missing+=("$pkg=$version")
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -40,63 +67,37 @@ install_deps() {
 }
 install_deps
 
-have_src="$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || true)"
+have_src="$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)"
 if [ "$have_src" != "$version" ]; then
-    log "linux-source-6.12 $have_src installed, $version pinned; set LINUX_SOURCE_VERSION to override"
+    log "$pkg $have_src installed, $version pinned; set LINUX_SOURCE_VERSION to override"
     exit 1
 fi
 
-key_hash="$(cat "$fragment" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+key_hash="$(cat "$fragment" "$recipe" | sha256sum | cut -c1-16)"
 out="$cache/kernel/${version//[~:]/_}-$key_hash"
+
+# Builds made before the recipe moved out of this script were keyed by sha256(fragment +
+# build.sh): 6.12.117-1~deb12u1 with this fragment is ...-390d1de938adf433. recipe.sh runs the
+# very same steps, so key 9711cd7a8b0aa605 of that version is that build: hard-link its three
+# outputs instead of rebuilding for 25 minutes. Any edit of the fragment or of recipe.sh changes
+# the key and turns this off. (The adopted files carry the old build path in their build ID
+# and DWARF; a fresh build here would differ only in those.)
+legacy="$cache/kernel/6.12.117-1_deb12u1-390d1de938adf433"
+if [ "$version" = 6.12.117-1~deb12u1 ] && [ "$key_hash" = 9711cd7a8b0aa605 ] &&
+    [ ! -f "$out/vmlinux" ] && [ -f "$legacy/vmlinux" ] && [ -f "$legacy/vmlinux.debug" ] &&
+    [ -f "$legacy/config" ]; then
+    log "adopting $legacy (same source, fragment and build steps)"
+    mkdir -p "$out"
+    ln -f "$legacy/config" "$legacy/vmlinux.debug" "$out/"
+    ln -f "$legacy/vmlinux" "$out/vmlinux"
+fi
+
 if [ -f "$out/vmlinux" ] && [ -f "$out/vmlinux.debug" ]; then
     log "cached: $out"
     echo "$out"
     exit 0
 fi
 
-# The build tree path is embedded in the image (build ID), so it is a fixed function of the key.
-work="$out/build"
-src="$work/linux-source-6.12"
-mkdir -p "$work"
-if [ ! -f "$src/Makefile" ]; then
-    log "unpacking /usr/src/linux-source-6.12.tar.xz"
-    rm -rf "$src"
-    tar -C "$work" -xJf /usr/src/linux-source-6.12.tar.xz
-fi
-
-export ARCH=powerpc CROSS_COMPILE=powerpc64le-linux-gnu-
-export KBUILD_BUILD_USER=ppc-vmm KBUILD_BUILD_HOST=ppc-vmm KBUILD_BUILD_VERSION=1
-export KBUILD_BUILD_TIMESTAMP="2026-01-01 00:00:00 UTC"
-export SOURCE_DATE_EPOCH=1767225600
-obj="$work/obj"
-mkdir -p "$obj"
-
-log "configuring (ppc64le_allnoconfig + $(basename "$fragment"))"
-make -s -C "$src" O="$obj" ppc64le_allnoconfig
-"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" >/dev/null
-make -s -C "$src" O="$obj" olddefconfig
-
-# Every option the fragment asks for must have survived olddefconfig (a silently dropped
-# dependency would otherwise ship a kernel without, say, FA_DUMP).
-bad=0
-while IFS= read -r line; do
-    case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-    if ! grep -qx "$line" "$obj/.config"; then log "fragment line not in final config: $line"; bad=1; fi
-done < "$fragment"
-[ "$bad" = 0 ] || exit 1
-
-log "building vmlinux with $jobs jobs (several minutes)"
-start=$(date +%s)
-make -s -C "$src" O="$obj" -j"$jobs" vmlinux
-log "built in $(( $(date +%s) - start ))s"
-
-tmp="$out/.tmp"
-mkdir -p "$tmp"
-${CROSS_COMPILE}objcopy --only-keep-debug "$obj/vmlinux" "$tmp/vmlinux.debug"
-${CROSS_COMPILE}objcopy --strip-debug --add-gnu-debuglink="$tmp/vmlinux.debug" "$obj/vmlinux" "$tmp/vmlinux"
-cp "$obj/.config" "$tmp/config"
-mv "$tmp/vmlinux.debug" "$tmp/config" "$out/"
-mv "$tmp/vmlinux" "$out/vmlinux"
-rmdir "$tmp"
-log "done: $out ($(du -h "$out/vmlinux" | cut -f1) stripped)"
+[ -f "$tarball" ] || { log "$tarball missing (is $pkg installed?)"; exit 1; }
+"$recipe" "$tarball" "$out" "$fragment"
 echo "$out"
