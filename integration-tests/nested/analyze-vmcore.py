@@ -10,15 +10,18 @@ any check failed, 2 on bad arguments. The checks:
 
   core      the file is an ELF64 ET_CORE for EM_PPC64 (lib/vmcore_check.py reads it, no drgn)
   vmcoreinfo  the VMCOREINFO note exists; its BUILD-ID and SYMBOL(_stext) match the vmlinux
-  prstatus  exactly --cpus NT_PRSTATUS notes, each with NIP and LR in the vmlinux's
-            [_stext, _etext), r1 in the linear map at a physical address the dump holds,
-            MSR[SF] and MSR[LE] set
+  prstatus  exactly --cpus NT_PRSTATUS notes, MSR[SF] and MSR[LE] set in each; kernel mode
+            (at least one, the crashing CPU): NIP and LR in the vmlinux's [_stext, _etext), r1
+            in the linear map at a physical address the dump holds; user mode (MSR[PR]): NIP
+            and r1 non-zero user addresses
   drgn      drgn opens the core with the vmlinux's DWARF; init_uts_ns.name.release equals
             VMCOREINFO's OSRELEASE
   stack     the crashed thread's stack trace (drgn's crashed_thread(), else each CPU's
             NT_PRSTATUS registers) contains --crash-symbol
-  cpu traces  every CPU's NT_PRSTATUS registers unwind (drgn) through >= 2 named frames,
-            frame 0 named: the firmware-saved registers of the other vCPUs are real
+  cpu context  every CPU's NT_PRSTATUS registers agree with the dumped kernel (drgn): in
+            kernel mode they unwind through >= 2 named frames; in user mode (fadump does not
+            stop the other CPUs, so the firmware may catch one in a program) NIP is in an
+            executable mapping and r1 in a mapping of the task running on that CPU
   pattern   every page fadump-pattern printed on the console reads back byte-identical at its
             physical address, through the pure reader and through drgn's prog.read(.., True);
             with drgn, fadump-pattern's task is found and its page tables map each printed
@@ -152,16 +155,22 @@ def phys_covered(core, addr, length=1):
     return any(s <= addr and addr + length <= e for s, e in core.phys_ranges())
 
 
-def check_prstatus(report, core, cpus, text, symbolize):
-    try:
-        notes = core.prstatus()
-    except vc.VmcoreError as e:
-        report.check(False, f"NT_PRSTATUS notes unreadable: {e}")
-        return []
-    bad = []
-    details = []
-    for cpu in notes:
-        reasons = []
+def register_problems(core, cpu, text):
+    """Why a NT_PRSTATUS's registers are implausible ([] if they are plausible).
+
+    With fadump the kernel does not stop the other CPUs before ibm,os-term (powerpc's
+    crash_smp_send_stop() returns early when fadump is registered): the firmware records each
+    one wherever it was, so a CPU may be in user mode (MSR[PR] set). Kernel mode: NIP and LR
+    in the vmlinux's text, r1 in the linear map at a physical address the dump holds. User
+    mode: NIP and r1 non-zero user addresses (LR is anything the program left there).
+    Both: MSR[SF] and MSR[LE] set.
+    """
+    reasons = []
+    if cpu.msr & vc.MSR_PR:
+        for name, value in (("NIP", cpu.nip), ("r1", cpu.sp)):
+            if not 0 < value < vc.KERNEL_BASE:
+                reasons.append(f"user-mode {name} is not a user address")
+    else:
         for name, value in (("NIP", cpu.nip), ("LR", cpu.lr)):
             if text is not None:
                 if not text[0] <= value < text[1]:
@@ -174,28 +183,47 @@ def check_prstatus(report, core, cpus, text, symbolize):
             reasons.append("r1 not in the kernel linear map")
         elif not phys_covered(core, sp - vc.KERNEL_BASE, 8):
             reasons.append(f"r1's physical address {sp - vc.KERNEL_BASE:#x} is not in the dump")
-        if not cpu.msr & vc.MSR_SF:
-            reasons.append("MSR_SF (64-bit) clear")
-        if not cpu.msr & vc.MSR_LE:
-            reasons.append("MSR_LE (little-endian) clear")
+    if not cpu.msr & vc.MSR_SF:
+        reasons.append("MSR_SF (64-bit) clear")
+    if not cpu.msr & vc.MSR_LE:
+        reasons.append("MSR_LE (little-endian) clear")
+    return reasons
+
+
+def check_prstatus(report, core, cpus, text, symbolize):
+    try:
+        notes = core.prstatus()
+    except vc.VmcoreError as e:
+        report.check(False, f"NT_PRSTATUS notes unreadable: {e}")
+        return []
+    bad = []
+    details = []
+    for cpu in notes:
+        reasons = register_problems(core, cpu, text)
+        mode = "user" if cpu.msr & vc.MSR_PR else "kernel"
+        sym = symbolize if mode == "kernel" else (lambda _addr: "")
         details.append(
-            f"cpu note {cpu.index}: pr_pid {cpu.pid} NIP {hexaddr(cpu.nip)}{symbolize(cpu.nip)} "
-            f"LR {hexaddr(cpu.lr)}{symbolize(cpu.lr)}")
+            f"cpu note {cpu.index} ({mode} mode): pr_pid {cpu.pid} NIP {hexaddr(cpu.nip)}"
+            f"{sym(cpu.nip)} LR {hexaddr(cpu.lr)}{sym(cpu.lr)}")
         details.append(
-            f"{'':13} r1 {hexaddr(sp)} MSR {hexaddr(cpu.msr)} CR {cpu.reg('ccr'):#010x} "
-            f"trap {cpu.reg('trap'):#x} r13 {hexaddr(cpu.reg('r13'))}"
+            f"{'':13} r1 {hexaddr(cpu.sp)} MSR {hexaddr(cpu.msr)} CR {cpu.reg('ccr'):#010x} "
+            f"r13 {hexaddr(cpu.reg('r13'))} trap {cpu.reg('trap'):#x}"
             + (f"  <-- {'; '.join(reasons)}" if reasons else ""))
         if reasons:
             bad.append(cpu.index)
+    kernel_mode = [c.index for c in notes if not c.msr & vc.MSR_PR]
     where = (f"kernel text [{hexaddr(text[0])}, {hexaddr(text[1])}) of the vmlinux"
              if text is not None else f"addresses >= {hexaddr(vc.KERNEL_BASE)} (no vmlinux)")
-    details.insert(0, f"NIP/LR checked against {where}")
-    ok = len(notes) == cpus and not bad
+    details.insert(0, f"kernel-mode NIP/LR checked against {where}")
+    if not kernel_mode:
+        details.append("no note is in kernel mode, but the crashing CPU's must be")
+    ok = len(notes) == cpus and not bad and bool(kernel_mode)
     summary = f"{len(notes)} NT_PRSTATUS notes (expected {cpus}, one per vCPU)"
     if bad:
         summary += f"; implausible registers in note(s) {', '.join(map(str, bad))}"
     else:
-        summary += "; all registers plausible"
+        summary += (f"; all registers plausible ({len(kernel_mode)} in kernel mode, "
+                    f"{len(notes) - len(kernel_mode)} in user mode)")
     report.check(ok, summary, details)
     return notes
 
@@ -323,13 +351,24 @@ def open_drgn(report, args, vmlinux_files, info):
 
 def check_stack(report, prog, notes, crash_symbol):
     details = []
-    for var in ("panic_cpu", "crashing_cpu"):
+    # crash_fadump() records its CPU in crashing_cpu on every fadump path (panic or oops);
+    # panic_cpu is set only on the panic path.
+    crash_cpu = None
+    for var in ("crashing_cpu", "panic_cpu"):
         try:
             obj = prog[var]
             value = obj.counter.value_() if var == "panic_cpu" else obj.value_()
             details.append(f"{var} = {value}")
+            if crash_cpu is None and value >= 0:
+                crash_cpu = value
         except Exception as e:
             details.append(f"{var} unreadable: {e}")
+    try:
+        cpu_numbers = online_cpus(prog)
+        details.append(f"online CPUs {cpu_numbers} (NT_PRSTATUS notes are in this order)")
+    except Exception as e:
+        cpu_numbers = []
+        details.append(f"online CPUs unreadable: {e}")
     try:
         thread = prog.crashed_thread()
         trace = thread.stack_trace()
@@ -360,9 +399,21 @@ def check_stack(report, prog, notes, crash_symbol):
         if crash_symbol in names:
             details.append(f"cpu note {cpu.index}: {len(names)} frames:")
             details.extend("  " + line for line in trace_lines(trace))
-            report.check(True, f"stack: cpu note {cpu.index}'s trace contains {crash_symbol} "
-                         f"(frame #{names.index(crash_symbol)}; found via NT_PRSTATUS, not "
-                         f"crashed_thread())", details)
+            # The capture kernel puts the crash header's registers at the crashing CPU's
+            # place among the firmware's per-CPU entries: that note must be panic_cpu's.
+            owner = cpu_numbers[cpu.index] if cpu.index < len(cpu_numbers) else None
+            if owner is None or crash_cpu is None:
+                same = True
+                details.append(f"cpu note {cpu.index}'s CPU number or the crashing CPU is "
+                               f"unknown: not cross-checked")
+            else:
+                same = owner == crash_cpu
+                details.append(f"cpu note {cpu.index} is CPU {owner}; the crashing CPU is "
+                               f"{crash_cpu}" + ("" if same else "  <-- the crash registers "
+                                                             "sit at another CPU's place"))
+            report.check(same, f"stack: cpu note {cpu.index}'s trace contains {crash_symbol} "
+                         f"(frame #{names.index(crash_symbol)}; unwound from NT_PRSTATUS, as "
+                         f"crashed_thread() failed)", details)
             return
         details.append(f"cpu note {cpu.index}: no {crash_symbol} in {len(names)} frames")
     report.check(False, f"stack: no stack trace contains {crash_symbol}", details)
@@ -390,16 +441,73 @@ def note_traces(prog, notes):
     return out
 
 
+def online_cpus(prog):
+    from drgn.helpers.linux.cpumask import for_each_online_cpu
+
+    return list(for_each_online_cpu(prog))
+
+
+VM_EXEC = 0x4
+
+
+def user_context_problems(prog, cpu_number, cpu, details):
+    """A user-mode CPU: its NIP must be in an executable mapping, and r1 in a mapping, of the
+    task the dumped kernel had running on that CPU. Appends what it finds to details."""
+    from drgn.helpers.linux.mm import vma_find, vma_name
+    from drgn.helpers.linux.sched import cpu_curr
+
+    task = cpu_curr(prog, cpu_number)
+    comm = task.comm.string_().decode(errors="replace")
+    details.append(f"cpu note {cpu.index} = CPU {cpu_number}, user mode; running task: pid "
+                   f"{task.pid.value_()} {comm!r}")
+    if not task.mm:
+        return [f"CPU {cpu_number}'s task {comm!r} has no mm but the CPU is in user mode"]
+    problems = []
+    for name, addr, need_exec in (("NIP", cpu.nip, True), ("r1", cpu.sp, False)):
+        vma = vma_find(task.mm, addr)
+        if not vma:
+            problems.append(f"{name} {hexaddr(addr)} is in no mapping of {comm!r}")
+            continue
+        flags = vma.vm_flags.value_()
+        where = (f"{vma_name(vma).decode(errors='replace') or '[anon]'} "
+                 f"{vma.vm_start.value_():#x}-{vma.vm_end.value_():#x}")
+        details.append(f"  {name} {hexaddr(addr)} in {where}"
+                       + (" (executable)" if flags & VM_EXEC else ""))
+        if need_exec and not flags & VM_EXEC:
+            problems.append(f"{name} {hexaddr(addr)} is in a non-executable mapping")
+    return problems
+
+
 def check_cpu_traces(report, prog, notes):
-    """Every CPU's saved registers unwind through symbolised kernel frames.
+    """Every CPU's saved registers make sense against the dumped kernel's own state.
 
     For the crashing CPU the registers come from the kernel's own crash header; for the
     others, from the firmware's register save area, i.e. what our VMM captured from each vCPU.
+    Kernel mode: drgn unwinds them through >= 2 named frames, frame 0 named. User mode: NIP
+    lies in an executable mapping and r1 in a mapping of the task running on that CPU.
     """
     traces = note_traces(prog, notes)
+    try:
+        cpu_numbers = online_cpus(prog)
+    except Exception as e:
+        cpu_numbers = []
+        report.info(f"online CPUs unreadable: {e}")
     good = 0
     details = []
     for cpu in notes:
+        if cpu.msr & vc.MSR_PR:
+            if cpu.index >= len(cpu_numbers):
+                details.append(f"cpu note {cpu.index}: user mode, but no online CPU for it")
+                continue
+            try:
+                problems = user_context_problems(prog, cpu_numbers[cpu.index], cpu, details)
+            except Exception as e:
+                problems = [f"task/mapping lookup failed: {e}"]
+            if problems:
+                details.append("  <-- " + "; ".join(problems))
+            else:
+                good += 1
+            continue
         trace, err = traces[cpu.index]
         if trace is None:
             details.append(f"cpu note {cpu.index}: stack_trace failed: {err}")
@@ -408,12 +516,14 @@ def check_cpu_traces(report, prog, notes):
         named = [n for n in names if n]
         ok = bool(names) and names[0] is not None and len(named) >= 2
         good += ok
-        details.append(f"cpu note {cpu.index}: {len(names)} frames, {len(named)} named"
-                       + ("" if ok else "  <-- frame 0 unnamed or fewer than 2 named frames"))
+        details.append(f"cpu note {cpu.index}: kernel mode, {len(names)} frames, {len(named)} "
+                       f"named" + ("" if ok else
+                                   "  <-- frame 0 unnamed or fewer than 2 named frames"))
         details.extend("  " + line for line in trace_lines(trace))
     report.check(good == len(notes) and bool(notes),
-                 f"cpu traces: {good}/{len(notes)} CPUs' NT_PRSTATUS registers unwind through "
-                 f"named kernel frames", details)
+                 f"cpu context: {good}/{len(notes)} CPUs' saved registers agree with the dumped "
+                 f"kernel (kernel mode: unwinds through named frames; user mode: NIP/r1 in the "
+                 f"running task's mappings)", details)
 
 
 def check_pattern_task(report, prog, run):

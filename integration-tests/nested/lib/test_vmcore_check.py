@@ -371,6 +371,29 @@ class AnalyzerPureTest(Tmp):
         self.assertEqual(rc, 1, out)
         self.assertIn("TRUNCATED", out)
 
+    def test_user_mode_cpu_passes(self):
+        # fadump does not stop the other CPUs: the firmware may catch one in a program.
+        notes = standard_notes()
+        notes[1] = ("CORE", 1, prstatus_desc(0, 0x1000C350, MSR | (1 << 14), 0x1000C138,
+                                             0x3FFFC6C29090))
+        rc, out = self.run_analyzer(self.core(notes=notes))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("(1 in kernel mode, 1 in user mode)", out)
+
+    def test_user_mode_cpu_with_kernel_nip_fails(self):
+        notes = standard_notes()
+        notes[1] = ("CORE", 1, prstatus_desc(0, 0xC000000000123450, MSR | (1 << 14), 0,
+                                             0x3FFFC6C29090))
+        rc, out = self.run_analyzer(self.core(notes=notes))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("user-mode NIP is not a user address", out)
+
+    def test_no_kernel_mode_cpu_fails(self):
+        user = ("CORE", 1, prstatus_desc(0, 0x1000C350, MSR | (1 << 14), 0, 0x3FFFC6C29090))
+        rc, out = self.run_analyzer(self.core(notes=[user, user, ("VMCOREINFO", 0, VMCOREINFO)]))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no note is in kernel mode", out)
+
     def test_missing_vmcoreinfo_fails(self):
         rc, out = self.run_analyzer(self.core(notes=standard_notes(drop_vmcoreinfo=True)))
         self.assertEqual(rc, 1, out)
@@ -473,7 +496,7 @@ class AnalyzerDrgnImageTest(Tmp):
         self.assertIn("contains sysrq_handle_crash", out)
         self.assertIn("1/1 via drgn prog.read(physical=True)", out)
         self.assertIn("<sysrq_handle_crash+0x8>", out)
-        self.assertIn("PASS: cpu traces: 2/2", out)
+        self.assertIn("PASS: cpu context: 2/2", out)
 
     def test_release_mismatch_fails(self):
         rc, out = self.run_analyzer(self.image_core(release="6.12.0-not-this-one"))

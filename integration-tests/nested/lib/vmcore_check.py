@@ -48,6 +48,7 @@ REG_INDEX = {name: i for i, name in enumerate(REG_NAMES)}
 
 MSR_SF = 1 << 63
 MSR_LE = 1 << 0
+MSR_PR = 1 << 14  # problem state: the CPU was running a user program
 KERNEL_BASE = 0xC000000000000000
 
 ELF64_EHDR_SIZE = 64
