@@ -3,6 +3,8 @@
 # on `guest.action=` from the kernel command line:
 #   shell (default)  interactive shell on the console (hvc0)
 #   poweroff         power off at once
+#   diskbench        run /bin/diskbench (diskbench.sh) on /dev/vda (guest.diskbench=DEV to pick
+#                    another disk; it is overwritten), then power off
 #   commands         read one command line at a time from the console and run it; this is
 #                    how the nested test drives `reboot -f` / `poweroff -f` from outside
 /bin/busybox mount -t proc proc /proc
@@ -20,12 +22,20 @@ if [ -e /proc/vmcore ]; then
 fi
 
 action=shell
+diskdev=/dev/vda
 for w in $(cat /proc/cmdline); do
-    case "$w" in guest.action=*) action="${w#guest.action=}" ;; esac
+    case "$w" in
+        guest.action=*) action="${w#guest.action=}" ;;
+        guest.diskbench=*) diskdev="${w#guest.diskbench=}" ;;
+    esac
 done
 case "$action" in
     poweroff)
         echo "GUEST-POWEROFF"
+        poweroff -f ;;
+    diskbench)
+        # /bin/diskbench is guests/initramfs/diskbench.sh, added by the runner that wants it.
+        /bin/diskbench "$diskdev"
         poweroff -f ;;
     commands)
         while true; do

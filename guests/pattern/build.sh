@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build fadump-pattern (static ppc64le) and print its path. Cached by a hash of the source.
+#
+#   guests/pattern/build.sh
+#
+# Environment: PPC_VMM_CACHE (default ~/.cache/ppc-vmm), NO_INSTALL=1 to skip apt-get.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
+src="$here/fadump-pattern.c"
+if [ "${NO_INSTALL:-0}" != 1 ]; then
+    missing=()
+    for p in gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "guests/pattern: installing ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+key="$(cat "$src" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+out="$cache/pattern/$key/fadump-pattern"
+if [ ! -x "$out" ]; then
+    mkdir -p "$(dirname "$out")"
+    powerpc64le-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -o "$out.tmp" "$src"
+    mv "$out.tmp" "$out"
+fi
+echo "$out"
