@@ -5,21 +5,35 @@
 #   L1  Debian 6.12 ppc64el kernel + kvm-hv, busybox initramfs (l1-init-vmm.sh)
 #   L2  ppc-vmm (static ppc64le build of vmm/) running the guest kernel + guests/initramfs
 #
-#   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours] [--cpus N]
+#   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours|6.1] [--cpus N]
 #                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
 #                                            [--memory SIZE] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
+#                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered]
+#   integration-tests/nested/boot-our-vmm.sh --recheck RUN_DIR   (the checks only, on a past run)
 #
-# --guest-kernel ours (default) builds guests/kernel (cached); `debian` boots the L1 kernel
+# --guest-kernel ours (default) builds guests/kernel (cached), `6.1` its --series 6.1; `debian` boots the L1 kernel
 # itself as the guest (no build needed). --mode drive (default) makes the guest reboot once
 # and then power off through our VMM, and asserts: guest init reached twice, nproc = --cpus,
-# CPU hot-unplug/plug, VMM exit status 0. --mode crash boots with fadump=on, crashes the guest
-# (sysrq c) and asserts the capture kernel booted by our VMM sees /proc/vmcore.
-# --mode disk: L1 creates two backing files and our VMM gets `--disk path=/tmp/disk0.img
-# --disk path=/tmp/disk1.img,readonly=on`; the guest writes a known pattern (seq 1 200000,
-# checksum computed here on the host) to /dev/vda, syncs, drops caches and reads it back,
-# tries to write /dev/vdb (must fail), reboots through our VMM, reads /dev/vda back again and
-# powers off; L1 then checksums its backing file (and the read-only one, unchanged). No peer.
+# CPU hot-unplug/plug, VMM exit status 0.
+# --mode crash: firmware-assisted dump end to end. The guest boots with fadump=on and a
+# virtio-blk disk (L1's export disk, which L0 backs with $run/export.img); fadump-pattern
+# records pattern pages and their physical addresses; the other vCPU is kept busy; the guest
+# crashes (--crash: sysrq = `echo c > /proc/sysrq-trigger` (default), bug / panic = LKDTM
+# BUG / PANIC, hardlockup = LKDTM HARDLOCKUP pinned to cpu1 then sysrq on cpu0, second = a
+# second sysrq crash inside the capture kernel before release, unregistered = no fadump=on:
+# the VMM must reboot plainly). The capture kernel saves /proc/vmcore raw onto the disk,
+# releases the memory, registers again and carries on. The host then cuts $run/vmcore out
+# of the export image and analyses it with drgn (analyze-vmcore.py). No peer.
+# --mode disk: L1 creates three backing files and our VMM gets `--disk path=/tmp/disk0.img
+# --disk path=/tmp/disk1.img,readonly=on --disk path=/tmp/bench.img`; the guest writes a
+# known pattern (seq 1 200000, checksum computed here on the host) to /dev/vda, syncs, drops
+# caches and reads it back, tries to write /dev/vdb (must fail), runs three rounds of 64 MiB
+# O_DIRECT dd write + read on /dev/vdc (guests/initramfs/diskbench.sh), reboots through our
+# VMM, reads /dev/vda back again and powers off; L1 checksums its backing file (and the
+# read-only one, unchanged) and passes it out; the host checksums it again. Unless
+# --no-peer, QEMU 7.2 in the same L1 runs the same dd rounds and the throughput ratio is
+# printed.
 # --mode boot-only: the guest powers off as soon as it reaches /init. --guest-cmd runs a shell
 # command in the guest first (drive mode) or in the capture kernel (crash mode).
 # Environment: VMM_LOG_LEVEL (ppc-vmm --log-level, default info). Prints the time of each phase (seconds since L0 start). Unless --no-peer,
@@ -28,11 +42,15 @@
 # Uses integration-tests/nested/setup.sh for the L0 emulator, L1 kernel and busybox.
 # Logs: $PPC_VMM_CACHE/nested/runs/<timestamp>/.
 set -euo pipefail
+# The whole script is one function, parsed before it runs: editing this file while a run is
+# in progress (it takes minutes) cannot break that run.
+main() {
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd=""
+guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd="" crash=sysrq
+recheck=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -43,12 +61,21 @@ while [ $# -gt 0 ]; do
         --no-peer) peer=0; shift ;;
         --append) append="$2"; shift 2 ;;
         --guest-cmd) guest_cmd="$2"; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        --crash) crash="$2"; shift 2 ;;
+        --recheck) recheck="$2"; shift 2 ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 log() { echo "nested/boot-our-vmm: $*" >&2; }
 
+if [ -n "$recheck" ]; then
+    # Only the checks, on an earlier run directory (its console log, export image, settings).
+    run="$(cd "$recheck" && pwd)"
+    mode="$(cat "$run/vmm-mode")" crash="$(cat "$run/vmm-crash" 2>/dev/null || echo sysrq)"
+    cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' "$run/vmm-args")"
+    gk="$(cat "$run/guest-kernel" 2>/dev/null || echo "")"
+else
 # shellcheck source=versions.sh
 . "$here/versions.sh"
 l1dir="$NESTED_CACHE/l1-kernel/${L1_KERNEL_VERSION//[~:]/_}"
@@ -62,6 +89,7 @@ moddir="$(echo "$l1dir"/root/lib/modules/*/kernel/arch/powerpc/kvm)"
 
 case "$guest_kernel" in
     ours) gk="$("$repo/guests/kernel/build.sh")/vmlinux" ;;
+    6.1) gk="$("$repo/guests/kernel/build.sh" --series 6.1)/vmlinux" ;;
     debian) gk="$l1vmlinux" ;;
     *) gk="$guest_kernel" ;;
 esac
@@ -85,18 +113,37 @@ xz -dc "$moddir/kvm-hv.ko.xz" > "$run/mods/kvm-hv.ko"
 action=commands
 case "$mode" in
     drive) ;;
-    crash) append="fadump=on${append:+ $append}" ;;
+    crash)
+        case "$crash" in
+            sysrq|bug|panic|hardlockup|second) append="fadump=on${append:+ $append}" ;;
+            unregistered) ;;
+            *) echo "unknown --crash $crash" >&2; exit 2 ;;
+        esac
+        peer=0 ;;
     boot-only) action=poweroff ;;
-    disk) peer=0 ;;
+    disk) ;;
     *) echo "unknown --mode $mode" >&2; exit 2 ;;
 esac
-"$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
+pattern_bin="$("$repo/guests/pattern/build.sh")"
+"$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh" \
+    --add "$pattern_bin=bin/fadump-pattern" --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench"
 disks=""
-[ "$mode" = disk ] && disks=" --disk path=/tmp/disk0.img --disk path=/tmp/disk1.img,readonly=on"
+[ "$mode" = disk ] && disks=" --disk path=/tmp/disk0.img --disk path=/tmp/disk1.img,readonly=on --disk path=/tmp/bench.img"
+# The vmcore disk is L1's export disk itself, so the dump lands in $run/export.img.
+[ "$mode" = crash ] && disks=" --disk path=/dev/vda"
+# L0 gives L1 one raw disk (sparse) to carry results out: the vmcore, the disk backing file.
+export_img=""
+if [ "$mode" = crash ] || [ "$mode" = disk ]; then
+    export_img="$run/export.img"
+    truncate -s 0 "$export_img" && truncate -s 4G "$export_img"
+    xz -dc "$moddir/../../../drivers/block/virtio_blk.ko.xz" > "$run/mods/virtio_blk.ko"
+fi
 echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"
+echo "$crash" > "$run/vmm-crash"
+echo "$gk" > "$run/guest-kernel"
 peer_add=()
 qroot="$NESTED_CACHE/qemu-l1/${QEMU_L1_VERSION//[~:]/_}/root"
 if [ "$peer" = 1 ]; then
@@ -107,19 +154,29 @@ fi
 "$repo/guests/initramfs/build.sh" --out "$run/l1-initrd.cpio.gz" --init "$here/l1-init-vmm.sh" "${peer_add[@]}" \
     --add "$vmm_bin=ppc-vmm" --add "$gk=guest/vmlinux" --add "$run/l2-initrd.cpio.gz=guest/initrd.cpio.gz" \
     --add "$run/mods/kvm.ko=modules/kvm.ko" --add "$run/mods/kvm-hv.ko=modules/kvm-hv.ko" \
-    --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-guest-cmd=vmm-guest-cmd" --add "$run/vmm-mode=vmm-mode"
+    --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-guest-cmd=vmm-guest-cmd" --add "$run/vmm-mode=vmm-mode" \
+    --add "$run/vmm-crash=vmm-crash" ${export_img:+--add "$run/mods/virtio_blk.ko=modules/virtio_blk.ko"}
 
+# L1's CPUs (L0 -smp), default 2. An L2 vCPU that runs without exits (busy in userspace, or
+# spinning in its kernel) can starve a 1-CPU L1 under L0's TCG nested-HV: L1 printed nothing
+# more for 8 minutes with a busy loop on the guest's cpu1 (crash mode), and for over 2
+# minutes after a guest reboot (disk mode); the same runs complete with 2 L1 CPUs.
+l1_cpus="${L1_CPUS:-2}"
+export L1_CPUS="$l1_cpus"
 # One emulator at a time on the shared 2-core host: wait (up to 10 min) for others to finish.
 for _ in $(seq 600); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done
 pgrep -f '^qemu-system-ppc' >/dev/null && log "warning: another emulator is running; timings will suffer"
-log "L0: qemu-system-ppc64 pseries cap-nested-hv=on TCG; log in $run/console.log"
-python3 - "$run" "$timeout" "$l1vmlinux" <<'PY'
+log "L0: qemu-system-ppc64 pseries cap-nested-hv=on TCG, L1 -smp $l1_cpus; log in $run/console.log"
+python3 - "$run" "$timeout" "$l1vmlinux" "$export_img" <<'PY'
 import subprocess, sys, time, os, signal
-run, timeout, l1 = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+run, timeout, l1, export_img = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 cmd = ["qemu-system-ppc64", "-M", "pseries,cap-nested-hv=on,x-vof=on", "-cpu", "power9",
-       "-accel", "tcg", "-smp", "1", "-m", "3G", "-nographic", "-nodefaults",
+       "-accel", "tcg", "-smp", os.environ.get("L1_CPUS", "1"), "-m", "3G", "-nographic", "-nodefaults",
        "-serial", "mon:stdio", "-kernel", l1, "-initrd", f"{run}/l1-initrd.cpio.gz",
        "-append", "console=hvc0 quiet"]
+if export_img:
+    cmd += ["-drive", f"file={export_img},format=raw,if=none,id=export,cache=unsafe",
+            "-device", "virtio-blk-pci,drive=export"]
 t0 = time.monotonic()
 p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 with open(f"{run}/console.log", "w") as logf:
@@ -144,6 +201,7 @@ with open(f"{run}/console.log", "w") as logf:
             print(stamp + s, flush=True)
     p.wait()
 PY
+fi
 
 logf="$run/console.log"
 first() { grep -m1 -- "$1" "$logf" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
@@ -184,6 +242,8 @@ else
 fi
 
 fail=0
+second_boot=0
+[ "$crash" = second ] && second_boot=1
 check() { if eval "$2"; then echo "PASS: $1"; else echo "FAIL: $1"; fail=1; fi; }
 inits=$(grep -c GUEST-INIT-REACHED "$logf" || true)
 if [ "$mode" = drive ]; then
@@ -206,12 +266,81 @@ elif [ "$mode" = disk ]; then
     check "L1 backing file holds the data after power-off" 'grep -q "L1-BACKING-FILE sum=$want" "$logf"'
     ro_before="$(sed -n 's/.*L1-DISKS-CREATED ro-sum-before=\([0-9a-f]*\).*/\1/p' "$logf" | head -1)"
     check "read-only backing file unchanged" '[ -n "$ro_before" ] && grep -q "L1-RO-BACKING ro-sum-after=$ro_before" "$logf"'
+    host_sum="$(head -c "$size" "$run/export.img" | sha256sum | cut -d' ' -f1)"
+    echo "backing file passed out of L1, on the x86 host: sha256 $host_sum"
+    check "backing file, passed out of L1, holds the data on the x86 host" '[ "$host_sum" = "$want" ]'
+    # Throughput: ours before L1-PEER-START, QEMU's after; median of the three rounds.
+    bench() { # $1 = ours|peer, $2 = write|read: the median MB/s of the rounds (mawk: no asort)
+        awk -v who="$1" -v what="$2" '
+            /L1-PEER-START/ { peer = 1 }
+            /GUEST-DISKBENCH dev=/ && ((who == "peer") == peer) {
+                for (i = 1; i <= NF; i++) if (index($i, what "_MBps=") == 1) { split($i, kv, "="); print kv[2] + 0 }
+            }' "$logf" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; printf "%.1f", v[int((NR + 1) / 2)] }'
+    }
+    grep -h 'GUEST-DISKBENCH dev=' "$logf" | sed 's/^.*GUEST-DISKBENCH/GUEST-DISKBENCH/' || true
+    ours_w="$(bench ours write || true)" ours_r="$(bench ours read || true)"
+    check "direct-I/O rounds ran under our VMM (64 MiB write + read)" '[ -n "$ours_w" ] && [ -n "$ours_r" ] && ! grep -q GUEST-DISKBENCH-ERROR "$logf"'
+    if grep -q L1-PEER-START "$logf"; then
+        peer_w="$(bench peer write || true)" peer_r="$(bench peer read || true)"
+        check "the same rounds ran under QEMU 7.2 in the same L1" '[ -n "$peer_w" ] && [ -n "$peer_r" ]'
+        if [ -n "$peer_w" ] && [ -n "$peer_r" ] && [ -n "$ours_w" ] && [ -n "$ours_r" ]; then
+            echo "dd 64 MiB O_DIRECT, median MB/s: write ours $ours_w QEMU $peer_w, read ours $ours_r QEMU $peer_r"
+            awk -v a="$ours_w" -v b="$peer_w" -v c="$ours_r" -v d="$peer_r" \
+                'BEGIN { printf "throughput ratio ours/QEMU: write %.2f, read %.2f\n", a / b, c / d }'
+        fi
+    fi
+elif [ "$mode" = crash ] && [ "$crash" = unregistered ]; then
+    check "guest did not register fadump" 'grep -q "GUEST-FADUMP-REGISTERED=absent" "$logf" || grep -q "GUEST-FADUMP-REGISTERED=0" "$logf"'
+    check "VMM: os-term without a registered dump -> plain reboot" 'grep -q "ibm,os-term with no dump registered" "$logf"'
+    check "VMM wrote no dump" '! grep -q "fadump: dump written" "$logf"'
+    check "guest booted again, with no /proc/vmcore" '[ "$inits" -ge 2 ] && grep -q "GUEST-AFTER-REBOOT vmcore=none" "$logf"'
 elif [ "$mode" = crash ]; then
-    check "guest registered fadump with our firmware" 'grep -q "Registration is successful" "$logf"'
+    check "guest registered fadump with our firmware (registered = 1)" 'grep -q "Registration is successful" "$logf" && grep -q "GUEST-FADUMP-REGISTERED=1" "$logf"'
+    check "pattern pages recorded with physical addresses" '[ "$(grep -v GUEST-RUN "$logf" | grep -c "FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*")" -ge 4 ]'
+    check "VMM preserved the dump (status 0xc000, $cpus CPUs)" 'grep -q "fadump: dump written: status 0xc000, $cpus CPUs saved" "$logf"'
     check "capture kernel booted by our VMM after the crash" '[ "$inits" -ge 2 ]'
     check "capture kernel sees the dump (/proc/vmcore)" 'grep -q "GUEST-VMCORE .*/proc/vmcore" "$logf"'
+    if [ "$crash" = second ]; then
+        check "second crash before release: plain reboot, no second dump" \
+            'grep -q GUEST-SECOND-CRASH "$logf" && grep -q "ibm,os-term with no dump registered" "$logf" && [ "$(grep -c "fadump: dump written" "$logf")" = 1 ]'
+        check "the first dump is still there after the reboot" '[ "$(grep -c "GUEST-VMCORE .*/proc/vmcore" "$logf")" -ge 2 ]'
+    fi
+    saved="$(sed -n 's/.*GUEST-VMCORE-SAVED bytes=\([0-9][0-9]*\).*/\1/p' "$logf" | head -1)"
+    check "capture kernel saved /proc/vmcore to the virtio-blk disk" '[ -n "$saved" ] && [ "$saved" -gt 0 ]'
+    if [ -n "$saved" ] && [ "$saved" -gt 0 ]; then
+        head -c "$saved" "$run/export.img" > "$run/vmcore"
+        echo "vmcore: $run/vmcore ($saved bytes)"
+        check "vmcore on the host is an ELF64 core" '[ "$(head -c 5 "$run/vmcore" | od -An -c | tr -d " ")" = "177ELF002" ]'
+    fi
+    check "release_mem, then registered again (registered = 1)" 'grep -q GUEST-RELEASED "$logf" && grep -q "GUEST-REREGISTERED registered=1" "$logf"'
+    check "back in production without another reboot" 'grep -q "GUEST-PRODUCTION" "$logf" && [ "$inits" -eq $((2 + ${second_boot:-0})) ]'
+    echo "== fadump phases (host seconds since L0 start; VMM phases from its own log) =="
+    printf '%-34s %s\n' "crash triggered" "$(first "GUEST-CRASHING kind=[a-z]")"
+    printf '%-34s %s\n' "VMM dump written" "$(first 'fadump: dump written')"
+    printf '%-34s %s\n' "capture kernel /init" "$(nth GUEST-INIT-REACHED "$((2 + ${second_boot:-0}))")"
+    printf '%-34s %s\n' "vmcore saved" "$(first "GUEST-VMCORE-SAVED bytes=[0-9]")"
+    printf '%-34s %s\n' "re-registered, back in production" "$(first "GUEST-PRODUCTION nproc=[0-9]")"
+    grep -m1 "fadump: phases" "$logf" | sed 's/^\[ *[0-9.]*\] //' || true
+    grep -m1 "GUEST-VMCORE-SAVED bytes=[0-9]" "$logf" | sed 's/^.*GUEST-VMCORE-SAVED/GUEST-VMCORE-SAVED/' || true
+    if [ -s "$run/vmcore" ]; then
+        # The dump, analyzed on the host by drgn (PyPI) with the guest's DWARF.
+        kdir="$(dirname "$gk")"
+        if [ -x "$here/drgn-env.sh" ] && [ -f "$here/analyze-vmcore.py" ] && [ -f "$kdir/vmlinux.debug" ]; then
+            py="$("$here/drgn-env.sh")"
+            if "$py" "$here/analyze-vmcore.py" --vmcore "$run/vmcore" --vmlinux "$kdir/vmlinux.debug" \
+                --console "$logf" --cpus "$cpus" | tee "$run/drgn.txt"; then
+                echo "PASS: drgn analysis of the vmcore"
+            else
+                echo "FAIL: drgn analysis of the vmcore"; fail=1
+            fi
+        else
+            echo "FAIL: drgn analysis not available (drgn-env.sh / analyze-vmcore.py / vmlinux.debug)"; fail=1
+        fi
+    fi
 else
     check "guest reached init" '[ "$inits" -ge 1 ]'
 fi
 check "VMM exited 0 on guest power-off" 'grep -q "L1-RESULT vmm-rc=0" "$logf"'
 exit $fail
+}
+main "$@"

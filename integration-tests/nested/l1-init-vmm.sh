@@ -9,6 +9,12 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 up() { cut -d' ' -f1 /proc/uptime; }
 echo "L1-INIT-REACHED uptime=$(up)"
 insmod /modules/kvm.ko && insmod /modules/kvm-hv.ko || echo "L1-KVM-LOAD-FAILED"
+# The export disk L0 attaches (the runner copies results out of it after L1 powers off).
+if [ -f /modules/virtio_blk.ko ]; then
+    insmod /modules/virtio_blk.ko || echo "L1-VIRTIO-BLK-LOAD-FAILED"
+    for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+    echo "L1-EXPORT-DISK $(cat /sys/block/vda/size 2>/dev/null || echo missing) sectors"
+fi
 ls -l /dev/kvm
 echo "L1-KVM-LOADED uptime=$(up)"
 
@@ -19,6 +25,8 @@ if [ "$mode" = disk ]; then
     # marker whose checksum must not change.
     dd if=/dev/zero of=/tmp/disk0.img bs=1M count=16 2>/dev/null
     dd if=/dev/zero of=/tmp/disk1.img bs=1M count=4 2>/dev/null
+    # Third disk: scratch space for the direct-I/O throughput rounds (overwritten).
+    dd if=/dev/zero of=/tmp/bench.img bs=1M count=64 2>/dev/null
     echo RO-DISK-MARKER | dd of=/tmp/disk1.img conv=notrunc 2>/dev/null
     echo "L1-DISKS-CREATED ro-sum-before=$(sha256sum < /tmp/disk1.img | cut -d' ' -f1) uptime=$(up)"
 fi
@@ -89,6 +97,7 @@ if [ "$mode" = disk ]; then
         guest_step 300 'dmesg | grep -iE "pci|virtio|vd[a-z]|phb|rtas" | sed "s/^/GUEST-DMESG /"; ls -l /dev/vd* | sed "s/^/GUEST-DEV /"; (while :; do echo "GUEST-HB $(cut -d" " -f1 /proc/uptime) $(grep -E "virtio|pci" /proc/interrupts | tr -s " " | tr "\n" "|")"; sleep 10; done) &'
         guest_step 600 'seq 1 200000 > /tmp/data; sz=$(wc -c < /tmp/data); echo GUEST-DATA size=$sz sum=$(sha256sum < /tmp/data | cut -d" " -f1); dd if=/tmp/data of=/dev/vda bs=64k 2>&1 | sed "s/^/GUEST-DD /"; sync; echo 3 > /proc/sys/vm/drop_caches; echo GUEST-VDA-WRITTEN sum=$(head -c $sz /dev/vda | sha256sum | cut -d" " -f1)'
         guest_step 300 'echo GUEST-VDB-MARKER $(head -c 14 /dev/vdb); if dd if=/tmp/data of=/dev/vdb bs=4k count=1 conv=fsync 2>/tmp/err; then echo GUEST-RO-WRITE-ACCEPTED; else echo GUEST-RO-WRITE-REFUSED: $(head -n1 /tmp/err); fi; cat /sys/block/vdb/ro | sed "s/^/GUEST-VDB-RO-ATTR /"'
+        guest_step 600 '/bin/diskbench /dev/vdc'
         n=$(count GUEST-READY)
         send 'echo GUEST-REBOOTING; reboot -f'
         if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
@@ -99,18 +108,56 @@ if [ "$mode" = disk ]; then
     fi
 fi
 if [ "$mode" = crash ]; then
-    # Firmware-assisted dump: crash the fadump=on guest, let the capture kernel boot (it
-    # prints GUEST-VMCORE), then power it off.
+    # Firmware-assisted dump end to end (see boot-our-vmm.sh --crash for the kinds).
+    kind="$(cat /vmm-crash 2>/dev/null || echo sysrq)"
+    cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' /vmm-args)"
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
+        # Pattern pages with their physical addresses, recorded before the crash.
+        guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+        if [ "${cpus:-1}" -gt 1 ]; then
+            if [ "$kind" = hardlockup ]; then
+                # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
+                send 'taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" &'
+            else
+                # The other vCPU is busy in userspace.
+                send 'taskset -c 1 sh -c "while :; do :; done" &'
+            fi
+            sleep 5
+        fi
         n=$(count GUEST-READY)
-        send 'echo c > /proc/sysrq-trigger'
-        if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
+        case "$kind" in
+            bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+            panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+            *) crash='echo c > /proc/sysrq-trigger' ;;
+        esac
+        send "echo GUEST-CRASHING kind=$kind; taskset -c 0 sh -c '$crash'"
+        if [ "$kind" = unregistered ]; then
+            # No dump registered: the VMM reboots the guest plainly; power off there.
+            if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
+                echo "L1-GUEST-READY-2 uptime=$(up)"
+                guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+                send 'poweroff -f'
+            fi
+        elif wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
             echo "L1-GUEST-READY-2 uptime=$(up)"
+            if [ "$kind" = second ]; then
+                # A second crash in the capture kernel, before release: a dump is active, so
+                # no second dump, a plain reboot, and the first dump is still there.
+                n=$(count GUEST-READY)
+                send 'echo GUEST-SECOND-CRASH; echo c > /proc/sysrq-trigger'
+                wait_for GUEST-INIT-REACHED 3 900 && wait_for GUEST-READY $((n + 1)) 900 &&
+                    echo "L1-GUEST-READY-3 uptime=$(up)"
+            fi
             if [ -s /vmm-guest-cmd ]; then
                 # --guest-cmd runs in the capture kernel here.
                 guest_step 300 "$(cat /vmm-guest-cmd)" || echo "L1-GUEST-CMD-TIMEOUT"
             fi
+            # Save the dump raw onto the VMM's virtio-blk disk (L1's export disk underneath).
+            guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+            # Release the preserved memory, register again, carry on without a reboot.
+            guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem && echo GUEST-RELEASED; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone); grep MemTotal /proc/meminfo | sed "s/^/GUEST-MEM /"'
+            guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime)'
             send 'poweroff -f'
         fi
     fi
@@ -123,17 +170,28 @@ echo "L1-RESULT vmm-rc=$(cat /tmp/vmm-rc 2>/dev/null || echo timeout) uptime=$(u
 if [ "$mode" = disk ]; then
     echo "L1-BACKING-FILE sum=$(head -c 1288895 /tmp/disk0.img | sha256sum | cut -d' ' -f1)"
     echo "L1-RO-BACKING ro-sum-after=$(sha256sum < /tmp/disk1.img | cut -d' ' -f1)"
+    # Pass the backing file out: the runner checksums it again on the x86 host.
+    if [ -b /dev/vda ]; then
+        dd if=/tmp/disk0.img of=/dev/vda bs=1M conv=fsync 2>/dev/null && echo "L1-EXPORTED disk0.img"
+    fi
 fi
 
 # The peer: QEMU 7.2 as the VMM on the same L1 KVM, same guest kernel and initramfs, same
 # vCPUs and memory; the guest powers off as soon as it reaches /init.
 if [ -x /qemu/usr/bin/qemu-system-ppc64 ]; then
     Q=/qemu
+    peer_action=poweroff
+    [ "$mode" = disk ] && peer_action=diskbench
     set -- "$Q/lib64/ld64.so.2" --library-path "$Q/lib/powerpc64le-linux-gnu:$Q/usr/lib/powerpc64le-linux-gnu" \
         "$Q/usr/bin/qemu-system-ppc64" -L "$Q/usr/share/qemu" \
         -M pseries,accel=kvm,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off,cap-hpt-max-page-size=4k \
         $(cat /peer-args) -nodefaults -nographic -serial stdio -no-reboot \
-        -kernel /guest/vmlinux -initrd /guest/initrd.cpio.gz -append "console=hvc0 guest.action=poweroff"
+        -kernel /guest/vmlinux -initrd /guest/initrd.cpio.gz -append "console=hvc0 guest.action=$peer_action"
+    if [ "$mode" = disk ]; then
+        # Same throughput rounds under QEMU: a 64 MiB file on the same tmpfs as ours.
+        dd if=/dev/zero of=/tmp/bench-peer.img bs=1M count=64 2>/dev/null
+        set -- "$@" -drive file=/tmp/bench-peer.img,format=raw,if=none,id=bench -device virtio-blk-pci,drive=bench
+    fi
     echo "L1-PEER-START uptime=$(up)"
     timeout -s KILL 900 "$@" < /dev/null 2>&1
     echo "L1-PEER-RESULT rc=$? uptime=$(up)"
