@@ -10,6 +10,7 @@
 #                                            [--memory SIZE] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered]
+#                                            [--vmm ours|qemu-sid]
 #   integration-tests/nested/boot-our-vmm.sh --recheck RUN_DIR   (the checks only, on a past run)
 #
 # --guest-kernel ours (default) builds guests/kernel (cached), `6.1` its --series 6.1; `debian` boots the L1 kernel
@@ -50,7 +51,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd="" crash=sysrq
-recheck=""
+recheck="" vmm=ours
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -63,6 +64,7 @@ while [ $# -gt 0 ]; do
         --guest-cmd) guest_cmd="$2"; shift 2 ;;
         --crash) crash="$2"; shift 2 ;;
         --recheck) recheck="$2"; shift 2 ;;
+        --vmm) vmm="$2"; shift 2 ;;
         -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -75,6 +77,7 @@ if [ -n "$recheck" ]; then
     mode="$(cat "$run/vmm-mode")" crash="$(cat "$run/vmm-crash" 2>/dev/null || echo sysrq)"
     cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' "$run/vmm-args")"
     gk="$(cat "$run/guest-kernel" 2>/dev/null || echo "")"
+    vmm="$(cat "$run/vmm-which" 2>/dev/null || echo ours)"
 else
 # shellcheck source=versions.sh
 . "$here/versions.sh"
@@ -145,6 +148,16 @@ echo "$mode" > "$run/vmm-mode"
 echo "$crash" > "$run/vmm-crash"
 echo "$gk" > "$run/guest-kernel"
 peer_add=()
+# --vmm qemu-sid: the same run with QEMU 11.1 (Debian sid) as the VMM instead of ours.
+qsid_root=""
+case "$vmm" in
+    ours) ;;
+    qemu-sid)
+        [ "$mode" = crash ] || { echo "--vmm qemu-sid is for --mode crash" >&2; exit 2; }
+        qsid_root="$("$here/setup-qemu-sid.sh")" ;;
+    *) echo "unknown --vmm $vmm" >&2; exit 2 ;;
+esac
+echo "$vmm" > "$run/vmm-which"
 qroot="$NESTED_CACHE/qemu-l1/${QEMU_L1_VERSION//[~:]/_}/root"
 if [ "$peer" = 1 ]; then
     [ -x "$qroot/usr/bin/qemu-system-ppc64" ] || "$here/setup.sh" >/dev/null
@@ -155,7 +168,8 @@ fi
     --add "$vmm_bin=ppc-vmm" --add "$gk=guest/vmlinux" --add "$run/l2-initrd.cpio.gz=guest/initrd.cpio.gz" \
     --add "$run/mods/kvm.ko=modules/kvm.ko" --add "$run/mods/kvm-hv.ko=modules/kvm-hv.ko" \
     --add "$run/vmm-args=vmm-args" --add "$run/vmm-cmdline=vmm-cmdline" --add "$run/vmm-guest-cmd=vmm-guest-cmd" --add "$run/vmm-mode=vmm-mode" \
-    --add "$run/vmm-crash=vmm-crash" ${export_img:+--add "$run/mods/virtio_blk.ko=modules/virtio_blk.ko"}
+    --add "$run/vmm-crash=vmm-crash" ${export_img:+--add "$run/mods/virtio_blk.ko=modules/virtio_blk.ko"} \
+    ${qsid_root:+--add "$qsid_root=qemu-sid"}
 
 # L1's CPUs (L0 -smp), default 2. An L2 vCPU that runs without exits (busy in userspace, or
 # spinning in its kernel) can starve a 1-CPU L1 under L0's TCG nested-HV: L1 printed nothing
@@ -297,7 +311,7 @@ elif [ "$mode" = crash ] && [ "$crash" = unregistered ]; then
 elif [ "$mode" = crash ]; then
     check "guest registered fadump with our firmware (registered = 1)" 'grep -q "Registration is successful" "$logf" && grep -q "GUEST-FADUMP-REGISTERED=1" "$logf"'
     check "pattern pages recorded with physical addresses" '[ "$(grep -v GUEST-RUN "$logf" | grep -c "FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*")" -ge 4 ]'
-    check "VMM preserved the dump (status 0xc000, $cpus CPUs)" 'grep -q "fadump: dump written: status 0xc000, $cpus CPUs saved" "$logf"'
+    [ "$vmm" = ours ] && check "VMM preserved the dump (status 0xc000, $cpus CPUs)" 'grep -q "fadump: dump written: status 0xc000, $cpus CPUs saved" "$logf"'
     check "capture kernel booted by our VMM after the crash" '[ "$inits" -ge 2 ]'
     check "capture kernel sees the dump (/proc/vmcore)" 'grep -q "GUEST-VMCORE .*/proc/vmcore" "$logf"'
     if [ "$crash" = second ]; then
@@ -327,11 +341,20 @@ elif [ "$mode" = crash ]; then
         kdir="$(dirname "$gk")"
         if [ -x "$here/drgn-env.sh" ] && [ -f "$here/analyze-vmcore.py" ] && [ -f "$kdir/vmlinux.debug" ]; then
             py="$("$here/drgn-env.sh")"
+            case "$crash" in
+                bug) sym=lkdtm_BUG ;;
+                panic) sym=lkdtm_PANIC ;;
+                *) sym=sysrq_handle_crash ;;
+            esac
             if "$py" "$here/analyze-vmcore.py" --vmcore "$run/vmcore" --vmlinux "$kdir/vmlinux.debug" \
-                --console "$logf" --cpus "$cpus" | tee "$run/drgn.txt"; then
+                --console "$logf" --cpus "$cpus" --crash-symbol "$sym" | tee "$run/drgn.txt"; then
                 echo "PASS: drgn analysis of the vmcore"
             else
                 echo "FAIL: drgn analysis of the vmcore"; fail=1
+            fi
+            if [ "$crash" = hardlockup ]; then
+                check "the CPU spinning with interrupts off was stopped in lkdtm_HARDLOCKUP (drgn trace)" \
+                    'grep -q "lkdtm_HARDLOCKUP" "$run/drgn.txt"'
             fi
         else
             echo "FAIL: drgn analysis not available (drgn-env.sh / analyze-vmcore.py / vmlinux.debug)"; fail=1

@@ -32,11 +32,31 @@ if [ "$mode" = disk ]; then
 fi
 cmdline="$(cat /vmm-cmdline)"
 mkfifo /tmp/vmm-in
-(
-    # shellcheck disable=SC2086
-    /ppc-vmm $args --cmdline "$cmdline" < /tmp/vmm-in > /tmp/vmm-out 2>&1
-    echo $? > /tmp/vmm-rc
-) &
+if [ -x /qemu-sid/usr/bin/qemu-system-ppc64 ]; then
+    # The same guest and drive script under QEMU 11.1 (sid, has pseries fadump) as the VMM:
+    # same kernel, initramfs, vCPUs, memory and command line; the vmcore disk is the same
+    # export disk. No -no-reboot: QEMU resets the machine itself after a fadump crash.
+    Q=/qemu-sid
+    cpus_q="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' /vmm-args)"
+    mem_q="$(sed -n 's/.*--memory \([0-9]*[KMG]*\).*/\1/p' /vmm-args)"
+    set -- "$Q/lib64/ld64.so.2" --library-path "$Q/lib/powerpc64le-linux-gnu:$Q/usr/lib/powerpc64le-linux-gnu" \
+        "$Q/usr/bin/qemu-system-ppc64" -L "$Q/usr/share/qemu" \
+        -M pseries,accel=kvm,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off,cap-hpt-max-page-size=4k \
+        -smp "$cpus_q" -m "$mem_q" -nodefaults -nographic -serial stdio \
+        -kernel /guest/vmlinux -initrd /guest/initrd.cpio.gz -append "$cmdline"
+    [ -b /dev/vda ] && set -- "$@" -drive file=/dev/vda,format=raw,if=none,id=d0,cache=none -device virtio-blk-pci,drive=d0
+    (
+        "$@" < /tmp/vmm-in > /tmp/vmm-out 2>&1
+        echo $? > /tmp/vmm-rc
+    ) &
+    args="QEMU 11.1: $*"
+else
+    (
+        # shellcheck disable=SC2086
+        /ppc-vmm $args --cmdline "$cmdline" < /tmp/vmm-in > /tmp/vmm-out 2>&1
+        echo $? > /tmp/vmm-rc
+    ) &
+fi
 exec 3> /tmp/vmm-in
 echo "L1-VMM-START uptime=$(up) args: $args --cmdline '$cmdline'"
 tail -f /tmp/vmm-out &
@@ -53,7 +73,8 @@ wait_for() {
         sleep 1; t=$((t + 1))
         # Every 20 s of waiting: what the VMM's threads are doing (state, wait channel, CPU).
         if [ $((t % ${L1_DIAG_EVERY:-20})) = 0 ]; then
-            for d in /proc/$(pidof ppc-vmm)/task/*; do
+            pid="$(pidof ppc-vmm)" || continue
+            for d in /proc/$pid/task/*; do
                 echo "L1-VMM-THREAD t=$t $(cat $d/comm) state=$(cut -d' ' -f3 $d/stat) wchan=$(cat $d/wchan 2>/dev/null) utime/stime=$(cut -d' ' -f14,15 $d/stat)"
             done
         fi
