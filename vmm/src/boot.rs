@@ -10,7 +10,7 @@ use crate::rtas_blob::write_rtas_stub;
 use devicetree::{
     CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
 };
-use firmware::Property;
+use firmware::{GuestRange, Property};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -29,6 +29,12 @@ pub struct BootSpec<'a> {
     pub rtas_properties: Vec<Property>,
     /// One `/pci@<buid>` node per PAPR PCI host bridge (none without disks).
     pub pci: &'a [devicetree::pci::PhbDescription],
+    /// Radix, or hash with the HPT the VMM allocated.
+    pub mmu: Mmu,
+    /// Bytes from 0 the guest reaches in real mode (`memory` for radix; the VRMA for hash).
+    /// When smaller than `memory`, the first `/memory` node ends there, which is how Linux
+    /// learns its real-mode limit (`ppc64_rma_size`).
+    pub rma_size: u64,
 }
 
 /// Where things went and how to enter the kernel.
@@ -68,6 +74,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
     };
     let layout = Layout::new(
         spec.memory,
+        spec.rma_size,
         kernel.end.0,
         initrd.as_ref().map(|d| d.len() as u64),
     )?;
@@ -77,12 +84,12 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
     }
     write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
 
-    let mmu = Mmu::Radix { gtse: true };
+    let mmu = spec.mmu;
     let desc = MachineDescription {
         topology: CpuTopology::single_threaded(spec.cpus),
         cpu: spec.cpu.clone(),
         mmu,
-        memory: vec![layout.ram],
+        memory: memory_nodes(layout.ram, spec.rma_size),
         cmdline: spec.cmdline.to_string(),
         initrd: layout.initrd,
         rtas: layout.rtas,
@@ -110,6 +117,18 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         kernel_end: kernel.end.0,
         dtb_len: dtb.len(),
     })
+}
+
+/// The `/memory` nodes: all of RAM, split at the end of the real-mode area when that is
+/// smaller.
+fn memory_nodes(ram: GuestRange, rma_size: u64) -> Vec<GuestRange> {
+    match (
+        GuestRange::new(0, rma_size),
+        GuestRange::new(rma_size, ram.len().saturating_sub(rma_size)),
+    ) {
+        (Some(low), Some(high)) if rma_size < ram.len() => vec![low, high],
+        _ => vec![ram],
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +176,8 @@ mod tests {
             cpu: &cpu,
             rtas_properties: rtas.properties(),
             pci: &[],
+            mmu: Mmu::Radix { gtse: true },
+            rma_size: ram,
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(
@@ -224,6 +245,8 @@ mod tests {
             cpu: &cpu,
             rtas_properties: vec![],
             pci: &[],
+            mmu: Mmu::Radix { gtse: true },
+            rma_size: 64 << 20,
         };
         let missing = Path::new("/nonexistent/vmlinux");
         assert!(matches!(
@@ -234,5 +257,50 @@ mod tests {
             load(&mem, &spec(kernel.as_path(), Some(big.as_path()))),
             Err(Error::Layout(_))
         ));
+    }
+
+    /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the
+    /// VRMA, the firmware sits below it, and the tree names the HPT size.
+    #[test]
+    fn hash_guest_gets_a_first_memory_node_that_ends_at_the_rma() {
+        let ram = 256u64 << 20;
+        let rma = 64u64 << 20;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), ram as usize)]).unwrap();
+        let kernel = file_with(&make_elf(0, &[0x60; 4096], 0x3000, 0x10));
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let spec = BootSpec {
+            kernel: kernel.as_path(),
+            initramfs: None,
+            cmdline: "console=hvc0 disable_radix",
+            memory: ram,
+            cpus: 1,
+            cpu: &cpu,
+            rtas_properties: vec![],
+            pci: &[],
+            mmu: Mmu::Hash { htab_shift: 21 },
+            rma_size: rma,
+        };
+        let img = load(&mem, &spec).unwrap();
+        assert_eq!(img.layout.rtas.start() + img.layout.rtas.len(), rma);
+        let mut dtb = vec![0u8; img.dtb_len];
+        mem.read_slice(&mut dtb, GuestAddress(img.fdt_addr))
+            .unwrap();
+        let reg = |node: &str| {
+            let v = find_property(&dtb, node, "reg").unwrap_or_else(|| panic!("{node}"));
+            (
+                u64::from_be_bytes(v[0..8].try_into().unwrap()),
+                u64::from_be_bytes(v[8..16].try_into().unwrap()),
+            )
+        };
+        assert_eq!(reg("/memory@0"), (0, rma));
+        assert_eq!(reg("/memory@4000000"), (rma, ram - rma));
+        let pft = find_property(&dtb, "/cpus/PowerPC,POWER9@0", "ibm,pft-size").unwrap();
+        assert_eq!(pft, [0, 0, 0, 0, 0, 0, 0, 21]);
+
+        // When the RMA covers all of RAM there is one node.
+        assert_eq!(
+            memory_nodes(GuestRange::new(0, ram).unwrap(), ram),
+            vec![GuestRange::new(0, ram).unwrap()]
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::console::SerialMode;
 use crate::devices::disk_spec::{DiskSpec, DISK_HELP};
-use crate::machine::VmConfig;
+use crate::machine::{MmuMode, VmConfig};
 use std::path::PathBuf;
 
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
@@ -25,6 +25,9 @@ OPTIONS:
                            [default: 512M; minimum 64M; a multiple of 64K].
     --cpus <n>             vCPUs: `2` or `boot=2` [default: 1]. Secondary vCPUs stay stopped
                            until the guest starts them with RTAS start-cpu.
+    --mmu <mode>           Guest MMU: `radix` (default) or `hash` (hash page table sized
+                           RAM/128 or more; needs a bare-metal POWER9 KVM-HV host, e.g. a
+                           powernv L1: a nested pseries KVM runs radix guests only).
     --serial <mode>        Guest console (hvc0): `tty` (stdout/stdin, default),
                            `file=<path>` (append output to a file), or `off`.
     --log-level <level>    VMM log level on stderr: error, warn, info, debug, trace
@@ -114,6 +117,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut serial = SerialMode::Tty;
     let mut log_level = log::LevelFilter::Warn;
     let mut disks = Vec::new();
+    let mut mmu = MmuMode::Radix;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -135,6 +139,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             "--memory" => memory = parse_size(&value("--memory")?)?,
             "--cpus" => cpus = parse_cpus(&value("--cpus")?)?,
             "--serial" => serial = parse_serial(&value("--serial")?)?,
+            "--mmu" => {
+                mmu = match value("--mmu")?.as_str() {
+                    "radix" => MmuMode::Radix,
+                    "hash" => MmuMode::Hash,
+                    other => {
+                        return err(format!("invalid --mmu `{other}`: expected radix or hash"))
+                    }
+                }
+            }
             "--disk" => {
                 let v = value("--disk")?;
                 disks.push(DiskSpec::parse(&v).map_err(|e| CliError(e.to_string()))?);
@@ -174,6 +187,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             cpus,
             serial,
             disks,
+            mmu,
         },
         log_level,
     })
@@ -206,6 +220,8 @@ mod tests {
             "--disk",
             "path=/tmp/a.img",
             "--disk=path=/tmp/b.img,readonly=on",
+            "--mmu",
+            "hash",
         ])
         .unwrap();
         assert_eq!(
@@ -228,6 +244,7 @@ mod tests {
                             readonly: true
                         },
                     ],
+                    mmu: MmuMode::Hash,
                 },
                 log_level: log::LevelFilter::Debug,
             }
@@ -245,6 +262,7 @@ mod tests {
         );
         assert_eq!(config.serial, SerialMode::Tty);
         assert!(config.disks.is_empty());
+        assert_eq!(config.mmu, MmuMode::Radix);
     }
 
     #[test]
@@ -260,6 +278,7 @@ mod tests {
             "--cpus",
             "--serial",
             "--disk",
+            "--mmu",
             "--log-level",
         ] {
             assert!(help().contains(flag), "{flag} documented");
@@ -284,6 +303,7 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--disk", "a.img"]).contains("path=<file>"));
         assert!(msg(&["--kernel", "k", "--disk", "path=a,ro=on"]).contains("unknown key"));
         assert_eq!(msg(&["--kernel", "k", "--disk"]), "--disk needs a value");
+        assert!(msg(&["--kernel", "k", "--mmu", "segmented"]).contains("invalid --mmu `segmented`"));
         assert!(p(&["--kernel", "k"]).is_ok());
     }
 

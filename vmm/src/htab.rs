@@ -12,8 +12,9 @@
 use std::fs::File;
 use std::io::Read;
 
-use firmware::fadump::{HptEntry, HptSource};
+use firmware::fadump::{hpte, HptEntry, HptSource, KernelDumpStructure, SectionType};
 use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 const HEADER_SIZE: usize = 8;
 const HPTE_SIZE: usize = 16;
@@ -100,6 +101,130 @@ impl HptSource for KvmHpt {
         let pass = read_pass(&mut self.fd).map_err(|e| e.to_string())?;
         parse_stream(&pass).map_err(|e| e.to_string())
     }
+}
+
+/// FNV-1a, 64 bits: a checksum for log lines (not a security measure).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The HPT as read from KVM at crash time: what the dump's HPTE section must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HptSnapshot {
+    /// Bytes of the `KVM_PPC_GET_HTAB_FD` pass.
+    pub stream_len: usize,
+    /// Checksum of those bytes.
+    pub stream_sum: u64,
+    /// The valid entries, in stream order.
+    pub entries: Vec<HptEntry>,
+}
+
+impl HptSnapshot {
+    /// Decodes one pass of the stream.
+    pub fn from_stream(pass: &[u8]) -> Result<Self, HtabError> {
+        Ok(Self {
+            stream_len: pass.len(),
+            stream_sum: fnv1a64(pass),
+            entries: parse_stream(pass)?,
+        })
+    }
+
+    /// Reads one full pass from a fresh `KVM_PPC_GET_HTAB_FD` fd (every vCPU stopped).
+    pub fn read(r: &mut impl Read) -> Result<Self, HtabError> {
+        Self::from_stream(&read_pass(r)?)
+    }
+
+    /// The HPTE save area these entries make (header + entries); the section's remaining
+    /// bytes are zero.
+    pub fn save_area(&self) -> Vec<u8> {
+        let needed = hpte::HEADER_SIZE + self.entries.len() as u64 * hpte::ENTRY_SIZE;
+        hpte::build(&self.entries, needed).unwrap_or_default()
+    }
+}
+
+/// Where the HPTE section went and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HpteCheck {
+    pub destination: u64,
+    pub section_len: u64,
+    /// Bytes of save area (header + entries) at the start of the section.
+    pub area_len: u64,
+    /// Checksum of the save area as read back from guest memory.
+    pub area_sum: u64,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HpteCheckError {
+    #[error("the dump structure does not decode")]
+    BadStructure,
+    #[error("the dump has no HPTE section")]
+    NoSection,
+    #[error(
+        "the HPTE section ({section_len:#x} bytes) cannot hold {area_len:#x} bytes of entries"
+    )]
+    TooSmall { section_len: u64, area_len: u64 },
+    #[error("cannot read the HPTE section at {0:#x}: {1}")]
+    Read(u64, String),
+    #[error("the HPTE section at {destination:#x} differs from the HPT read at byte {offset:#x}")]
+    Mismatch { destination: u64, offset: u64 },
+}
+
+/// Checks that the HPTE section of the performed dump (`kernel_dump`, the structure the
+/// firmware reports) holds exactly `snap`'s save area followed by zeros.
+pub fn verify_hpte_section<M: GuestMemoryBackend>(
+    mem: &M,
+    kernel_dump: &[u8],
+    snap: &HptSnapshot,
+) -> Result<HpteCheck, HpteCheckError> {
+    let structure = KernelDumpStructure::decode(kernel_dump).ok_or(HpteCheckError::BadStructure)?;
+    let s = structure
+        .sections
+        .iter()
+        .find(|s| s.data_type == SectionType::HPTE)
+        .ok_or(HpteCheckError::NoSection)?;
+    let want = snap.save_area();
+    let area_len = want.len() as u64;
+    if s.source_len < area_len {
+        return Err(HpteCheckError::TooSmall {
+            section_len: s.source_len,
+            area_len,
+        });
+    }
+    let destination = s.destination_address;
+    // Read in chunks: a section can be tens of MiB.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut sum = 0xcbf2_9ce4_8422_2325u64;
+    let mut off = 0u64;
+    while off < s.source_len {
+        let n = (s.source_len - off).min(buf.len() as u64) as usize;
+        let addr = destination
+            .checked_add(off)
+            .ok_or_else(|| HpteCheckError::Read(destination, "address overflow".into()))?;
+        mem.read_slice(&mut buf[..n], GuestAddress(addr))
+            .map_err(|e| HpteCheckError::Read(addr, e.to_string()))?;
+        for (i, b) in buf[..n].iter().enumerate() {
+            let at = off + i as u64;
+            let expected = want.get(at as usize).copied().unwrap_or(0);
+            if *b != expected {
+                return Err(HpteCheckError::Mismatch {
+                    destination,
+                    offset: at,
+                });
+            }
+            if at < area_len {
+                sum = (sum ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        off += n as u64;
+    }
+    Ok(HpteCheck {
+        destination,
+        section_len: s.source_len,
+        area_len,
+        area_sum: sum,
+    })
 }
 
 #[cfg(test)]
@@ -189,5 +314,85 @@ mod tests {
         let pass = read_pass(&mut src).unwrap();
         assert_eq!(pass, [r1, r2].concat());
         assert_eq!(parse_stream(&pass).unwrap().len(), 2);
+    }
+
+    /// End to end through the firmware: a registration with an HPTE section, a dump fed from a
+    /// KVM-format stream, and the check of what landed in guest memory.
+    #[test]
+    fn the_dumped_hpte_section_holds_exactly_the_stream_entries() {
+        use firmware::fadump::{DumpSection, Fadump, FadumpConfig};
+        use firmware::CpuState;
+        use vm_memory::GuestMemoryMmap;
+
+        let ram = 16u64 << 20;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), ram as usize)]).unwrap();
+        let capacity = 1u64 << 10;
+        let cfg = FadumpConfig {
+            max_cpus: 1,
+            hpte_capacity: capacity,
+            rma_size: ram,
+            firmware_reserved: vec![],
+        };
+        // Garbage where the section goes: the dump must overwrite all of it.
+        let hpte_dest = 0x40_0000u64;
+        mem.write_slice(&vec![0xa5; 0x10_0000], GuestAddress(hpte_dest))
+            .unwrap();
+        let sections = [
+            DumpSection::request(SectionType::CPU_STATE, 0, cfg.cpu_state_size(), 0x30_0000),
+            DumpSection::request(SectionType::HPTE, 0, cfg.hpte_size(), hpte_dest),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0, 0x10_0000, 0x80_0000),
+        ];
+        let reg = KernelDumpStructure::registration_bytes(&sections);
+        mem.write_slice(&reg, GuestAddress(0x1000)).unwrap();
+        let mut f = Fadump::new(cfg.clone());
+        let st = f.configure_kernel_dump(&mem, 1, 0x1000, reg.len() as u32);
+        assert_eq!(st, firmware::rtas::RtasStatus::Success);
+
+        let mut stream = record(3, &[(0x4000_0000_0000_0005, 0x1_0190)], 4);
+        stream.extend(record(0x3ff, &[(0x4000_0000_0000_0001, 0xdead_0000)], 0));
+        let snap = HptSnapshot::from_stream(&stream).unwrap();
+        assert_eq!(snap.stream_len, stream.len());
+        assert_eq!(snap.entries.len(), 2);
+        let mut cpus = vec![CpuState::new(0)];
+        let mut src = snap.entries.clone();
+        let report = f.perform_dump(&mem, &mut cpus, Some(&mut src)).unwrap();
+        assert!(!report.has_errors(), "{report:?}");
+
+        let check = verify_hpte_section(&mem, &report.kernel_dump, &snap).unwrap();
+        assert_eq!(check.destination, hpte_dest);
+        assert_eq!(check.section_len, cfg.hpte_size());
+        assert_eq!(check.area_len, 0x20 + 2 * 24);
+        assert_eq!(check.area_sum, fnv1a64(&snap.save_area()));
+        // Entry 1's index, read straight from memory.
+        let mut idx = [0u8; 8];
+        mem.read_slice(&mut idx, GuestAddress(hpte_dest + 0x20 + 24))
+            .unwrap();
+        assert_eq!(u64::from_be_bytes(idx), 0x3ff);
+
+        // A different HPT, a flipped byte or a non-zero tail are all caught.
+        let other = HptSnapshot::from_stream(&record(3, &[(1, 2)], 0)).unwrap();
+        assert!(matches!(
+            verify_hpte_section(&mem, &report.kernel_dump, &other),
+            Err(HpteCheckError::Mismatch { .. })
+        ));
+        let tail = hpte_dest + cfg.hpte_size() - 1;
+        mem.write_slice(&[1], GuestAddress(tail)).unwrap();
+        assert_eq!(
+            verify_hpte_section(&mem, &report.kernel_dump, &snap),
+            Err(HpteCheckError::Mismatch {
+                destination: hpte_dest,
+                offset: cfg.hpte_size() - 1
+            })
+        );
+        assert_eq!(
+            verify_hpte_section(&mem, &[0u8; 4], &snap),
+            Err(HpteCheckError::BadStructure)
+        );
+    }
+
+    #[test]
+    fn fnv_checksum_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

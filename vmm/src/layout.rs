@@ -6,8 +6,8 @@
 //! ...               free (the kernel allocates from here)
 //! low_top - 1M-64K  device tree (≤ 1 MiB)
 //! low_top - 64K     RTAS stub (64 KiB reserved)
-//! low_top           = min(RAM, 256 MiB): everything the firmware owns stays low, inside
-//!                   what a hash guest's real-mode area could reach and below RTAS's 1 GiB cap
+//! low_top           = min(RAM, 256 MiB, RMA): everything the firmware owns stays low, inside
+//!                   what a hash guest's real-mode area reaches and below RTAS's 1 GiB cap
 //! ```
 
 use firmware::GuestRange;
@@ -28,6 +28,8 @@ pub const MIN_RAM: u64 = 64 << 20;
 pub enum LayoutError {
     #[error("guest RAM of {0} bytes is below the minimum of {MIN_RAM} bytes")]
     RamTooSmall(u64),
+    #[error("real-mode area of {0:#x} bytes is below the minimum of {MIN_RAM} bytes (give a hash guest a larger HPT)")]
+    RmaTooSmall(u64),
     #[error("guest RAM size {0:#x} is not a multiple of 64 KiB")]
     RamUnaligned(u64),
     #[error("kernel ({kernel_end:#x}) plus initramfs ({initrd:#x} bytes) do not fit below the firmware area at {limit:#x}; give the guest more memory")]
@@ -36,6 +38,12 @@ pub enum LayoutError {
         initrd: u64,
         limit: u64,
     },
+}
+
+/// Top of the firmware area for `ram_size` bytes of RAM of which `rma_size` are reachable in
+/// real mode (all of RAM for radix guests; the VRMA for hash guests, see [`crate::hpt`]).
+pub fn low_top(ram_size: u64, rma_size: u64) -> u64 {
+    ram_size.min(LOW_TOP_MAX).min(rma_size)
 }
 
 /// The computed placement.
@@ -53,9 +61,10 @@ fn align_up(v: u64, a: u64) -> Option<u64> {
 
 impl Layout {
     /// Places the initramfs (if `initrd_size` is given), the FDT and RTAS for a kernel that
-    /// ends at `kernel_end`.
+    /// ends at `kernel_end`, all below the first `rma_size` bytes.
     pub fn new(
         ram_size: u64,
+        rma_size: u64,
         kernel_end: u64,
         initrd_size: Option<u64>,
     ) -> Result<Self, LayoutError> {
@@ -65,7 +74,10 @@ impl Layout {
         if ram_size % HOST_PAGE_MAX != 0 {
             return Err(LayoutError::RamUnaligned(ram_size));
         }
-        let low_top = ram_size.min(LOW_TOP_MAX);
+        let low_top = low_top(ram_size, rma_size);
+        if low_top < MIN_RAM {
+            return Err(LayoutError::RmaTooSmall(rma_size));
+        }
         let rtas = GuestRange::new(low_top - RTAS_SIZE, RTAS_SIZE).expect("in range");
         let fdt = GuestRange::new(rtas.start() - FDT_MAX_SIZE, FDT_MAX_SIZE).expect("in range");
         let no_room = LayoutError::NoRoom {
@@ -100,36 +112,54 @@ mod tests {
 
     #[test]
     fn places_firmware_low_and_initrd_after_the_kernel() {
-        let l = Layout::new(2 << 30, 0x0234_5678, Some(5 << 20)).unwrap();
+        let l = Layout::new(2 << 30, u64::MAX, 0x0234_5678, Some(5 << 20)).unwrap();
         assert_eq!(l.rtas.start(), (256 << 20) - RTAS_SIZE);
         assert_eq!(l.fdt.start(), l.rtas.start() - FDT_MAX_SIZE);
         let i = l.initrd.unwrap();
         assert_eq!(i.start(), 0x0235_0000);
         assert_eq!(i.len(), 5 << 20);
-        let small = Layout::new(128 << 20, 0x100000, None).unwrap();
+        let small = Layout::new(128 << 20, u64::MAX, 0x100000, None).unwrap();
         assert_eq!(small.rtas.start() + RTAS_SIZE, 128 << 20);
     }
 
     #[test]
     fn rejects_what_does_not_fit() {
         assert_eq!(
-            Layout::new(32 << 20, 0, None),
+            Layout::new(32 << 20, u64::MAX, 0, None),
             Err(LayoutError::RamTooSmall(32 << 20))
         );
         assert_eq!(
-            Layout::new((128 << 20) + 4096, 0, None),
+            Layout::new((128 << 20) + 4096, u64::MAX, 0, None),
             Err(LayoutError::RamUnaligned((128 << 20) + 4096))
         );
         assert!(matches!(
-            Layout::new(128 << 20, 100 << 20, Some(40 << 20)),
+            Layout::new(128 << 20, u64::MAX, 100 << 20, Some(40 << 20)),
             Err(LayoutError::NoRoom { .. })
         ));
         assert!(matches!(
-            Layout::new(128 << 20, 200 << 20, None),
+            Layout::new(128 << 20, u64::MAX, 200 << 20, None),
             Err(LayoutError::NoRoom { .. })
         ));
         assert!(matches!(
-            Layout::new(128 << 20, 0, Some(u64::MAX)),
+            Layout::new(128 << 20, u64::MAX, 0, Some(u64::MAX)),
+            Err(LayoutError::NoRoom { .. })
+        ));
+    }
+
+    #[test]
+    fn a_hash_guests_firmware_stays_inside_its_real_mode_area() {
+        // 1 GiB with a 128 MiB VRMA: RTAS and the FDT end at 128 MiB, not 256 MiB.
+        let l = Layout::new(1 << 30, 128 << 20, 0x0200_0000, Some(4 << 20)).unwrap();
+        assert_eq!(l.rtas.start() + RTAS_SIZE, 128 << 20);
+        assert_eq!(l.ram.len(), 1 << 30);
+        assert_eq!(low_top(1 << 30, 512 << 20), LOW_TOP_MAX);
+        assert_eq!(
+            Layout::new(1 << 30, 16 << 20, 0, None),
+            Err(LayoutError::RmaTooSmall(16 << 20))
+        );
+        // The kernel and initramfs must fit below the RMA's firmware area too.
+        assert!(matches!(
+            Layout::new(1 << 30, 128 << 20, 100 << 20, Some(40 << 20)),
             Err(LayoutError::NoRoom { .. })
         ));
     }

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod console;
 pub mod devices;
 pub mod hcall;
+pub mod hpt;
 pub mod htab;
 pub mod kvm;
 pub mod layout;

@@ -20,12 +20,13 @@ use crate::boot::BootSpec;
 use crate::console::Console;
 use crate::devices::disk_spec::{build_pci, DiskSpec};
 use crate::devices::phb::{rtas::PCI_CONFIG_CALLS, IrqLine, Phb};
+use crate::hpt;
 use crate::kvm::bindings::*;
 use crate::kvm::{DeviceFd, Kvm, VmFd};
 use crate::layout::{LayoutError, FDT_MAX_SIZE, LOW_TOP_MAX};
 use crate::loader::ElfError;
 use crate::vcpu::{register_kick_signal, StartRequest, VcpuControl};
-use devicetree::CpuModel;
+use devicetree::{CpuModel, Mmu};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use firmware::fadump::FadumpConfig;
 use firmware::rtas::{
@@ -54,6 +55,17 @@ const XICS_RTAS_CALLS: [RtasCall; 4] = [
     RtasCall::IbmIntOn,
 ];
 
+/// How the guest translates addresses (`--mmu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MmuMode {
+    /// Radix (POWER9+): no hash page table; the only mode a nested (pseries) L1 supports.
+    #[default]
+    Radix,
+    /// Hash page table allocated by the VMM (`KVM_PPC_ALLOCATE_HTAB`); needs a bare-metal
+    /// (powernv) KVM-HV host.
+    Hash,
+}
+
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -65,6 +77,7 @@ pub struct VmConfig {
     pub serial: crate::console::SerialMode,
     /// `--disk` options, in order (disk `i` is `/dev/vd<a+i>` in the guest).
     pub disks: Vec<DiskSpec>,
+    pub mmu: MmuMode,
 }
 
 /// Why the machine could not be built or run.
@@ -334,6 +347,9 @@ pub struct Machine {
     xics: DeviceFd,
     cpu: CpuModel,
     boots: u32,
+    mmu: Mmu,
+    /// Bytes from 0 the guest reaches in real mode (all of RAM for radix).
+    rma_size: u64,
 }
 
 /// The name Linux shows for a PVR (node `PowerPC,<name>@<id>`).
@@ -368,15 +384,22 @@ impl Machine {
         let vm = kvm
             .create_vm_with_type(KVM_VM_PPC_HV)
             .map_err(Error::CreateVm)?;
+        let mmu_cap = match config.mmu {
+            MmuMode::Radix => (
+                KVM_CAP_PPC_MMU_RADIX,
+                "KVM_CAP_PPC_MMU_RADIX (radix guests on POWER9+)",
+            ),
+            MmuMode::Hash => (
+                KVM_CAP_PPC_ALLOC_HTAB,
+                "KVM_CAP_PPC_ALLOC_HTAB (hash guests need a bare-metal KVM-HV host)",
+            ),
+        };
         for (cap, name) in [
             (KVM_CAP_PPC_PAPR, "KVM_CAP_PPC_PAPR"),
             (KVM_CAP_ONE_REG, "KVM_CAP_ONE_REG"),
             (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
             (KVM_CAP_IRQ_XICS, "KVM_CAP_IRQ_XICS"),
-            (
-                KVM_CAP_PPC_MMU_RADIX,
-                "KVM_CAP_PPC_MMU_RADIX (radix guests on POWER9+)",
-            ),
+            mmu_cap,
         ] {
             if !vm.check_extension(cap) {
                 return Err(Error::MissingCap(name));
@@ -419,6 +442,7 @@ impl Machine {
         // `config.memory` bytes. Both `mem` and the VM fd move into `Shared`, where the VM is
         // dropped first (field order), so the slot never outlives the mapping.
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set_user_memory_region"))?;
+        let (mmu, rma_size) = setup_mmu(&vm, config.mmu, config.memory)?;
 
         let mut dev = kvm_create_device {
             type_: KVM_DEV_TYPE_XICS,
@@ -488,7 +512,11 @@ impl Machine {
             }
             fds.push(vcpu);
         }
-        let cpu = CpuModel::new(cpu_name(pvr), pvr);
+        let mut cpu = CpuModel::new(cpu_name(pvr), pvr);
+        if let Mmu::Hash { .. } = mmu {
+            cpu.segment_page_sizes =
+                hpt::usable_page_sizes(&cpu.segment_page_sizes, hpt::host_page_shift());
+        }
         info!(
             "KVM-HV VM: {} vCPUs ({}, PVR {pvr:#010x}), {} MiB",
             config.cpus,
@@ -496,7 +524,7 @@ impl Machine {
             config.memory >> 20
         );
 
-        let low_top = config.memory.min(LOW_TOP_MAX);
+        let low_top = crate::layout::low_top(config.memory, rma_size);
         let firmware_area = GuestRange::new(
             low_top - crate::layout::RTAS_SIZE - FDT_MAX_SIZE,
             crate::layout::RTAS_SIZE + FDT_MAX_SIZE,
@@ -504,7 +532,10 @@ impl Machine {
         .expect("nonzero");
         let mut rtas = Rtas::new(FadumpConfig {
             max_cpus: config.cpus,
-            hpte_capacity: 0,
+            hpte_capacity: match mmu {
+                Mmu::Hash { htab_shift } => hpt::entries(htab_shift),
+                Mmu::Radix { .. } => 0,
+            },
             rma_size: low_top,
             firmware_reserved: vec![firmware_area],
         });
@@ -554,6 +585,8 @@ impl Machine {
             xics,
             cpu,
             boots: 0,
+            mmu,
+            rma_size,
         })
     }
 
@@ -581,6 +614,8 @@ impl Machine {
             cpu: &self.cpu,
             rtas_properties,
             pci: &pci,
+            mmu: self.mmu,
+            rma_size: self.rma_size,
         };
         let img = crate::boot::load(&self.shared.mem, &spec)?;
         self.boots += 1;
@@ -615,6 +650,21 @@ impl Machine {
         for v in self.shared.vcpus() {
             v.reset_and_wait();
         }
+        if let Mmu::Hash { htab_shift } = self.mmu {
+            // Every vCPU is stopped: KVM clears the HPT (and sets the VRMA up again on the
+            // next entry), so the next kernel starts from an empty table.
+            let order = self
+                .shared
+                .vm
+                .allocate_htab(htab_shift)
+                .map_err(kvm_err("KVM_PPC_ALLOCATE_HTAB (clear the HPT on reset)"))?;
+            if order != htab_shift {
+                return Err(Error::Runtime(format!(
+                    "HPT reset returned order {order}, expected {htab_shift}"
+                )));
+            }
+            info!("HPT of 2^{order} bytes cleared for the next boot");
+        }
         let mut phbs = self.shared.lock_phbs();
         for p in phbs.iter_mut() {
             p.reset();
@@ -643,11 +693,40 @@ impl Machine {
             }
         }
         let stopped = t0.elapsed();
+        let snapshot = match self.mmu {
+            Mmu::Hash { htab_shift } => Some(self.read_hpt(htab_shift)),
+            Mmu::Radix { .. } => None,
+        };
         let result = {
             let mut rtas = self.shared.rtas.lock().unwrap_or_else(|e| e.into_inner());
+            let mut entries = match &snapshot {
+                Some(Ok(s)) => Ok(s.entries.clone()),
+                Some(Err(e)) => Err(UnreadableHpt(e.clone())),
+                None => Ok(Vec::new()),
+            };
+            let source: Option<&mut dyn firmware::fadump::HptSource> = match &mut entries {
+                // Radix: no HPT, the firmware writes an empty area (size 0 advertised).
+                Ok(_) if snapshot.is_none() => None,
+                Ok(v) => Some(v),
+                Err(u) => Some(u),
+            };
             rtas.fadump_mut()
-                .perform_dump(&self.shared.mem, &mut states, None)
+                .perform_dump(&self.shared.mem, &mut states, source)
         };
+        if let (Some(Ok(snap)), Ok(report)) = (&snapshot, &result) {
+            match crate::htab::verify_hpte_section(&self.shared.mem, &report.kernel_dump, snap) {
+                Ok(c) => info!(
+                    "fadump: HPTE section verified: {:#x} bytes at {:#x} hold the {} entries read \
+                     (save area {} bytes, fnv1a64 {:#018x}, rest zero)",
+                    c.section_len,
+                    c.destination,
+                    snap.entries.len(),
+                    c.area_len,
+                    c.area_sum
+                ),
+                Err(e) => error!("fadump: HPTE section verification FAILED: {e}"),
+            }
+        }
         let dumped = t0.elapsed() - stopped;
         match result {
             Ok(report) => {
@@ -680,6 +759,31 @@ impl Machine {
                 Ok(())
             }
         }
+    }
+
+    /// One full pass of KVM's HPT (every vCPU is stopped), logged with its size and checksum.
+    fn read_hpt(&self, order: u32) -> Result<crate::htab::HptSnapshot, String> {
+        let t = Instant::now();
+        let args = kvm_get_htab_fd::default();
+        let mut fd = self
+            .shared
+            .vm
+            .get_htab_fd(&args)
+            .map_err(|e| format!("KVM_PPC_GET_HTAB_FD: {e}"))?;
+        let snap = crate::htab::HptSnapshot::read(&mut fd).map_err(|e| e.to_string())?;
+        let area = snap.save_area();
+        info!(
+            "fadump: HPT read from KVM in {:.1} ms: table 2^{order} bytes ({} entries), stream {} \
+             bytes (fnv1a64 {:#018x}), {} valid entries -> save area {} bytes (fnv1a64 {:#018x})",
+            ms(t.elapsed()),
+            hpt::entries(order),
+            snap.stream_len,
+            snap.stream_sum,
+            snap.entries.len(),
+            area.len(),
+            crate::htab::fnv1a64(&area)
+        );
+        Ok(snap)
     }
 
     fn shutdown(&mut self) {
@@ -751,6 +855,46 @@ impl Machine {
         };
         self.shutdown();
         result
+    }
+}
+
+/// The HPT could not be read: the firmware flags the HPTE section.
+struct UnreadableHpt(String);
+
+impl firmware::fadump::HptSource for UnreadableHpt {
+    fn valid_entries(&mut self) -> Result<Vec<firmware::fadump::HptEntry>, String> {
+        Err(self.0.clone())
+    }
+}
+
+/// Radix needs nothing (a new VM on a POWER9 host starts radix). Hash: allocate the HPT, sized
+/// so that the real-mode area covers the firmware region; returns the MMU for the device tree
+/// and the real-mode area's size.
+fn setup_mmu(vm: &VmFd, mode: MmuMode, memory: u64) -> Result<(Mmu, u64), Error> {
+    match mode {
+        MmuMode::Radix => Ok((Mmu::Radix { gtse: true }, memory)),
+        MmuMode::Hash => {
+            let page_shift = hpt::host_page_shift();
+            let want = hpt::order_for(memory, page_shift, LOW_TOP_MAX);
+            let order = vm.allocate_htab(want).map_err(kvm_err(
+                "KVM_PPC_ALLOCATE_HTAB (hash guests need a bare-metal KVM-HV host; a nested \
+                 pseries L1 runs radix guests only)",
+            ))?;
+            if !(hpt::MIN_ORDER..=hpt::MAX_ORDER).contains(&order) {
+                return Err(Error::Runtime(format!(
+                    "KVM_PPC_ALLOCATE_HTAB returned order {order}"
+                )));
+            }
+            let rma = hpt::rma_size(memory, order, page_shift);
+            info!(
+                "hash MMU: HPT of 2^{order} bytes ({} entries; asked 2^{want}), host pages 2^{page_shift}: \
+                 real-mode area {} MiB of {} MiB",
+                hpt::entries(order),
+                rma >> 20,
+                memory >> 20
+            );
+            Ok((Mmu::Hash { htab_shift: order }, rma))
+        }
     }
 }
 
