@@ -10,7 +10,7 @@
 #                                            [--memory SIZE] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered]
-#                                            [--vmm ours|qemu-sid]
+#                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #   integration-tests/nested/boot-our-vmm.sh --recheck RUN_DIR   (the checks only, on a past run)
 #
 # --guest-kernel ours (default) builds guests/kernel (cached), `6.1` its --series 6.1; `debian` boots the L1 kernel
@@ -37,6 +37,9 @@
 # printed.
 # --mode boot-only: the guest powers off as soon as it reaches /init. --guest-cmd runs a shell
 # command in the guest first (drive mode) or in the capture kernel (crash mode).
+# --l0 powernv: L0 is `-M powernv9` (L1 is a bare-metal KVM-HV host on OPAL) instead of pseries
+# with cap-nested-hv; --mmu hash (powernv only: a nested pseries L1 runs radix guests only)
+# passes `--mmu hash` to our VMM and `disable_radix` to the guest.
 # Environment: VMM_LOG_LEVEL (ppc-vmm --log-level, default info). Prints the time of each phase (seconds since L0 start). Unless --no-peer,
 # the same L1 boot then runs the same guest under QEMU 7.2/KVM (setup.sh's ppc64el build) as a
 # peer and prints the ratio of "VMM start -> guest /init" between ours and QEMU.
@@ -51,7 +54,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd="" crash=sysrq
-recheck="" vmm=ours
+recheck="" vmm=ours l0=pseries mmu=radix
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -65,7 +68,9 @@ while [ $# -gt 0 ]; do
         --crash) crash="$2"; shift 2 ;;
         --recheck) recheck="$2"; shift 2 ;;
         --vmm) vmm="$2"; shift 2 ;;
-        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+        --l0) l0="$2"; shift 2 ;;
+        --mmu) mmu="$2"; shift 2 ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -113,6 +118,13 @@ mkdir -p "$run/mods"
 xz -dc "$moddir/kvm.ko.xz" > "$run/mods/kvm.ko"
 xz -dc "$moddir/kvm-hv.ko.xz" > "$run/mods/kvm-hv.ko"
 
+case "$l0:$mmu" in
+    pseries:radix|powernv:radix|powernv:hash) ;;
+    pseries:hash) echo "--mmu hash needs --l0 powernv (a nested pseries L1 runs radix guests only)" >&2; exit 2 ;;
+    *) echo "unknown --l0 $l0 / --mmu $mmu" >&2; exit 2 ;;
+esac
+mmu_arg=""
+[ "$mmu" = hash ] && append="disable_radix${append:+ $append}" mmu_arg=" --mmu hash"
 action=commands
 case "$mode" in
     drive) ;;
@@ -141,7 +153,7 @@ if [ "$mode" = crash ] || [ "$mode" = disk ]; then
     truncate -s 0 "$export_img" && truncate -s 4G "$export_img"
     xz -dc "$moddir/../../../drivers/block/virtio_blk.ko.xz" > "$run/mods/virtio_blk.ko"
 fi
-echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks" > "$run/vmm-args"
+echo "--kernel /guest/vmlinux --initramfs /guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"
@@ -180,13 +192,20 @@ export L1_CPUS="$l1_cpus"
 # One emulator at a time on the shared 2-core host: wait (up to 10 min) for others to finish.
 for _ in $(seq 600); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done
 pgrep -f '^qemu-system-ppc' >/dev/null && log "warning: another emulator is running; timings will suffer"
-log "L0: qemu-system-ppc64 pseries cap-nested-hv=on TCG, L1 -smp $l1_cpus; log in $run/console.log"
-python3 - "$run" "$timeout" "$l1vmlinux" "$export_img" <<'PY'
+log "L0: qemu-system-ppc64 $l0 TCG, L1 -smp $l1_cpus; log in $run/console.log"
+echo "$l0" > "$run/l0-machine"
+python3 - "$run" "$timeout" "$l1vmlinux" "$export_img" "$l0" <<'PY'
 import subprocess, sys, time, os, signal
-run, timeout, l1, export_img = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
-cmd = ["qemu-system-ppc64", "-M", "pseries,cap-nested-hv=on,x-vof=on", "-cpu", "power9",
-       "-accel", "tcg", "-smp", os.environ.get("L1_CPUS", "1"), "-m", "3G", "-nographic", "-nodefaults",
-       "-serial", "mon:stdio", "-kernel", l1, "-initrd", f"{run}/l1-initrd.cpio.gz",
+run, timeout, l1, export_img, l0 = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+if l0 == "powernv":
+    # No -nodefaults: without the default BMC, L1's power-off never ends QEMU.
+    machine = ["-M", "powernv9"]
+else:
+    machine = ["-M", "pseries,cap-nested-hv=on,x-vof=on", "-cpu", "power9", "-nodefaults",
+               "-serial", "mon:stdio"]
+cmd = ["qemu-system-ppc64"] + machine + [
+       "-accel", "tcg", "-smp", os.environ.get("L1_CPUS", "1"), "-m", "3G", "-nographic",
+       "-kernel", l1, "-initrd", f"{run}/l1-initrd.cpio.gz",
        "-append", "console=hvc0 quiet"]
 if export_img:
     cmd += ["-drive", f"file={export_img},format=raw,if=none,id=export,cache=unsafe",
