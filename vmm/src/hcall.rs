@@ -79,6 +79,8 @@ pub trait HcallOps {
     fn set_lpcr_bits(&mut self, mask: u64, value: u64);
     /// Whether KVM accepts LPCR[AIL] = 3 (`KVM_CAP_PPC_AIL_MODE_3`).
     fn ail_mode_3_supported(&self) -> bool;
+    /// Whether the partition uses a hash page table (`--mmu hash`).
+    fn hash_mmu(&self) -> bool;
     /// `KVM_PPC_CONFIGURE_V3_MMU`; `Err(errno)` on failure.
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32>;
     /// `KVM_PPC_GET_CPU_CHAR`, `None` if unavailable.
@@ -326,10 +328,18 @@ fn register_proc_tbl(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
         return H_SUCCESS;
     }
     let cfg = if flags & PROC_TABLE_REGISTER == 0 {
-        // Deregister: back to radix without a process table.
-        kvm_ppc_mmuv3_cfg {
-            flags: KVM_PPC_MMUV3_RADIX,
-            process_table: PATE1_GR,
+        // Deregister: no process table, in the partition's own MMU mode (a hash partition
+        // keeps its HPT; switching it to radix here would strand the guest).
+        if ops.hash_mmu() {
+            kvm_ppc_mmuv3_cfg {
+                flags: 0,
+                process_table: 0,
+            }
+        } else {
+            kvm_ppc_mmuv3_cfg {
+                flags: KVM_PPC_MMUV3_RADIX,
+                process_table: PATE1_GR,
+            }
         }
     } else if flags & PROC_TABLE_RADIX != 0 {
         if base & 0xfff != 0 || base >= 1 << 60 || page_size != 0 || table_size > PRTS_MAX {
@@ -393,6 +403,7 @@ mod tests {
         input: Vec<u8>,
         lpcr: u64,
         ail3: bool,
+        hash: bool,
         mmu: Vec<kvm_ppc_mmuv3_cfg>,
         mmu_err: Option<i32>,
         cpu_char: Option<kvm_ppc_cpu_char>,
@@ -414,6 +425,9 @@ mod tests {
         }
         fn ail_mode_3_supported(&self) -> bool {
             self.ail3
+        }
+        fn hash_mmu(&self) -> bool {
+            self.hash
         }
         fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
             self.mmu.push(cfg);
@@ -542,6 +556,40 @@ mod tests {
             vec![kvm_ppc_mmuv3_cfg {
                 flags: KVM_PPC_MMUV3_RADIX | KVM_PPC_MMUV3_GTSE,
                 process_table: PATE1_GR | 0x1ff_0000 | 4
+            }]
+        );
+    }
+
+    #[test]
+    fn deregistering_keeps_the_partitions_mmu_mode() {
+        let dereg = kvm_ppc_mmuv3_cfg {
+            flags: 0,
+            process_table: 0,
+        };
+        let mut hash = Mock {
+            hash: true,
+            ..Default::default()
+        };
+        // What Linux sends for hash with the SLB: MODIFY|REGISTER, no table.
+        assert_eq!(
+            call(&mut hash, H_REGISTER_PROC_TBL, &[0x18, 0, 0, 0]).0,
+            H_SUCCESS
+        );
+        assert_eq!(
+            call(&mut hash, H_REGISTER_PROC_TBL, &[0x10, 0, 0, 0]).0,
+            H_SUCCESS
+        );
+        assert_eq!(hash.mmu, vec![dereg, dereg]);
+        let mut radix = Mock::default();
+        assert_eq!(
+            call(&mut radix, H_REGISTER_PROC_TBL, &[0x10, 0, 0, 0]).0,
+            H_SUCCESS
+        );
+        assert_eq!(
+            radix.mmu,
+            vec![kvm_ppc_mmuv3_cfg {
+                flags: KVM_PPC_MMUV3_RADIX,
+                process_table: PATE1_GR
             }]
         );
     }

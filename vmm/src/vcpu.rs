@@ -532,6 +532,9 @@ impl HcallOps for VcpuOps<'_> {
     fn ail_mode_3_supported(&self) -> bool {
         self.shared.ail_mode_3
     }
+    fn hash_mmu(&self) -> bool {
+        self.shared.hash_mmu
+    }
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
         self.shared.vm.configure_v3_mmu(&cfg).map_err(|e| e.errno())
     }
