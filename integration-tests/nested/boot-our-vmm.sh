@@ -328,6 +328,7 @@ elif [ "$mode" = crash ] && [ "$crash" = unregistered ]; then
     check "VMM wrote no dump" '! grep -q "fadump: dump written" "$logf"'
     check "guest booted again, with no /proc/vmcore" '[ "$inits" -ge 2 ] && grep -q "GUEST-AFTER-REBOOT vmcore=none" "$logf"'
 elif [ "$mode" = crash ]; then
+    check "the guest ran until the requested crash (no earlier reboot)" '! grep -q L1-UNEXPECTED-REBOOT "$logf"'
     check "guest registered fadump with our firmware (registered = 1)" 'grep -q "Registration is successful" "$logf" && grep -q "GUEST-FADUMP-REGISTERED=1" "$logf"'
     check "pattern pages recorded with physical addresses" '[ "$(grep -v GUEST-RUN "$logf" | grep -c "FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*")" -ge 4 ]'
     [ "$vmm" = ours ] && check "VMM preserved the dump (status 0xc000, $cpus CPUs)" 'grep -q "fadump: dump written: status 0xc000, $cpus CPUs saved" "$logf"'

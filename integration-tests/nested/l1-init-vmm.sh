@@ -136,23 +136,32 @@ if [ "$mode" = crash ]; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
         # Pattern pages with their physical addresses, recorded before the crash.
         guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
-        if [ "${cpus:-1}" -gt 1 ]; then
-            if [ "$kind" = hardlockup ]; then
-                # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
-                send 'taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" &'
-            else
-                # The other vCPU is busy in userspace.
-                send 'taskset -c 1 sh -c "while :; do :; done" &'
-            fi
-            sleep 5
-        fi
         n=$(count GUEST-READY)
         case "$kind" in
             bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
             panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
             *) crash='echo c > /proc/sysrq-trigger' ;;
         esac
-        send "echo GUEST-CRASHING kind=$kind; taskset -c 0 sh -c '$crash'"
+        other=""
+        if [ "${cpus:-1}" -gt 1 ]; then
+            if [ "$kind" = hardlockup ]; then
+                # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
+                other='taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" & sleep 2; '
+            else
+                # The other vCPU is busy in userspace. The crash follows one second later, in
+                # the same command: a long busy L2 vCPU trips L0's TCG nested-HV (observed:
+                # cpu1 starved ~16 s, then ran userspace with broken translation and oopsed
+                # in the SLB-miss handler of a radix kernel), so the window is kept short.
+                other='taskset -c 1 sh -c "while :; do :; done" & sleep 1; '
+            fi
+        fi
+        if [ "$(count GUEST-INIT-REACHED)" != 1 ]; then
+            # The guest rebooted by itself before the crash we meant to cause: say so plainly
+            # (the checks then fail on the crash path instead of analysing the wrong dump).
+            echo "L1-UNEXPECTED-REBOOT before the $kind crash; guest log follows"
+            grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/L1-UNEXPECTED /'
+        fi
+        send "$other echo GUEST-CRASHING kind=$kind; taskset -c 0 sh -c '$crash'"
         if [ "$kind" = unregistered ]; then
             # No dump registered: the VMM reboots the guest plainly; power off there.
             if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then

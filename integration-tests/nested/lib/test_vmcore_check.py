@@ -10,6 +10,7 @@ vmcore_check's constants), so a wrong constant there fails a test instead of agr
 """
 
 import os
+import re
 import glob
 import shutil
 import struct
@@ -453,7 +454,7 @@ class AnalyzerDrgnImageTest(Tmp):
         build_id = vc.elf_build_id(self.vmlinux)
         if release is None:
             # The release string the image itself holds, as VMCOREINFO would print it.
-            release = [w for w in image.split(b"\0") if w[:5] == b"6.12."][0].decode()
+            release = re.search(rb"Linux version (\S+)", image).group(1).decode()
         mem = bytearray(self.MEM)
         mem[seg.paddr:seg.paddr + len(image)] = image
         page = bytearray(vc.expected_page(SEED, 0, 4096))
@@ -491,7 +492,7 @@ class AnalyzerDrgnImageTest(Tmp):
         rc, out = self.run_analyzer(self.image_core())
         self.assertEqual(rc, 0, out)
         self.assertRegex(out, r"PASS: drgn: opened the vmcore with debug info; kernel release "
-                              r"6\.12\.\S+ \(agrees with VMCOREINFO\)")
+                              r"\d+\.\d+\.\S+ \(agrees with VMCOREINFO\)")
         self.assertIn("PASS: stack:", out)
         self.assertIn("contains sysrq_handle_crash", out)
         self.assertIn("1/1 via drgn prog.read(physical=True)", out)
