@@ -5,6 +5,8 @@
 #                                          # vmlinux + vmlinux.debug + config
 #   guests/kernel/build.sh --series 6.1    # 6.1: the pre-6.10 fadump layout (3 sections,
 #                                          # FADMPINF), for the fadump matrix
+#   guests/kernel/build.sh --cached-only   # print the directory if built, else exit 1
+#                                          # (no apt, no build)
 #
 # Series and their pinned source packages (bookworm-security drops old versions, so a bump is an
 # explicit edit of the table below):
@@ -31,14 +33,15 @@ recipe="$here/recipe.sh"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 
 log() { echo "guests/kernel: $*" >&2; }
-usage() { echo "usage: $0 [--series 6.12|6.1]" >&2; exit 2; }
+usage() { echo "usage: $0 [--series 6.12|6.1] [--cached-only]" >&2; exit 2; }
 
-series=6.12
+series=6.12 cached_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --cached-only) cached_only=1; shift ;;
         --series) [ $# -ge 2 ] || usage; series="$2"; shift 2 ;;
         --series=*) series="${1#--series=}"; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) usage ;;
     esac
 done
@@ -50,6 +53,13 @@ esac
 pkg="linux-source-$series"
 tarball="/usr/src/$pkg.tar.xz"
 version="${LINUX_SOURCE_VERSION:-$pinned}"
+
+if [ "$cached_only" = 1 ]; then
+    key_hash="$(cat "$fragment" "$recipe" | sha256sum | cut -c1-16)"
+    out="$cache/kernel/${version//[~:]/_}-$key_hash"
+    [ -f "$out/vmlinux" ] && [ -f "$out/vmlinux.debug" ] && { echo "$out"; exit 0; }
+    exit 1
+fi
 
 need_pkgs=(gcc-powerpc64le-linux-gnu bc bison flex libssl-dev libelf-dev xz-utils make)
 install_deps() {

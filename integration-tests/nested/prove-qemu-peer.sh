@@ -49,10 +49,10 @@ for f in "$qroot/usr/bin/qemu-system-ppc64" "$busybox" "$l1_vmlinux"; do
     [ -e "$f" ] || { echo "prove-qemu-peer: $f missing; run $here/setup.sh" >&2; exit 1; }
 done
 if [ -z "$guest_kernel" ]; then
-    kcache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}/kernel"
-    # shellcheck disable=SC2012 # newest first; the cache's own names have no odd characters
-    guest_kernel="$(ls -t "$kcache"/*/vmlinux 2>/dev/null | head -1 || true)"
-    guest_kernel="${guest_kernel:-$l1_vmlinux}"
+    # Our 6.12 guest kernel if it is built (cached), else the L1 kernel itself. Not "the newest
+    # file in the cache": the 6.1 matrix kernel lives there too.
+    guest_kernel="$(NO_INSTALL=1 "$here/../../guests/kernel/build.sh" --cached-only 2>/dev/null)/vmlinux" || true
+    [ -f "$guest_kernel" ] || guest_kernel="$l1_vmlinux"
 fi
 guest_kernel="$(readlink -f "$guest_kernel")"
 echo "prove-qemu-peer: machine=$machine guest kernel=$guest_kernel" >&2
