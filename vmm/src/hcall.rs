@@ -10,7 +10,7 @@ use crate::kvm::bindings::{
     LPCR_AIL_SHIFT, LPCR_ILE,
 };
 use firmware::rtas::RtasAction;
-use log::{debug, warn};
+use log::{debug, info, warn};
 use std::collections::BTreeSet;
 
 // ---- hcall numbers (PAPR; Linux arch/powerpc/include/asm/hvcall.h) ----
@@ -19,6 +19,7 @@ pub const H_PUT_TERM_CHAR: u64 = 0x58;
 pub const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
 pub const H_SET_MODE: u64 = 0x31c;
 pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
+pub const H_CLEAR_HPT: u64 = 0x358;
 /// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
 pub const H_RTAS: u64 = 0xf000;
 
@@ -81,6 +82,9 @@ pub trait HcallOps {
     fn ail_mode_3_supported(&self) -> bool;
     /// Whether the partition uses a hash page table (`--mmu hash`).
     fn hash_mmu(&self) -> bool;
+    /// Invalidate every entry of the partition's HPT (`KVM_PPC_ALLOCATE_HTAB` with the current
+    /// order; KVM refuses with EBUSY while another vCPU is in the guest). `Err(errno)`.
+    fn clear_hpt(&mut self) -> Result<(), i32>;
     /// `KVM_PPC_CONFIGURE_V3_MMU`; `Err(errno)` on failure.
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32>;
     /// `KVM_PPC_GET_CPU_CHAR`, `None` if unavailable.
@@ -202,6 +206,7 @@ impl HcallHandler {
             H_GET_TERM_CHAR => HcallResult::ret(get_term_char(args, ops)),
             H_SET_MODE => HcallResult::ret(set_mode(args, ops)),
             H_REGISTER_PROC_TBL => HcallResult::ret(register_proc_tbl(args, ops)),
+            H_CLEAR_HPT if ops.hash_mmu() => HcallResult::ret(clear_hpt(ops)),
             H_GET_CPU_CHARACTERISTICS => HcallResult::ret(get_cpu_characteristics(args, ops)),
             H_RTAS => {
                 // RTAS runs in real mode; like QEMU, ignore the top address nibble.
@@ -382,6 +387,22 @@ fn register_proc_tbl(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
     }
 }
 
+/// H_CLEAR_HPT: a capture kernel (fadump active) or a kexec'd kernel drops every entry the
+/// previous kernel left. Done in one step by KVM when no other vCPU is in the guest; otherwise
+/// H_HARDWARE, and Linux falls back to reading and removing the entries one by one.
+fn clear_hpt(ops: &mut dyn HcallOps) -> i64 {
+    match ops.clear_hpt() {
+        Ok(()) => {
+            info!("H_CLEAR_HPT: every HPT entry invalidated by KVM");
+            H_SUCCESS
+        }
+        Err(errno) => {
+            warn!("H_CLEAR_HPT: KVM cannot clear the HPT now (errno {errno}); the guest clears it itself");
+            H_HARDWARE
+        }
+    }
+}
+
 fn get_cpu_characteristics(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
     match ops.cpu_characteristics() {
         Some(c) => {
@@ -404,6 +425,7 @@ mod tests {
         lpcr: u64,
         ail3: bool,
         hash: bool,
+        clears: u32,
         mmu: Vec<kvm_ppc_mmuv3_cfg>,
         mmu_err: Option<i32>,
         cpu_char: Option<kvm_ppc_cpu_char>,
@@ -428,6 +450,10 @@ mod tests {
         }
         fn hash_mmu(&self) -> bool {
             self.hash
+        }
+        fn clear_hpt(&mut self) -> Result<(), i32> {
+            self.clears += 1;
+            self.mmu_err.map_or(Ok(()), Err)
         }
         fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
             self.mmu.push(cfg);
@@ -558,6 +584,21 @@ mod tests {
                 process_table: PATE1_GR | 0x1ff_0000 | 4
             }]
         );
+    }
+
+    #[test]
+    fn clear_hpt_only_for_hash_partitions() {
+        let mut radix = Mock::default();
+        assert_eq!(call(&mut radix, H_CLEAR_HPT, &[]).0, H_FUNCTION);
+        assert_eq!(radix.clears, 0);
+        let mut hash = Mock {
+            hash: true,
+            ..Default::default()
+        };
+        assert_eq!(call(&mut hash, H_CLEAR_HPT, &[]).0, H_SUCCESS);
+        hash.mmu_err = Some(libc::EBUSY);
+        assert_eq!(call(&mut hash, H_CLEAR_HPT, &[]).0, H_HARDWARE);
+        assert_eq!(hash.clears, 2);
     }
 
     #[test]

@@ -150,8 +150,8 @@ pub struct Shared {
     pub console: Arc<Console>,
     pub cpu_char: Option<kvm_ppc_cpu_char>,
     pub ail_mode_3: bool,
-    /// The partition uses a hash page table (`--mmu hash`).
-    pub hash_mmu: bool,
+    /// log2 of the HPT's size when the partition uses a hash page table (`--mmu hash`).
+    pub hpt_order: Option<u32>,
     rtas: Mutex<Rtas>,
     vcpus: OnceLock<Vec<Arc<VcpuControl>>>,
     /// (LPCR value for the bits in `vcpu::LPCR_MANAGED`, generation).
@@ -563,7 +563,10 @@ impl Machine {
             console,
             cpu_char,
             ail_mode_3,
-            hash_mmu: matches!(mmu, Mmu::Hash { .. }),
+            hpt_order: match mmu {
+                Mmu::Hash { htab_shift } => Some(htab_shift),
+                Mmu::Radix { .. } => None,
+            },
             rtas: Mutex::new(rtas),
             vcpus: OnceLock::new(),
             lpcr: Mutex::new((0, 0)),

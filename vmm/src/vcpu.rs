@@ -533,7 +533,15 @@ impl HcallOps for VcpuOps<'_> {
         self.shared.ail_mode_3
     }
     fn hash_mmu(&self) -> bool {
-        self.shared.hash_mmu
+        self.shared.hpt_order.is_some()
+    }
+    fn clear_hpt(&mut self) -> Result<(), i32> {
+        let order = self.shared.hpt_order.ok_or(libc::ENODEV)?;
+        match self.shared.vm.allocate_htab(order) {
+            Ok(o) if o == order => Ok(()),
+            Ok(_) => Err(libc::EIO),
+            Err(e) => Err(e.errno()),
+        }
     }
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
         self.shared.vm.configure_v3_mmu(&cfg).map_err(|e| e.errno())
