@@ -83,6 +83,7 @@ if [ -n "$recheck" ]; then
     cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' "$run/vmm-args")"
     gk="$(cat "$run/guest-kernel" 2>/dev/null || echo "")"
     vmm="$(cat "$run/vmm-which" 2>/dev/null || echo ours)"
+    grep -q -- "--mmu hash" "$run/vmm-args" && mmu=hash
 else
 # shellcheck source=versions.sh
 . "$here/versions.sh"
@@ -190,7 +191,7 @@ fi
 l1_cpus="${L1_CPUS:-2}"
 export L1_CPUS="$l1_cpus"
 # One emulator at a time on the shared 2-core host: wait (up to 10 min) for others to finish.
-for _ in $(seq 600); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done
+for _ in $(seq "${NESTED_WAIT_IDLE:-600}"); do pgrep -f '^qemu-system-ppc' >/dev/null || break; sleep 1; done
 pgrep -f '^qemu-system-ppc' >/dev/null && log "warning: another emulator is running; timings will suffer"
 log "L0: qemu-system-ppc64 $l0 TCG, L1 -smp $l1_cpus; log in $run/console.log"
 echo "$l0" > "$run/l0-machine"
@@ -331,6 +332,8 @@ elif [ "$mode" = crash ]; then
     check "the guest ran until the requested crash (no earlier reboot)" '! grep -q L1-UNEXPECTED-REBOOT "$logf"'
     check "guest registered fadump with our firmware (registered = 1)" 'grep -q "Registration is successful" "$logf" && grep -q "GUEST-FADUMP-REGISTERED=1" "$logf"'
     check "pattern pages recorded with physical addresses" '[ "$(grep -v GUEST-RUN "$logf" | grep -c "FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*")" -ge 4 ]'
+    [ "$mmu" = hash ] && check "VMM filled the HPTE section from KVM's HPT and read it back identical" \
+        'grep -q "fadump: HPTE section verified" "$logf"'
     [ "$vmm" = ours ] && check "VMM preserved the dump (status 0xc000, $cpus CPUs)" 'grep -q "fadump: dump written: status 0xc000, $cpus CPUs saved" "$logf"'
     check "capture kernel booted by our VMM after the crash" '[ "$inits" -ge 2 ]'
     check "capture kernel sees the dump (/proc/vmcore)" 'grep -q "GUEST-VMCORE .*/proc/vmcore" "$logf"'
@@ -354,6 +357,7 @@ elif [ "$mode" = crash ]; then
     printf '%-34s %s\n' "capture kernel /init" "$(nth GUEST-INIT-REACHED "$((2 + ${second_boot:-0}))")"
     printf '%-34s %s\n' "vmcore saved" "$(first "GUEST-VMCORE-SAVED bytes=[0-9]")"
     printf '%-34s %s\n' "re-registered, back in production" "$(first "GUEST-PRODUCTION nproc=[0-9]")"
+    grep -m1 "L1-PHASE crash-to-capture-init" "$logf" | sed 's/^\[ *[0-9.]*\] //' || true
     grep -m1 "fadump: phases" "$logf" | sed 's/^\[ *[0-9.]*\] //' || true
     grep -m1 "GUEST-VMCORE-SAVED bytes=[0-9]" "$logf" | sed 's/^.*GUEST-VMCORE-SAVED/GUEST-VMCORE-SAVED/' || true
     if [ -s "$run/vmcore" ]; then

@@ -162,6 +162,18 @@ if [ "$mode" = crash ]; then
             grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/L1-UNEXPECTED /'
         fi
         send "$other echo GUEST-CRASHING kind=$kind; taskset -c 0 sh -c '$crash'"
+        # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the
+        # same measure for our VMM and for QEMU (--vmm qemu-sid).
+        if [ "$kind" != unregistered ]; then
+            (
+                # The guest kernel's own first line about the crash.
+                until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)" /tmp/vmm-out; do sleep 0.1; done
+                a=$(up)
+                while [ "$(count GUEST-INIT-REACHED)" -lt 2 ] && [ ! -f /tmp/vmm-rc ]; do sleep 0.1; done
+                b=$(up)
+                echo "L1-PHASE crash-to-capture-init seconds=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')"
+            ) &
+        fi
         if [ "$kind" = unregistered ]; then
             # No dump registered: the VMM reboots the guest plainly; power off there.
             if wait_for GUEST-INIT-REACHED 2 900 && wait_for GUEST-READY $((n + 1)) 900; then
