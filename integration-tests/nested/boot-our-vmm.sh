@@ -7,7 +7,7 @@
 #
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours|6.1] [--cpus N]
 #                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
-#                                            [--memory SIZE] [--no-peer]
+#                                            [--memory SIZE (1G; crash mode 1536M)] [--no-peer]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
@@ -53,7 +53,7 @@ main() {
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-guest_kernel=ours cpus=2 mode=drive timeout=1500 memory=1G peer=1 append="" guest_cmd="" crash=sysrq
+guest_kernel=ours cpus=2 mode=drive timeout=1500 memory="" peer=1 append="" guest_cmd="" crash=sysrq
 recheck="" vmm=ours l0=pseries mmu=radix
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -131,18 +131,21 @@ case "$mode" in
     drive) ;;
     crash)
         case "$crash" in
-            # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM); 384M is
-            # above Linux's own default for 1 GiB (320M), so the log shows it was honoured.
+            # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM). Linux caps
+            # it at RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode
+            # defaults to 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
             sysrq|bug|panic|hardlockup|second) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
             unregistered) ;;
             *) echo "unknown --crash $crash" >&2; exit 2 ;;
         esac
-        peer=0 ;;
+        peer=0
+        memory="${memory:-1536M}" ;;
     boot-only) action=poweroff ;;
     disk) ;;
     *) echo "unknown --mode $mode" >&2; exit 2 ;;
 esac
 pattern_bin="$("$repo/guests/pattern/build.sh")"
+memory="${memory:-1G}"
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh" \
     --add "$pattern_bin=bin/fadump-pattern" --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench"
 disks=""
