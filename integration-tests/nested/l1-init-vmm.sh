@@ -161,7 +161,9 @@ if [ "$mode" = crash ]; then
             echo "L1-UNEXPECTED-REBOOT before the $kind crash; guest log follows"
             grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/L1-UNEXPECTED /'
         fi
-        send "$other echo GUEST-CRASHING kind=$kind; taskset -c 0 sh -c '$crash'"
+        # The whole sequence runs pinned to cpu0, so nothing it forks (sleep) can be queued
+        # on cpu1 just before cpu1 locks up with interrupts off (seen: the crash never came).
+        send "taskset -c 0 sh -c '$other echo GUEST-CRASHING kind=$kind; $crash'"
         # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the
         # same measure for our VMM and for QEMU (--vmm qemu-sid).
         if [ "$kind" != unregistered ]; then
