@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # diskbench DEV: sequential direct-I/O throughput of a guest disk (its contents are
 # overwritten): 64 MiB written then read with O_DIRECT in 1 MiB requests, three rounds, one
 # GUEST-DISKBENCH line per round. Busybox dd prints no timing and busybox date has no %N, so

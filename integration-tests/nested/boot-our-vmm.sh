@@ -83,7 +83,7 @@ if [ -n "$recheck" ]; then
     cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' "$run/vmm-args")"
     gk="$(cat "$run/guest-kernel" 2>/dev/null || echo "")"
     vmm="$(cat "$run/vmm-which" 2>/dev/null || echo ours)"
-    grep -q -- "--mmu hash" "$run/vmm-args" && mmu=hash
+    grep -q -- "--mmu hash" "$run/vmm-args" && mmu="hash"
 else
 # shellcheck source=versions.sh
 . "$here/versions.sh"
