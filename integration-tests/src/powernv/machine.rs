@@ -7,7 +7,7 @@ use firmware::opal::{
     PreservedDump,
 };
 use firmware::{CpuState, GuestRange, Property, Reg};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 const MIB: u64 = 1 << 20;
 
@@ -102,17 +102,11 @@ impl Machine {
     }
 
     pub fn write(&self, addr: u64, bytes: &[u8]) {
-        self.mem
-            .write_slice(bytes, GuestAddress(addr))
-            .expect("bench write inside RAM");
+        firmware::memory::write_bytes(&self.mem, addr, bytes).expect("bench write inside RAM");
     }
 
     pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
-        let mut b = vec![0u8; len];
-        self.mem
-            .read_slice(&mut b, GuestAddress(addr))
-            .expect("bench read inside RAM");
-        b
+        firmware::memory::read_bytes(&self.mem, addr, len).expect("bench read inside RAM")
     }
 
     /// Fills all RAM with a recognisable pattern: every 8-byte word holds its own address XOR

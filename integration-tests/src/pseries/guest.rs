@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use firmware::fadump::{DumpReport, FadumpConfig, HptEntry};
 use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
 use firmware::{CpuState, GuestRange, Reg};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use crate::linux::distinct_registers;
 
@@ -105,17 +105,11 @@ impl Guest {
     }
 
     pub fn write(&self, addr: u64, bytes: &[u8]) {
-        self.mem
-            .write_slice(bytes, GuestAddress(addr))
-            .expect("bench write inside RAM");
+        firmware::memory::write_bytes(&self.mem, addr, bytes).expect("bench write inside RAM");
     }
 
     pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
-        let mut b = vec![0u8; len];
-        self.mem
-            .read_slice(&mut b, GuestAddress(addr))
-            .expect("bench read inside RAM");
-        b
+        firmware::memory::read_bytes(&self.mem, addr, len).expect("bench read inside RAM")
     }
 
     /// Writes an argument block at `at` as Linux's `rtas_call()` builds it (rets pre-filled with
