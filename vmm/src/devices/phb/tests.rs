@@ -141,42 +141,48 @@ fn rets(m: &GuestMemoryMmap, a: &RtasArgs) -> Vec<u32> {
         .collect()
 }
 
+/// Runs one RTAS PCI config call against `phbs`: whether the PHB code claimed it, and the
+/// return cells it wrote.
+fn call(
+    phbs: &mut [Phb],
+    m: &GuestMemoryMmap,
+    which: RtasCall,
+    inputs: &[u32],
+    nret: u32,
+) -> (bool, Vec<u32>) {
+    let a = args(m, which, inputs, nret);
+    let handled = handle_config_call(phbs, m, which, &a);
+    (handled, rets(m, &a))
+}
+
 fn buid_cells() -> (u32, u32) {
     ((BASE_BUID >> 32) as u32, BASE_BUID as u32)
 }
 
 fn ibm_read(phb: &mut Phb, m: &GuestMemoryMmap, devfn: u8, reg: u32, size: u32) -> Vec<u32> {
     let (hi, lo) = buid_cells();
-    let a = args(
+    let (handled, r) = call(
+        std::slice::from_mut(phb),
         m,
         RtasCall::IbmReadPciConfig,
         &[ConfigAddr::encode(0, devfn, reg), hi, lo, size],
         2,
     );
-    assert!(handle_config_call(
-        std::slice::from_mut(phb),
-        m,
-        RtasCall::IbmReadPciConfig,
-        &a
-    ));
-    rets(m, &a)
+    assert!(handled);
+    r
 }
 
 fn ibm_write(phb: &mut Phb, m: &GuestMemoryMmap, devfn: u8, reg: u32, size: u32, v: u32) -> u32 {
     let (hi, lo) = buid_cells();
-    let a = args(
+    let (handled, r) = call(
+        std::slice::from_mut(phb),
         m,
         RtasCall::IbmWritePciConfig,
         &[ConfigAddr::encode(0, devfn, reg), hi, lo, size, v],
         1,
     );
-    assert!(handle_config_call(
-        std::slice::from_mut(phb),
-        m,
-        RtasCall::IbmWritePciConfig,
-        &a
-    ));
-    rets(m, &a)[0]
+    assert!(handled);
+    r[0]
 }
 
 const OK: u32 = 0;
@@ -223,19 +229,14 @@ fn absent_devices_read_all_ones_and_ignore_writes() {
     }
     // Other buses are empty too.
     let (hi, lo) = buid_cells();
-    let a = args(
+    let (_, r) = call(
+        std::slice::from_mut(&mut phb),
         &m,
         RtasCall::IbmReadPciConfig,
         &[ConfigAddr::encode(1, 1 << 3, 0), hi, lo, 4],
         2,
     );
-    handle_config_call(
-        std::slice::from_mut(&mut phb),
-        &m,
-        RtasCall::IbmReadPciConfig,
-        &a,
-    );
-    assert_eq!(rets(&m, &a), vec![OK, 0xffff_ffff]);
+    assert_eq!(r, vec![OK, 0xffff_ffff]);
 }
 
 #[test]
@@ -249,42 +250,33 @@ fn bad_rtas_config_requests_get_parameter_error() {
     assert_eq!(ibm_read(&mut phb, &m, devfn, 1, 2)[0], PARAM);
     assert_eq!(ibm_write(&mut phb, &m, devfn, 0x11, 4, 0), PARAM);
     // Unknown BUID.
-    let a = args(
+    let (_, r) = call(
+        std::slice::from_mut(&mut phb),
         &m,
         RtasCall::IbmReadPciConfig,
         &[ConfigAddr::encode(0, devfn, 0), 0x0800_0000, 0x2000_0001, 4],
         2,
     );
-    handle_config_call(
-        std::slice::from_mut(&mut phb),
-        &m,
-        RtasCall::IbmReadPciConfig,
-        &a,
-    );
-    assert_eq!(rets(&m, &a)[0], PARAM);
+    assert_eq!(r[0], PARAM);
     // Wrong argument count.
-    let a = args(
+    let (_, r) = call(
+        std::slice::from_mut(&mut phb),
         &m,
         RtasCall::IbmReadPciConfig,
         &[0, 0x0800_0000, 0x2000_0000],
         2,
     );
-    handle_config_call(
-        std::slice::from_mut(&mut phb),
-        &m,
-        RtasCall::IbmReadPciConfig,
-        &a,
-    );
-    assert_eq!(rets(&m, &a)[0], PARAM);
+    assert_eq!(r[0], PARAM);
     // A call that is not ours is left alone.
-    let a = args(&m, RtasCall::GetTimeOfDay, &[], 8);
-    assert!(!handle_config_call(
+    let (handled, r) = call(
         std::slice::from_mut(&mut phb),
         &m,
         RtasCall::GetTimeOfDay,
-        &a
-    ));
-    assert_eq!(rets(&m, &a)[0], 0xdead_beef);
+        &[],
+        8,
+    );
+    assert!(!handled);
+    assert_eq!(r[0], 0xdead_beef);
 }
 
 #[test]
@@ -292,26 +284,25 @@ fn plain_read_and_write_pci_config_address_the_first_phb() {
     let (mut phb, _) = phb_with(vec![(3, Fake::new(0xbeef, &[(0, 0x1000)]))]);
     let m = mem();
     let addr = ConfigAddr::encode(0, 3 << 3, COMMAND as u32);
-    let a = args(&m, RtasCall::WritePciConfig, &[addr, 2, 0x0002], 1);
-    handle_config_call(
+    let (_, r) = call(
         std::slice::from_mut(&mut phb),
         &m,
         RtasCall::WritePciConfig,
-        &a,
+        &[addr, 2, 0x0002],
+        1,
     );
-    assert_eq!(rets(&m, &a), vec![OK]);
-    let a = args(&m, RtasCall::ReadPciConfig, &[addr, 2], 2);
-    handle_config_call(
+    assert_eq!(r, vec![OK]);
+    let (_, r) = call(
         std::slice::from_mut(&mut phb),
         &m,
         RtasCall::ReadPciConfig,
-        &a,
+        &[addr, 2],
+        2,
     );
-    assert_eq!(rets(&m, &a), vec![OK, 0x0002]);
+    assert_eq!(r, vec![OK, 0x0002]);
     // No PHB at all: parameter error.
-    let a = args(&m, RtasCall::ReadPciConfig, &[addr, 2], 2);
-    handle_config_call(&mut [], &m, RtasCall::ReadPciConfig, &a);
-    assert_eq!(rets(&m, &a)[0], PARAM);
+    let (_, r) = call(&mut [], &m, RtasCall::ReadPciConfig, &[addr, 2], 2);
+    assert_eq!(r[0], PARAM);
 }
 
 #[test]
