@@ -19,6 +19,9 @@ ls -l /dev/kvm
 echo "L1-KVM-LOADED uptime=$(up)"
 
 args="$(cat /vmm-args)"
+# The guest's vCPUs and memory, as the runner gave them to our VMM (QEMU gets the same).
+cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' /vmm-args)"
+memory="$(sed -n 's/.*--memory \([0-9]*[KMG]*\).*/\1/p' /vmm-args)"
 mode="$(cat /vmm-mode 2>/dev/null)"
 if [ "$mode" = disk ]; then
     # Backing files for the guest's disks: a zeroed writable one, and a read-only one with a
@@ -37,12 +40,10 @@ if [ -x /qemu-sid/usr/bin/qemu-system-ppc64 ]; then
     # same kernel, initramfs, vCPUs, memory and command line; the vmcore disk is the same
     # export disk. No -no-reboot: QEMU resets the machine itself after a fadump crash.
     Q=/qemu-sid
-    cpus_q="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' /vmm-args)"
-    mem_q="$(sed -n 's/.*--memory \([0-9]*[KMG]*\).*/\1/p' /vmm-args)"
     set -- "$Q/lib64/ld64.so.2" --library-path "$Q/lib/powerpc64le-linux-gnu:$Q/usr/lib/powerpc64le-linux-gnu" \
         "$Q/usr/bin/qemu-system-ppc64" -L "$Q/usr/share/qemu" \
         -M pseries,accel=kvm,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off,cap-hpt-max-page-size=4k \
-        -smp "$cpus_q" -m "$mem_q" -nodefaults -nographic -serial stdio \
+        -smp "$cpus" -m "$memory" -nodefaults -nographic -serial stdio \
         -kernel /guest/vmlinux -initrd /guest/initrd.cpio.gz -append "$cmdline"
     [ -b /dev/vda ] && set -- "$@" -drive file=/dev/vda,format=raw,if=none,id=d0,cache=none -device virtio-blk-pci,drive=d0
     (
@@ -131,7 +132,6 @@ fi
 if [ "$mode" = crash ]; then
     # Firmware-assisted dump end to end (see boot-our-vmm.sh --crash for the kinds).
     kind="$(cat /vmm-crash 2>/dev/null || echo sysrq)"
-    cpus="$(sed -n 's/.*--cpus \([0-9]*\).*/\1/p' /vmm-args)"
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
         # Pattern pages with their physical addresses, recorded before the crash.
