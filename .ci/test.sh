@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v dtc >/dev/null 2>&1 || need_pkgs+=(device-tree-compiler)
 command -v cpio >/dev/null 2>&1 || need_pkgs+=(cpio)
+# The vmcore checker's tests build guests/pattern/fadump-pattern.c for the host and run it.
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
 # The vmm crate's layout tests compile the kernel's ppc64 headers with the cross compiler.
 dpkg -s gcc-powerpc64le-linux-gnu >/dev/null 2>&1 || need_pkgs+=(gcc-powerpc64le-linux-gnu)
 dpkg -s libc6-dev-ppc64el-cross >/dev/null 2>&1 || need_pkgs+=(libc6-dev-ppc64el-cross)
