@@ -30,7 +30,8 @@
 # 11.1.3) and the version directory (root/ is about 70 MB); the sid index is dropped.
 #
 # Environment: NESTED_CACHE (see versions.sh), QEMU_SID_VERSION (pin override),
-#   QEMU_SID_MIRROR (default http://deb.debian.org/debian), NO_INSTALL=1 (do not apt-get install
+#   QEMU_SID_MIRROR (default: the mirror of the machine's bookworm apt source, from
+#   lib/debian-mirror.sh), NO_INSTALL=1 (do not apt-get install
 #   qemu-user on the host; the check is then skipped with a warning when it is missing).
 set -euo pipefail
 
@@ -39,7 +40,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/versions.sh"
 # sid drops superseded versions: a bump is an edit of this pin, and the cache is keyed by it.
 : "${QEMU_SID_VERSION:=1:11.1.3+ds-1}"
-: "${QEMU_SID_MIRROR:=http://deb.debian.org/debian}"
+# The sid suite comes from the mirror this machine's own apt sources use for bookworm.
+: "${QEMU_SID_MIRROR:=$("$here/lib/debian-mirror.sh" bookworm)}"
 
 log() { echo "nested/setup-qemu-sid: $*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -39,10 +39,12 @@ apt_update() {
 if [ "${NO_INSTALL:-0}" != 1 ]; then
     # 1. bookworm-backports source.
     if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        log "adding bookworm-backports apt source"
-        cat > /etc/apt/sources.list.d/bookworm-backports.sources <<'EOF'
+        # The machine's own mirror (the one its bookworm source uses), never a named host.
+        mirror="$("$here/lib/debian-mirror.sh" bookworm)"
+        log "adding bookworm-backports apt source ($mirror)"
+        cat > /etc/apt/sources.list.d/bookworm-backports.sources <<EOF
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
