@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import initramfs  # noqa: E402
 import run_l1  # noqa: E402
+import testenv  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("minimal_rootfs",
                                                os.path.join(HERE, "minimal-rootfs.py"))
@@ -41,8 +42,11 @@ def cpio_listing(data):
     return entries
 
 
-@unittest.skipUnless(shutil.which("cpio"), "cpio(1) not installed")
 class CpioTest(unittest.TestCase):
+    def setUp(self):
+        if not shutil.which("cpio"):
+            testenv.skip_or_fail(self, "cpio(1) not installed")
+
     def build(self):
         c = initramfs.Cpio()
         c.add_file("init", b"#!/bin/sh\necho hi\n", 0o755)
