@@ -97,6 +97,9 @@ def parse_run(console_text, runner_text=""):
     prod = first_time(lines, r"GUEST-PRODUCTION nproc=\d")
     if crash is not None and prod is not None and prod >= crash:
         out["back_in_production_s"] = round(prod - crash, 2)
+    # boot-our-vmm.sh waits for another emulator (NESTED_WAIT_IDLE) and warns when it still
+    # has to start beside one: that run's timings shared the 2 cores.
+    out["concurrent_emulator"] = "another emulator is running" in runner_text
     checks = [ln for ln in runner_text.splitlines() if ln.startswith(("PASS:", "FAIL:"))]
     out["passed_checks"] = sum(1 for c in checks if c.startswith("PASS:"))
     out["failed_checks"] = [c[len("FAIL: "):] for c in checks if c.startswith("FAIL:")]
@@ -285,8 +288,15 @@ def main(argv=None):
                     "(default $PPC_VMM_CACHE/nested/runs)")
     ap.add_argument("--check-only", action="store_true",
                     help="with --guest-kernel: only the up-front kernel check")
+    ap.add_argument("--report", nargs="+", metavar="RUN_DIR",
+                    help="no runs: the tables (and --json) of earlier run directories "
+                    "named <time>-<case>-<vmm>[-N]")
     args = ap.parse_args(argv)
 
+    if args.report:
+        runs = [record_from_dir(d) for d in args.report]
+        return summarize(runs, args, None, args.vmm == "both" or
+                         len({r["vmm"] for r in runs}) > 1)
     if args.list:
         for name, (_a, what, default) in CASES.items():
             print(f"{name:14} {'(default) ' if default else ''}{what}")
@@ -346,14 +356,38 @@ def main(argv=None):
                 print(f"  [{case}] {'PASS' if record['passed'] else 'FAIL'} "
                       f"({record['passed_checks']} checks passed)", flush=True)
 
+    return summarize(runs, args, kcheck, args.vmm == "both")
+
+
+def record_from_dir(run_dir):
+    """A run's record from its directory alone (for --report): case and VMM from its name,
+    passed = it printed checks and none failed."""
+    run_dir = os.path.abspath(run_dir)
+    m = re.match(r"^\d{8}T\d{6}-(.+)-(ours|qemu-sid)(?:-\d+)?$", os.path.basename(run_dir))
+    case, vmm = (m.group(1), m.group(2)) if m else (os.path.basename(run_dir), "ours")
+    texts = []
+    for name in ("console.log", "runner.log"):
+        path = os.path.join(run_dir, name)
+        with open(path, errors="replace") if os.path.exists(path) else open(os.devnull) as f:
+            texts.append(f.read())
+    record = {"case": case, "vmm": vmm, "run_dir": run_dir, "rc": None}
+    record.update(parse_run(*texts))
+    record["passed"] = record["passed_checks"] > 0 and not record["failed_checks"]
+    return record
+
+
+def summarize(runs, args, kcheck, side_by_side):
     print("\n== fadump matrix ==")
     print(results_table(runs))
+    busy = [os.path.basename(r["run_dir"]) for r in runs if r.get("concurrent_emulator")]
+    if busy:
+        print(f"(started beside another emulator, timings shared the cores: {', '.join(busy)})")
     result = {"kernel_check": kcheck, "runs": runs}
-    if args.runs > 1:
+    if len(runs) > len({(r["case"], r["vmm"]) for r in runs}):
         result["spread"] = spread(runs)
         print("\n== spread over repeated runs (min / median / max, max/min) ==")
         print(spread_table(result["spread"]))
-    if args.vmm == "both":
+    if side_by_side:
         result["conformance"] = conformance(runs)
         print("\n== conformance: ours vs QEMU 11.1 (same guest, crash and drive script) ==")
         print(conformance_table(result["conformance"]))

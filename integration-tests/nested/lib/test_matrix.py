@@ -302,6 +302,29 @@ class RunCaseTest(Tmp):
         self.assertIn("runner exited 7 before its checks", r["failed_checks"][0])
 
 
+class ReportTest(Tmp):
+    def test_record_from_a_run_directory(self):
+        d = os.path.join(self.dir, "20261203T093712-sysrq-2cpu-qemu-sid-3")
+        os.makedirs(d)
+        self.write(os.path.join(d, "console.log"), CONSOLE)
+        self.write(os.path.join(d, "runner.log"),
+                   "nested/boot-our-vmm: warning: another emulator is running; timings will "
+                   "suffer\nPASS: a\nPASS: b\n")
+        r = fm.record_from_dir(d)
+        self.assertEqual((r["case"], r["vmm"], r["passed"]), ("sysrq-2cpu", "qemu-sid", True))
+        self.assertTrue(r["concurrent_emulator"])
+        self.assertEqual(r["vmcore_bytes"], 1207967744)
+
+    def test_a_run_with_a_failed_check_or_no_checks_did_not_pass(self):
+        d = os.path.join(self.dir, "20261203T093712-hardlockup-ours")
+        os.makedirs(d)
+        self.write(os.path.join(d, "runner.log"), "PASS: a\nFAIL: b\n")
+        self.assertFalse(fm.record_from_dir(d)["passed"])
+        e = os.path.join(self.dir, "20261203T093712-unregistered-ours")
+        os.makedirs(e)
+        self.assertFalse(fm.record_from_dir(e)["passed"])
+
+
 class CliTest(Tmp):
     def test_refused_kernel_runs_nothing_and_writes_json(self):
         cfg = GOOD_CONFIG.replace("CONFIG_FA_DUMP=y", "")
