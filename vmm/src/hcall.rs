@@ -14,25 +14,136 @@ use log::{debug, info, warn};
 use std::collections::BTreeSet;
 
 // ---- hcall numbers (PAPR; Linux arch/powerpc/include/asm/hvcall.h) ----
-pub const H_GET_TERM_CHAR: u64 = 0x54;
-pub const H_PUT_TERM_CHAR: u64 = 0x58;
-pub const H_GET_CPU_CHARACTERISTICS: u64 = 0x1c8;
-pub const H_SET_MODE: u64 = 0x31c;
-pub const H_REGISTER_PROC_TBL: u64 = 0x37c;
-pub const H_CLEAR_HPT: u64 = 0x358;
-/// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
-pub const H_RTAS: u64 = 0xf000;
 
-/// hcalls KVM can serve in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL`
-/// (H_SET_MODE only for CIABR/DAWR: LE and AIL always come to us).
-pub const KERNEL_HCALLS: [(u64, &str); 6] = [
-    (0x31c, "H_SET_MODE"),
-    (0x3c, "H_LOGICAL_CI_LOAD"),
-    (0x40, "H_LOGICAL_CI_STORE"),
-    (0x10, "H_CLEAR_MOD"),
-    (0x14, "H_CLEAR_REF"),
-    (0x2c, "H_PAGE_INIT"),
-];
+/// Who answers an hcall on our partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServedBy {
+    /// KVM-HV handles it in the kernel; it never reaches us.
+    Kernel,
+    /// KVM serves it in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL` (the machine
+    /// enables these at start-up); otherwise it reaches us and gets H_FUNCTION.
+    KernelWhenEnabled,
+    /// The VMM (this module's [`HcallHandler`]).
+    Vmm,
+    /// Not the VMM: when it reaches us the guest gets H_FUNCTION (KVM serves some of these in
+    /// the kernel on some hosts, e.g. H_RANDOM with a hardware RNG). Named so the log says
+    /// what the guest asked for.
+    Unsupported,
+}
+
+macro_rules! hcalls {
+    ($($variant:ident = $nr:literal, $name:literal, $by:ident;)*) => {
+        /// Every hcall this VMM knows by number: its name and who serves it, in one table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u64)]
+        pub enum Hcall {
+            $($variant = $nr,)*
+        }
+
+        impl Hcall {
+            /// Every known hcall, in table order.
+            pub const ALL: &'static [Hcall] = &[$(Hcall::$variant,)*];
+
+            /// The hcall number (r3).
+            pub const fn nr(self) -> u64 {
+                self as u64
+            }
+
+            /// The name Linux's `hvcall.h` gives it.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Hcall::$variant => $name,)*
+                }
+            }
+
+            /// Who answers it.
+            pub const fn served_by(self) -> ServedBy {
+                match self {
+                    $(Hcall::$variant => ServedBy::$by,)*
+                }
+            }
+
+            /// The hcall with number `nr`, if we know it.
+            pub const fn from_nr(nr: u64) -> Option<Hcall> {
+                match nr {
+                    $($nr => Some(Hcall::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+hcalls! {
+    Remove = 0x04, "H_REMOVE", Kernel;
+    Enter = 0x08, "H_ENTER", Kernel;
+    Read = 0x0c, "H_READ", Kernel;
+    ClearMod = 0x10, "H_CLEAR_MOD", KernelWhenEnabled;
+    ClearRef = 0x14, "H_CLEAR_REF", KernelWhenEnabled;
+    Protect = 0x18, "H_PROTECT", Kernel;
+    GetTce = 0x1c, "H_GET_TCE", Unsupported;
+    PutTce = 0x20, "H_PUT_TCE", Unsupported;
+    SetSprg0 = 0x24, "H_SET_SPRG0", Unsupported;
+    SetDabr = 0x28, "H_SET_DABR", Kernel;
+    PageInit = 0x2c, "H_PAGE_INIT", KernelWhenEnabled;
+    LogicalCiLoad = 0x3c, "H_LOGICAL_CI_LOAD", KernelWhenEnabled;
+    LogicalCiStore = 0x40, "H_LOGICAL_CI_STORE", KernelWhenEnabled;
+    GetTermChar = 0x54, "H_GET_TERM_CHAR", Vmm;
+    PutTermChar = 0x58, "H_PUT_TERM_CHAR", Vmm;
+    Eoi = 0x64, "H_EOI", Kernel;
+    Cppr = 0x68, "H_CPPR", Kernel;
+    Ipi = 0x6c, "H_IPI", Kernel;
+    Ipoll = 0x70, "H_IPOLL", Kernel;
+    Xirr = 0x74, "H_XIRR", Kernel;
+    Perfmon = 0xd8, "H_PERFMON", Unsupported;
+    RegisterVpa = 0xdc, "H_REGISTER_VPA", Kernel;
+    Cede = 0xe0, "H_CEDE", Kernel;
+    Confer = 0xe4, "H_CONFER", Kernel;
+    Prod = 0xe8, "H_PROD", Kernel;
+    GetPpp = 0xf8, "H_GET_PPP", Unsupported;
+    VioSignal = 0x104, "H_VIO_SIGNAL", Unsupported;
+    SendCrq = 0x11c, "H_SEND_CRQ", Unsupported;
+    BulkRemove = 0x124, "H_BULK_REMOVE", Kernel;
+    SetXdabr = 0x134, "H_SET_XDABR", Kernel;
+    StuffTce = 0x138, "H_STUFF_TCE", Unsupported;
+    PutTceIndirect = 0x13c, "H_PUT_TCE_INDIRECT", Unsupported;
+    GetCpuCharacteristics = 0x1c8, "H_GET_CPU_CHARACTERISTICS", Vmm;
+    Join = 0x298, "H_JOIN", Unsupported;
+    HomeNodeAssociativity = 0x2ec, "H_HOME_NODE_ASSOCIATIVITY", Unsupported;
+    XirrX = 0x2fc, "H_XIRR_X", Kernel;
+    Random = 0x300, "H_RANDOM", Unsupported;
+    // LE and AIL always come to us; CIABR/DAWR stay in the kernel once enabled.
+    SetMode = 0x31c, "H_SET_MODE", KernelWhenEnabled;
+    ClearHpt = 0x358, "H_CLEAR_HPT", Vmm;
+    RegisterProcTbl = 0x37c, "H_REGISTER_PROC_TBL", Vmm;
+    SignalSysReset = 0x380, "H_SIGNAL_SYS_RESET", Unsupported;
+    RptInvalidate = 0x448, "H_RPT_INVALIDATE", Unsupported;
+    GetEnergyScaleInfo = 0x450, "H_GET_ENERGY_SCALE_INFO", Unsupported;
+    Watchdog = 0x45c, "H_WATCHDOG", Unsupported;
+    // KVM's private hcalls: H_RTAS is what our RTAS stub issues.
+    Rtas = 0xf000, "KVMPPC_H_RTAS", Vmm;
+    LogicalMemop = 0xf001, "KVMPPC_H_LOGICAL_MEMOP", Unsupported;
+    Cas = 0xf002, "KVMPPC_H_CAS", Unsupported;
+    UpdateDt = 0xf003, "KVMPPC_H_UPDATE_DT", Unsupported;
+}
+
+// The numbers by their hvcall.h names, for tests and other modules.
+pub const H_GET_TERM_CHAR: u64 = Hcall::GetTermChar.nr();
+pub const H_PUT_TERM_CHAR: u64 = Hcall::PutTermChar.nr();
+pub const H_GET_CPU_CHARACTERISTICS: u64 = Hcall::GetCpuCharacteristics.nr();
+pub const H_SET_MODE: u64 = Hcall::SetMode.nr();
+pub const H_REGISTER_PROC_TBL: u64 = Hcall::RegisterProcTbl.nr();
+pub const H_CLEAR_HPT: u64 = Hcall::ClearHpt.nr();
+/// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
+pub const H_RTAS: u64 = Hcall::Rtas.nr();
+
+/// The hcalls KVM serves in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL`.
+pub fn kernel_when_enabled() -> impl Iterator<Item = Hcall> {
+    Hcall::ALL
+        .iter()
+        .copied()
+        .filter(|h| h.served_by() == ServedBy::KernelWhenEnabled)
+}
 
 // ---- return codes ----
 pub const H_SUCCESS: i64 = 0;
@@ -106,65 +217,23 @@ impl HcallResult {
     }
 }
 
-/// Dispatches hcalls by number. Holds only the set of unknown hcalls already reported.
+/// How many distinct unhandled hcall numbers a vCPU reports at warn level. A guest can put
+/// any of 2^64 numbers in r3: past this many, further new numbers are logged at debug level
+/// only, so a hostile loop grows neither host memory nor the log.
+pub const REPORTED_MAX: usize = 64;
+
+/// Dispatches hcalls by number. Holds only the (bounded) set of unhandled hcalls already
+/// reported.
 #[derive(Debug, Default)]
 pub struct HcallHandler {
     reported: BTreeSet<u64>,
+    /// Unhandled calls not reported at warn level since the set filled up.
+    unreported: u64,
 }
 
 /// A human name for hcall numbers we may see, for log lines.
 pub fn hcall_name(nr: u64) -> &'static str {
-    match nr {
-        0x04 => "H_REMOVE",
-        0x08 => "H_ENTER",
-        0x0c => "H_READ",
-        0x10 => "H_CLEAR_MOD",
-        0x14 => "H_CLEAR_REF",
-        0x18 => "H_PROTECT",
-        0x1c => "H_GET_TCE",
-        0x20 => "H_PUT_TCE",
-        0x24 => "H_SET_SPRG0",
-        0x28 => "H_SET_DABR",
-        0x2c => "H_PAGE_INIT",
-        0x3c => "H_LOGICAL_CI_LOAD",
-        0x40 => "H_LOGICAL_CI_STORE",
-        0x54 => "H_GET_TERM_CHAR",
-        0x58 => "H_PUT_TERM_CHAR",
-        0x64 => "H_EOI",
-        0x68 => "H_CPPR",
-        0x6c => "H_IPI",
-        0x70 => "H_IPOLL",
-        0x74 => "H_XIRR",
-        0xd8 => "H_PERFMON",
-        0xdc => "H_REGISTER_VPA",
-        0xe0 => "H_CEDE",
-        0xe4 => "H_CONFER",
-        0xe8 => "H_PROD",
-        0xf8 => "H_GET_PPP",
-        0x104 => "H_VIO_SIGNAL",
-        0x11c => "H_SEND_CRQ",
-        0x124 => "H_BULK_REMOVE",
-        0x134 => "H_SET_XDABR",
-        0x13c => "H_PUT_TCE_INDIRECT",
-        0x138 => "H_STUFF_TCE",
-        0x1c8 => "H_GET_CPU_CHARACTERISTICS",
-        0x298 => "H_JOIN",
-        0x2ec => "H_HOME_NODE_ASSOCIATIVITY",
-        0x2fc => "H_XIRR_X",
-        0x300 => "H_RANDOM",
-        0x31c => "H_SET_MODE",
-        0x358 => "H_CLEAR_HPT",
-        0x37c => "H_REGISTER_PROC_TBL",
-        0x380 => "H_SIGNAL_SYS_RESET",
-        0x448 => "H_RPT_INVALIDATE",
-        0x450 => "H_GET_ENERGY_SCALE_INFO",
-        0x45c => "H_WATCHDOG",
-        0xf000 => "KVMPPC_H_RTAS",
-        0xf001 => "KVMPPC_H_LOGICAL_MEMOP",
-        0xf002 => "KVMPPC_H_CAS",
-        0xf003 => "KVMPPC_H_UPDATE_DT",
-        _ => "unknown hcall",
-    }
+    Hcall::from_nr(nr).map_or("unknown hcall", Hcall::name)
 }
 
 /// Packs up to 16 bytes big-endian into two registers (first byte = most significant).
@@ -193,6 +262,30 @@ impl HcallHandler {
         Self::default()
     }
 
+    /// One warn line per distinct number, for the first [`REPORTED_MAX`] numbers; the rest at
+    /// debug level (with a single warn when the set fills).
+    fn report_unhandled(&mut self, vcpu: u32, nr: u64) {
+        let name = hcall_name(nr);
+        if self.reported.contains(&nr) {
+            debug!("vcpu {vcpu}: unhandled hcall {name} ({nr:#x})");
+        } else if self.reported.len() < REPORTED_MAX {
+            self.reported.insert(nr);
+            warn!(
+                "vcpu {vcpu}: unhandled hcall {name} ({nr:#x}), returning H_FUNCTION \
+                 (further calls logged at debug level)"
+            );
+        } else {
+            if self.unreported == 0 {
+                warn!(
+                    "vcpu {vcpu}: {REPORTED_MAX} distinct unhandled hcalls reported; further \
+                     new ones are logged at debug level only"
+                );
+            }
+            self.unreported = self.unreported.saturating_add(1);
+            debug!("vcpu {vcpu}: unhandled hcall {name} ({nr:#x})");
+        }
+    }
+
     /// Handles hcall `nr` from vCPU `vcpu`; outputs are written into `args`.
     pub fn handle(
         &mut self,
@@ -201,14 +294,16 @@ impl HcallHandler {
         args: &mut [u64; 9],
         ops: &mut dyn HcallOps,
     ) -> HcallResult {
-        match nr {
-            H_PUT_TERM_CHAR => HcallResult::ret(put_term_char(args, ops)),
-            H_GET_TERM_CHAR => HcallResult::ret(get_term_char(args, ops)),
-            H_SET_MODE => HcallResult::ret(set_mode(args, ops)),
-            H_REGISTER_PROC_TBL => HcallResult::ret(register_proc_tbl(args, ops)),
-            H_CLEAR_HPT if ops.hash_mmu() => HcallResult::ret(clear_hpt(ops)),
-            H_GET_CPU_CHARACTERISTICS => HcallResult::ret(get_cpu_characteristics(args, ops)),
-            H_RTAS => {
+        match Hcall::from_nr(nr) {
+            Some(Hcall::PutTermChar) => HcallResult::ret(put_term_char(args, ops)),
+            Some(Hcall::GetTermChar) => HcallResult::ret(get_term_char(args, ops)),
+            Some(Hcall::SetMode) => HcallResult::ret(set_mode(args, ops)),
+            Some(Hcall::RegisterProcTbl) => HcallResult::ret(register_proc_tbl(args, ops)),
+            Some(Hcall::ClearHpt) if ops.hash_mmu() => HcallResult::ret(clear_hpt(ops)),
+            Some(Hcall::GetCpuCharacteristics) => {
+                HcallResult::ret(get_cpu_characteristics(args, ops))
+            }
+            Some(Hcall::Rtas) => {
                 // RTAS runs in real mode; like QEMU, ignore the top address nibble.
                 let addr = args[0] & 0x0fff_ffff_ffff_ffff;
                 match ops.rtas(vcpu, addr) {
@@ -220,15 +315,7 @@ impl HcallHandler {
                 }
             }
             _ => {
-                if self.reported.insert(nr) {
-                    warn!(
-                        "vcpu {vcpu}: unhandled hcall {} ({nr:#x}), returning H_FUNCTION \
-                         (further calls logged at debug level)",
-                        hcall_name(nr)
-                    );
-                } else {
-                    debug!("vcpu {vcpu}: unhandled hcall {} ({nr:#x})", hcall_name(nr));
-                }
+                self.report_unhandled(vcpu, nr);
                 HcallResult::ret(H_FUNCTION)
             }
         }
@@ -738,5 +825,65 @@ mod tests {
         assert_eq!(args, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(hcall_name(0x2ec), "H_HOME_NODE_ASSOCIATIVITY");
         assert!(h.reported.contains(&0x2ec));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_unknown_hcalls_keeps_the_handler_bounded() {
+        let mut m = Mock::default();
+        let mut h = HcallHandler::new();
+        let mut args = [0u64; 9];
+        for i in 0..10_000u64 {
+            let nr = 0x1_0000_0000 + i * 4;
+            assert_eq!(h.handle(0, nr, &mut args, &mut m).ret, H_FUNCTION);
+        }
+        assert_eq!(h.reported.len(), REPORTED_MAX);
+        assert_eq!(h.unreported, 10_000 - REPORTED_MAX as u64);
+        // A number already reported stays quiet and does not count again.
+        h.handle(0, 0x1_0000_0000, &mut args, &mut m);
+        assert_eq!(h.unreported, 10_000 - REPORTED_MAX as u64);
+    }
+
+    #[test]
+    fn one_table_names_numbers_and_servers() {
+        for &h in Hcall::ALL {
+            assert_eq!(Hcall::from_nr(h.nr()), Some(h), "{}", h.name());
+            assert!(h.name().starts_with("H_") || h.name().starts_with("KVMPPC_H_"));
+        }
+        let mut nrs: Vec<u64> = Hcall::ALL.iter().map(|h| h.nr()).collect();
+        nrs.sort_unstable();
+        nrs.dedup();
+        assert_eq!(nrs.len(), Hcall::ALL.len(), "an hcall number appears twice");
+        assert_eq!(Hcall::from_nr(0x31c), Some(Hcall::SetMode));
+        assert_eq!(H_RTAS, 0xf000);
+        assert_eq!(hcall_name(0x12345), "unknown hcall");
+        let enabled: Vec<&str> = kernel_when_enabled().map(Hcall::name).collect();
+        assert_eq!(
+            enabled,
+            [
+                "H_CLEAR_MOD",
+                "H_CLEAR_REF",
+                "H_PAGE_INIT",
+                "H_LOGICAL_CI_LOAD",
+                "H_LOGICAL_CI_STORE",
+                "H_SET_MODE"
+            ]
+        );
+        // Every hcall the dispatcher answers is in the table as served by the VMM.
+        for nr in [
+            H_GET_TERM_CHAR,
+            H_PUT_TERM_CHAR,
+            H_SET_MODE,
+            H_REGISTER_PROC_TBL,
+            H_CLEAR_HPT,
+            H_GET_CPU_CHARACTERISTICS,
+            H_RTAS,
+        ] {
+            let h = Hcall::from_nr(nr).unwrap();
+            assert!(
+                matches!(h.served_by(), ServedBy::Vmm | ServedBy::KernelWhenEnabled),
+                "{}",
+                h.name()
+            );
+        }
     }
 }

@@ -415,9 +415,9 @@ impl Machine {
             )));
         }
         if vm.check_extension(KVM_CAP_PPC_ENABLE_HCALL) {
-            for (nr, name) in crate::hcall::KERNEL_HCALLS {
-                if let Err(e) = vm.enable_hcall(nr, true) {
-                    debug!("in-kernel {name}: {e}");
+            for h in crate::hcall::kernel_when_enabled() {
+                if let Err(e) = vm.enable_hcall(h.nr(), true) {
+                    debug!("in-kernel {}: {e}", h.name());
                 }
             }
         }
