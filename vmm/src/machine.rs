@@ -310,7 +310,7 @@ impl IrqLine for KvmIrqLine {
     fn set_level(&self, irq: u32, level: bool) {
         let n = self.changes.fetch_add(1, Ordering::Relaxed);
         if n < 16 || n % 10_000 == 0 {
-            info!("LSI {irq:#x} -> {} (level change #{n})", u8::from(level));
+            debug!("LSI {irq:#x} -> {} (level change #{n})", u8::from(level));
         }
         if let Err(e) = self.vm.set_irq_line(irq, level) {
             warn!("KVM_IRQ_LINE {irq:#x} level {}: {e}", u8::from(level));
