@@ -146,6 +146,8 @@ pub struct Shared {
     /// second handle on the VM and clones of the memory.
     pub phbs: Mutex<Vec<Phb>>,
     mmio_exits: std::sync::atomic::AtomicU64,
+    /// Pre-faults a new registration's dump destinations (one worker; holds a clone of `mem`).
+    prefaulter: crate::prefault::Prefaulter,
     pub mem: GuestMemory,
     pub console: Arc<Console>,
     pub cpu_char: Option<kvm_ppc_cpu_char>,
@@ -215,30 +217,13 @@ impl Shared {
             }
         };
         if !was_registered && rtas.fadump().is_registered() {
-            self.prefault_dump_destinations(rtas.fadump().registered_destinations());
+            // Fault in the destinations the dump will be copied to, on the machine's one
+            // pre-fault worker (the guest's RTAS call returns at once), so the copy at crash
+            // time does not pay first-touch page faults.
+            self.prefaulter
+                .request(rtas.fadump().registered_destinations());
         }
         action
-    }
-
-    /// After a fadump registration: fault in the destinations the dump will be copied to, on
-    /// a helper thread (the guest's RTAS call returns at once), so the copy at crash time does
-    /// not pay first-touch page faults.
-    fn prefault_dump_destinations(&self, ranges: Vec<firmware::range::GuestRange>) {
-        let mem = self.mem.clone();
-        let spawned = std::thread::Builder::new()
-            .name("fadump-prefault".into())
-            .spawn(move || {
-                let t0 = Instant::now();
-                let bytes = crate::prefault::populate_write(&mem, &ranges);
-                info!(
-                    "fadump: pre-faulted {} MiB of dump destinations in {:.1} ms",
-                    bytes >> 20,
-                    ms(t0.elapsed())
-                );
-            });
-        if let Err(e) = spawned {
-            warn!("fadump: cannot start the pre-fault thread: {e}");
-        }
     }
 
     /// Counts MMIO exits; every 20000th is logged (a storm of them shows in the log).
@@ -555,10 +540,13 @@ impl Machine {
         let console = Arc::new(Console::for_mode(&config.serial).map_err(Error::Console)?);
         let (tx, rx) = channel();
         let wake = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::Runtime(e.to_string()))?;
+        let prefaulter = crate::prefault::Prefaulter::new(mem.clone())
+            .map_err(|e| Error::Runtime(format!("pre-fault worker: {e}")))?;
         let shared = Arc::new(Shared {
             vm,
             phbs: Mutex::new(phbs),
             mmio_exits: Default::default(),
+            prefaulter,
             mem,
             console,
             cpu_char,
