@@ -3,6 +3,7 @@
 //! * [`kvm`]: ppc64 KVM bindings and ioctl wrappers (the only `unsafe` besides memory mapping).
 //! * [`hcall`]: hypercalls that reach userspace (console, H_SET_MODE, MMU, RTAS).
 //! * [`vcpu`]: one thread per vCPU, kicked with `SIGRTMIN` + `immediate_exit`.
+//! * [`events`]: what vCPU threads ask of the machine, tagged with the boot they belong to.
 //! * [`machine`]: KVM setup, boot, SMP start/stop, reboot, power-off, the event loop; also
 //!   why the interrupt controller is KVM's in-kernel XICS.
 //! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod console;
 pub mod devices;
+pub mod events;
 pub mod hcall;
 pub mod hpt;
 pub mod htab;

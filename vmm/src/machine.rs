@@ -20,6 +20,8 @@ use crate::boot::BootSpec;
 use crate::console::Console;
 use crate::devices::disk_spec::{build_pci, DiskSpec};
 use crate::devices::phb::{rtas::PCI_CONFIG_CALLS, IrqLine, Phb};
+use crate::events::MachineEvent;
+use crate::events::{event_channel, EventQueue, EventSender};
 use crate::hpt;
 use crate::kvm::bindings::*;
 use crate::kvm::{DeviceFd, Kvm, VmFd};
@@ -37,7 +39,6 @@ use log::{debug, error, info, warn};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -122,19 +123,6 @@ fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> Err
     move |err| Error::Kvm { what, err }
 }
 
-/// Events vCPU threads send to the main thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MachineEvent {
-    Reboot,
-    PowerOff,
-    /// `ibm,os-term` with a dump registered, from vCPU `cpu`; `args` is its RTAS block.
-    FadumpCrash {
-        cpu: u32,
-        args: RtasArgs,
-    },
-    Fatal(String),
-}
-
 /// State every vCPU thread shares.
 pub struct Shared {
     /// Declared before `mem`: fields drop in order, so the VM (and its memory slot) is gone
@@ -158,7 +146,7 @@ pub struct Shared {
     vcpus: OnceLock<Vec<Arc<VcpuControl>>>,
     /// (LPCR value for the bits in `vcpu::LPCR_MANAGED`, generation).
     lpcr: Mutex<(u64, u64)>,
-    events: Mutex<Sender<MachineEvent>>,
+    events: EventSender,
     wake: EventFd,
 }
 
@@ -260,12 +248,9 @@ impl Shared {
         crate::devices::phb::rtas::handle_config_call(&mut phbs, &self.mem, call, args)
     }
 
+    /// Queues `ev` for the main thread (tagged with the current boot) and wakes it.
     pub fn send(&self, ev: MachineEvent) {
-        let _ = self
-            .events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(ev);
+        self.events.send(ev);
         let _ = self.wake.write(1);
     }
 }
@@ -330,7 +315,7 @@ fn configure_lsis(xics: &DeviceFd, phbs: &[Phb]) -> Result<(), Error> {
 pub struct Machine {
     config: VmConfig,
     shared: Arc<Shared>,
-    events: Receiver<MachineEvent>,
+    events: EventQueue,
     xics: DeviceFd,
     cpu: CpuModel,
     boots: u32,
@@ -538,7 +523,7 @@ impl Machine {
         }
 
         let console = Arc::new(Console::for_mode(&config.serial).map_err(Error::Console)?);
-        let (tx, rx) = channel();
+        let (tx, rx) = event_channel();
         let wake = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::Runtime(e.to_string()))?;
         let prefaulter = crate::prefault::Prefaulter::new(mem.clone())
             .map_err(|e| Error::Runtime(format!("pre-fault worker: {e}")))?;
@@ -558,7 +543,7 @@ impl Machine {
             rtas: Mutex::new(rtas),
             vcpus: OnceLock::new(),
             lpcr: Mutex::new((0, 0)),
-            events: Mutex::new(tx),
+            events: tx,
             wake,
         });
         register_kick_signal().map_err(|e| Error::Runtime(format!("SIGRTMIN handler: {e}")))?;
@@ -624,6 +609,8 @@ impl Machine {
             img.dtb_len,
             img.layout.rtas.start()
         );
+        // Every vCPU is stopped here: what they send from now on belongs to this boot.
+        self.shared.events.next_boot();
         let boot = self.shared.vcpu(0).expect("vcpu 0");
         let start = StartRequest {
             entry: img.entry,
@@ -819,36 +806,48 @@ impl Machine {
                 warn!("terminated by signal");
                 break Ok(128 + libc::SIGTERM);
             }
-            match self.events.try_recv() {
-                Ok(MachineEvent::PowerOff) => {
-                    info!("guest powered off");
-                    break Ok(0);
+            // One wake may stand for several events: take them all, each against the boot
+            // that is current when it is handled (a reboot or dump starts a new one).
+            let mut outcome = None;
+            while let Some(event) = self.events.next(self.shared.events.boot()) {
+                outcome = self.handle_event(event);
+                if outcome.is_some() {
+                    break;
                 }
-                Ok(MachineEvent::Reboot) => {
-                    info!("guest requested a reboot: resetting and booting again");
-                    // A plain reboot keeps an active dump but not a registration (the next
-                    // kernel would get -9 and trust a stale structure).
+            }
+            if let Some(result) = outcome {
+                break result;
+            }
+        };
+        self.shutdown();
+        result
+    }
+
+    /// Acts on one event; `Some(result)` ends the run.
+    fn handle_event(&mut self, event: MachineEvent) -> Option<Result<i32, Error>> {
+        match event {
+            MachineEvent::PowerOff => {
+                info!("guest powered off");
+                Some(Ok(0))
+            }
+            MachineEvent::Reboot => {
+                info!("guest requested a reboot: resetting and booting again");
+                let reset = self.reset().map(|()| {
+                    // Only now that every vCPU has stopped (no REGISTER can race it): a plain
+                    // reboot keeps an active dump but not a registration (the next kernel
+                    // would get -9 and trust a stale structure).
                     self.shared
                         .rtas
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .fadump_mut()
                         .on_partition_reset();
-                    if let Err(e) = self.reset().and_then(|()| self.boot()) {
-                        break Err(e);
-                    }
-                }
-                Ok(MachineEvent::FadumpCrash { cpu, args }) => {
-                    if let Err(e) = self.fadump_crash(cpu, args) {
-                        break Err(e);
-                    }
-                }
-                Ok(MachineEvent::Fatal(m)) => break Err(Error::Guest(m)),
-                Err(_) => {}
+                });
+                reset.and_then(|()| self.boot()).err().map(Err)
             }
-        };
-        self.shutdown();
-        result
+            MachineEvent::FadumpCrash { cpu, args } => self.fadump_crash(cpu, args).err().map(Err),
+            MachineEvent::Fatal(m) => Some(Err(Error::Guest(m))),
+        }
     }
 }
 

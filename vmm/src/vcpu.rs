@@ -10,10 +10,11 @@
 //! Per-vCPU KVM state (registers, LPCR, VPA, ONLINE) is only ever changed by the vCPU's own
 //! thread, between two `KVM_RUN`s.
 
+use crate::events::MachineEvent;
 use crate::hcall::{HcallHandler, HcallOps};
 use crate::kvm::bindings::*;
 use crate::kvm::{ImmediateExit, VcpuExit, VcpuFd};
-use crate::machine::{MachineEvent, Shared};
+use crate::machine::Shared;
 use firmware::rtas::{CpuRunState, RtasAction, RtasStatus};
 use firmware::CpuState;
 use log::{debug, error, info, warn};
