@@ -52,6 +52,9 @@ struct Control {
     /// The machine asks for the vCPU's state (fadump); answered in `snapshot_result`.
     snapshot: bool,
     snapshot_result: Option<(CpuState, bool)>,
+    /// The vCPU thread has ended (it returned, failed or panicked): nobody will answer a
+    /// request again, so every wait gives up.
+    dead: bool,
 }
 
 /// The cross-thread handle of one vCPU.
@@ -138,9 +141,24 @@ impl VcpuControl {
         }
         self.kick();
         let mut c = self.lock();
-        while !c.reset_done && !c.quit {
+        while !c.reset_done && !c.quit && !c.dead {
             c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Whether the vCPU thread has ended.
+    pub fn is_dead(&self) -> bool {
+        self.lock().dead
+    }
+
+    /// Called as the vCPU thread ends, however it ends: no request will be answered any more,
+    /// so wake every waiter.
+    fn mark_dead(&self) {
+        let mut c = self.lock();
+        c.dead = true;
+        c.running = false;
+        drop(c);
+        self.cv.notify_all();
     }
 
     /// Ends the vCPU thread and joins it.
@@ -163,9 +181,10 @@ impl VcpuControl {
         }
         self.kick();
         let mut c = self.lock();
-        while c.snapshot && !c.quit {
+        while c.snapshot && !c.quit && !c.dead {
             c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
         }
+        c.snapshot = false;
         c.snapshot_result.take()
     }
 
@@ -178,11 +197,50 @@ impl VcpuControl {
     /// Spawns the vCPU thread; it parks until started.
     pub fn spawn(self: &Arc<Self>, vcpu: VcpuFd, shared: Arc<Shared>) -> std::io::Result<()> {
         let ctl = self.clone();
+        let on_panic = shared.clone();
+        self.spawn_with(
+            move || VcpuThread::new(ctl, vcpu, shared).run(),
+            move |msg| on_panic.send(MachineEvent::Fatal(msg)),
+        )
+    }
+
+    /// Runs `body` as this vCPU's thread under a guard that marks the vCPU dead when the
+    /// thread ends, and reports a panic through `on_panic` (a failing vCPU reports its own
+    /// `Fatal`; a panic could not).
+    fn spawn_with(
+        self: &Arc<Self>,
+        body: impl FnOnce() + Send + 'static,
+        on_panic: impl Fn(String) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let guard = DeadGuard {
+            ctl: self.clone(),
+            on_panic: Box::new(on_panic),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("vcpu{}", self.id))
-            .spawn(move || VcpuThread::new(ctl, vcpu, shared).run())?;
+            .spawn(move || {
+                let _guard = guard;
+                body()
+            })?;
         *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(())
+    }
+}
+
+/// Dropped as a vCPU thread ends, by return or by unwinding.
+struct DeadGuard {
+    ctl: Arc<VcpuControl>,
+    on_panic: Box<dyn Fn(String) + Send>,
+}
+
+impl Drop for DeadGuard {
+    fn drop(&mut self) {
+        self.ctl.mark_dead();
+        if std::thread::panicking() {
+            let msg = format!("vcpu {}: thread panicked", self.ctl.id);
+            error!("{msg}");
+            (self.on_panic)(msg);
+        }
     }
 }
 
@@ -561,6 +619,66 @@ mod tests {
 
     fn ctl() -> VcpuControl {
         VcpuControl::new(1, ImmediateExit::for_test())
+    }
+
+    /// Runs `wait` on another thread; true if it returned within 10 s (a hang is a failure,
+    /// not a stuck test run).
+    fn returns(wait: impl FnOnce() + Send + 'static) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            wait();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok()
+    }
+
+    #[test]
+    fn reset_and_snapshot_give_up_on_a_vcpu_whose_thread_ended() {
+        let c = Arc::new(ctl());
+        c.spawn_with(|| (), |_| ()).unwrap();
+        let t = c.thread.lock().unwrap().take().unwrap();
+        t.join().unwrap();
+        assert!(c.is_dead());
+        let r = c.clone();
+        assert!(returns(move || r.reset_and_wait()), "reset waited forever");
+        let s = c.clone();
+        assert!(returns(move || assert!(s.snapshot_and_wait().is_none())));
+    }
+
+    #[test]
+    fn a_panicking_vcpu_thread_is_reported_and_wakes_waiters() {
+        // The waiter kicks the vCPU thread with SIGRTMIN, as the machine does.
+        register_kick_signal().unwrap();
+        let c = Arc::new(ctl());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        c.spawn_with(
+            move || {
+                // Panics while another thread already waits on it.
+                let _ = go_rx.recv();
+                panic!("injected vCPU failure");
+            },
+            move |msg| tx.lock().unwrap().send(msg).unwrap(),
+        )
+        .unwrap();
+        let w = c.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = w.snapshot_and_wait();
+            done_tx.send(r.is_none()).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        go_tx.send(()).unwrap();
+        assert_eq!(
+            done_rx.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(true)
+        );
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
+            "vcpu 1: thread panicked"
+        );
+        assert!(c.is_dead());
     }
 
     #[test]
