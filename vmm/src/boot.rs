@@ -11,16 +11,44 @@ use devicetree::{
     CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
 };
 use firmware::{GuestRange, Property};
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use vm_memory::{Bytes, GuestMemoryBackend};
+
+/// The kernel and initramfs, read once when the machine is built. Every boot (the first, a
+/// reboot, the fadump capture boot) loads these bytes: a file changed, grown or deleted after
+/// start-up can neither change what the guest boots nor make the capture boot fail and lose
+/// a dump held only in guest RAM.
+#[derive(Debug, Clone)]
+pub struct BootImages {
+    pub kernel_path: PathBuf,
+    pub kernel: Vec<u8>,
+    pub initramfs_path: Option<PathBuf>,
+    pub initramfs: Option<Vec<u8>>,
+}
+
+impl BootImages {
+    /// Reads both files whole.
+    pub fn read(kernel: &Path, initramfs: Option<&Path>) -> Result<Self, Error> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|err| Error::File {
+                path: p.to_path_buf(),
+                err,
+            })
+        };
+        Ok(BootImages {
+            kernel_path: kernel.to_path_buf(),
+            kernel: read(kernel)?,
+            initramfs_path: initramfs.map(Path::to_path_buf),
+            initramfs: initramfs.map(read).transpose()?,
+        })
+    }
+}
 
 /// What to boot.
 #[derive(Debug, Clone)]
 pub struct BootSpec<'a> {
-    pub kernel: &'a Path,
-    pub initramfs: Option<&'a Path>,
+    pub images: &'a BootImages,
     pub cmdline: &'a str,
     pub memory: u64,
     pub cpus: u32,
@@ -53,32 +81,20 @@ pub struct BootImage {
 
 /// Loads `spec` into `mem`.
 pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
-    let file_err = |p: &Path| {
-        let path = p.to_path_buf();
-        move |err| Error::File { path, err }
-    };
-    let mut f = File::open(spec.kernel).map_err(file_err(spec.kernel))?;
-    let kernel = Ppc64Elf::load_kernel(mem, 0, &mut f).map_err(|err| Error::Kernel {
-        path: spec.kernel.to_path_buf(),
-        err,
-    })?;
-    let initrd = match spec.initramfs {
-        Some(p) => {
-            let mut data = Vec::new();
-            File::open(p)
-                .and_then(|mut f| f.read_to_end(&mut data))
-                .map_err(file_err(p))?;
-            Some(data)
-        }
-        None => None,
-    };
+    let images = spec.images;
+    let kernel = Ppc64Elf::load_kernel(mem, 0, &mut Cursor::new(images.kernel.as_slice()))
+        .map_err(|err| Error::Kernel {
+            path: images.kernel_path.clone(),
+            err,
+        })?;
+    let initrd = images.initramfs.as_ref();
     let layout = Layout::new(
         spec.memory,
         spec.rma_size,
         kernel.end.0,
-        initrd.as_ref().map(|d| d.len() as u64),
+        initrd.map(|d| d.len() as u64),
     )?;
-    if let (Some(data), Some(r)) = (&initrd, layout.initrd) {
+    if let (Some(data), Some(r)) = (initrd, layout.initrd) {
         mem.write_slice(data, r.start_addr())
             .map_err(|e| Error::Memory(e.to_string()))?;
     }
@@ -167,9 +183,9 @@ mod tests {
             rma_size: ram,
             firmware_reserved: vec![],
         });
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
         let spec = BootSpec {
-            kernel: kernel.as_path(),
-            initramfs: Some(initrd.as_path()),
+            images: &images,
             cmdline: "console=hvc0 rdinit=/init",
             memory: ram,
             cpus: 2,
@@ -236,9 +252,8 @@ mod tests {
         let cpu = CpuModel::new("POWER9", 0x004e_1202);
         let kernel = file_with(&make_elf(0, &[0; 64], 0, 0));
         let big = file_with(&vec![0u8; 70 << 20]);
-        let spec = |k, i| BootSpec {
-            kernel: k,
-            initramfs: i,
+        let spec = |images| BootSpec {
+            images,
             cmdline: "",
             memory: 64 << 20,
             cpus: 1,
@@ -250,13 +265,46 @@ mod tests {
         };
         let missing = Path::new("/nonexistent/vmlinux");
         assert!(matches!(
-            load(&mem, &spec(missing, None)),
+            BootImages::read(missing, None),
             Err(Error::File { .. })
         ));
         assert!(matches!(
-            load(&mem, &spec(kernel.as_path(), Some(big.as_path()))),
-            Err(Error::Layout(_))
+            BootImages::read(kernel.as_path(), Some(missing)),
+            Err(Error::File { .. })
         ));
+        let images = BootImages::read(kernel.as_path(), Some(big.as_path())).unwrap();
+        assert!(matches!(load(&mem, &spec(&images)), Err(Error::Layout(_))));
+    }
+
+    /// The capture boot after a fadump crash loads what was read at start-up: the files may
+    /// have been replaced, grown past the layout or deleted since.
+    #[test]
+    fn later_boots_do_not_depend_on_the_files() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0x42; 4096], 0, 0x10));
+        let initrd = file_with(b"the initramfs at start-up");
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let spec = BootSpec {
+            images: &images,
+            cmdline: "",
+            memory: 64 << 20,
+            cpus: 1,
+            cpu: &cpu,
+            rtas_properties: vec![],
+            pci: &[],
+            mmu: Mmu::Radix { gtse: true },
+            rma_size: 64 << 20,
+        };
+        let first = load(&mem, &spec).unwrap();
+        std::fs::write(initrd.as_path(), vec![0u8; 70 << 20]).unwrap(); // grown past RAM
+        std::fs::remove_file(kernel.as_path()).unwrap();
+        let again = load(&mem, &spec).unwrap();
+        assert_eq!(first, again);
+        let ir = again.layout.initrd.unwrap();
+        let mut b = vec![0u8; ir.len() as usize];
+        mem.read_slice(&mut b, ir.start_addr()).unwrap();
+        assert_eq!(b, b"the initramfs at start-up");
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the
@@ -268,9 +316,9 @@ mod tests {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), ram as usize)]).unwrap();
         let kernel = file_with(&make_elf(0, &[0x60; 4096], 0x3000, 0x10));
         let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let images = BootImages::read(kernel.as_path(), None).unwrap();
         let spec = BootSpec {
-            kernel: kernel.as_path(),
-            initramfs: None,
+            images: &images,
             cmdline: "console=hvc0 disable_radix",
             memory: ram,
             cpus: 1,

@@ -16,7 +16,7 @@
 //! every host we target (POWER9/10 as XICS-on-XIVE, nested L1 as the classic emulation), and
 //! it needs no `PPC_IRQ_LEVEL`/`KVM_INTERRUPT` plumbing in the VMM.
 
-use crate::boot::BootSpec;
+use crate::boot::{BootImages, BootSpec};
 use crate::console::Console;
 use crate::devices::disk_spec::{build_pci, DiskSpec};
 use crate::devices::phb::{rtas::PCI_CONFIG_CALLS, IrqLine, Phb};
@@ -318,6 +318,8 @@ pub struct Machine {
     events: EventQueue,
     xics: DeviceFd,
     cpu: CpuModel,
+    /// The kernel and initramfs as read at start-up (every boot loads these bytes).
+    images: BootImages,
     boots: u32,
     mmu: Mmu,
     /// Bytes from 0 the guest reaches in real mode (all of RAM for radix).
@@ -348,6 +350,7 @@ extern "C" fn on_terminate(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc
 impl Machine {
     /// Creates the VM, its memory, the XICS device and the vCPU threads (all stopped).
     pub fn new(config: VmConfig) -> Result<Self, Error> {
+        let images = BootImages::read(&config.kernel, config.initramfs.as_deref())?;
         let kvm = Kvm::new().map_err(Error::OpenKvm)?;
         let api = kvm.get_api_version();
         if api != KVM_API_VERSION {
@@ -563,6 +566,7 @@ impl Machine {
             events: rx,
             xics,
             cpu,
+            images,
             boots: 0,
             mmu,
             rma_size,
@@ -585,8 +589,7 @@ impl Machine {
             .map(|p| p.description())
             .collect();
         let spec = BootSpec {
-            kernel: &self.config.kernel,
-            initramfs: self.config.initramfs.as_deref(),
+            images: &self.images,
             cmdline: &self.config.cmdline,
             memory: self.config.memory,
             cpus: self.config.cpus,
