@@ -72,9 +72,8 @@ fn main() {
         let buf = ram - (1 << 20);
         memory::write_bytes(&mem, buf, &b).unwrap();
         assert_eq!(
-            fd.configure_kernel_dump(&mem, CMD_REGISTER, buf as u32, 160)
-                .code(),
-            0
+            fd.configure_kernel_dump(&mem, CMD_REGISTER, buf as u32, 160),
+            Ok(())
         );
         let mut cpus: Vec<CpuState> = (0..4).map(CpuState::new).collect();
         let t = Instant::now();

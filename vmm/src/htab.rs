@@ -346,7 +346,7 @@ mod tests {
         mem.write_slice(&reg, GuestAddress(0x1000)).unwrap();
         let mut f = Fadump::new(cfg.clone());
         let st = f.configure_kernel_dump(&mem, 1, 0x1000, reg.len() as u32);
-        assert_eq!(st, firmware::rtas::RtasStatus::Success);
+        assert_eq!(st, Ok(()));
 
         let mut stream = record(3, &[(0x4000_0000_0000_0005, 0x1_0190)], 4);
         stream.extend(record(0x3ff, &[(0x4000_0000_0000_0001, 0xdead_0000)], 0));

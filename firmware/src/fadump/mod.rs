@@ -36,7 +36,6 @@ use crate::cpu::CpuStateSource;
 use crate::memory::{self, CopyError};
 use crate::properties::{PropValue, Property};
 use crate::range::GuestRange;
-use crate::rtas::RtasStatus;
 use layout::{section_error, status};
 
 /// `ibm,configure-kernel-dump` commands (`args[0]`).
@@ -119,6 +118,22 @@ impl DumpReport {
     }
 }
 
+/// Why the engine refused an `ibm,configure-kernel-dump` command. Only the RTAS layer knows
+/// the PAPR status each one becomes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FadumpRefusal {
+    #[error("a dump is already registered")]
+    AlreadyRegistered,
+    #[error("a dump is active")]
+    DumpActive,
+    #[error("no dump is active")]
+    NoDumpActive,
+    #[error("unknown command {0}")]
+    UnknownCommand(u32),
+    #[error("invalid registration: {0}")]
+    Invalid(#[from] RegistrationError),
+}
+
 /// The fadump engine of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fadump {
@@ -183,14 +198,16 @@ impl Fadump {
             .collect()
     }
 
-    /// Handles `ibm,configure-kernel-dump(cmd, addr, len)` and returns the status to write.
+    /// Handles `ibm,configure-kernel-dump(cmd, addr, len)`: `Ok` or why it was refused. The
+    /// engine speaks in [`FadumpRefusal`]s; the RTAS layer turns them into PAPR status codes
+    /// (`rtas::status`), as `opal::error` does for MPIPL.
     pub fn configure_kernel_dump<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
         cmd: u32,
         addr: u32,
         len: u32,
-    ) -> RtasStatus {
+    ) -> Result<(), FadumpRefusal> {
         match cmd {
             CMD_REGISTER => self.register(mem, addr, len),
             // The buffer and length of UNREGISTER/INVALIDATE are informational (Linux >= 6.10
@@ -199,42 +216,47 @@ impl Fadump {
             CMD_UNREGISTER => match self.state {
                 FadumpState::DumpActive(_) => {
                     warn!("fadump: UNREGISTER refused: a dump is active");
-                    RtasStatus::DumpActive
+                    Err(FadumpRefusal::DumpActive)
                 }
                 FadumpState::Registered(_) => {
                     info!("fadump: unregistered");
                     self.state = FadumpState::Idle;
-                    RtasStatus::Success
+                    Ok(())
                 }
-                FadumpState::Idle => RtasStatus::Success,
+                FadumpState::Idle => Ok(()),
             },
             CMD_INVALIDATE => match self.state {
                 FadumpState::DumpActive(_) => {
                     info!("fadump: dump invalidated; ibm,kernel-dump withdrawn");
                     self.state = FadumpState::Idle;
-                    RtasStatus::Success
+                    Ok(())
                 }
                 _ => {
                     warn!("fadump: INVALIDATE refused: no dump is active");
-                    RtasStatus::ParameterError
+                    Err(FadumpRefusal::NoDumpActive)
                 }
             },
             other => {
                 warn!("fadump: unknown command {other}");
-                RtasStatus::ParameterError
+                Err(FadumpRefusal::UnknownCommand(other))
             }
         }
     }
 
-    fn register<M: GuestMemoryBackend>(&mut self, mem: &M, addr: u32, len: u32) -> RtasStatus {
+    fn register<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        addr: u32,
+        len: u32,
+    ) -> Result<(), FadumpRefusal> {
         match self.state {
             FadumpState::Registered(_) => {
                 warn!("fadump: REGISTER refused: already registered");
-                return RtasStatus::DumpAlreadyRegistered;
+                return Err(FadumpRefusal::AlreadyRegistered);
             }
             FadumpState::DumpActive(_) => {
                 warn!("fadump: REGISTER refused: a dump is active");
-                return RtasStatus::DumpActive;
+                return Err(FadumpRefusal::DumpActive);
             }
             FadumpState::Idle => {}
         }
@@ -246,11 +268,11 @@ impl Fadump {
                     structure.sections.len()
                 );
                 self.state = FadumpState::Registered(structure);
-                RtasStatus::Success
+                Ok(())
             }
             Err(e) => {
                 warn!("fadump: REGISTER at {addr:#x} len {len} refused: {e}");
-                e.status()
+                Err(FadumpRefusal::Invalid(e))
             }
         }
     }

@@ -15,7 +15,6 @@ use crate::fadump::layout::{
 use crate::fadump::FadumpConfig;
 use crate::memory;
 use crate::range::GuestRange;
-use crate::rtas::RtasStatus;
 
 /// Why a registration was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -58,17 +57,6 @@ pub enum RegistrationError {
     DestinationOverlapsSource { dst: usize, src: usize },
     #[error("section {0}: destination {1} overlaps firmware memory {2}")]
     DestinationOverlapsFirmware(usize, GuestRange, GuestRange),
-}
-
-impl RegistrationError {
-    /// The status the guest gets: -1 when we could not read its buffer (QEMU's choice for a
-    /// hardware/access failure), -3 for every parameter error.
-    pub fn status(&self) -> RtasStatus {
-        match self {
-            RegistrationError::BufferUnreadable(_) => RtasStatus::HardwareError,
-            _ => RtasStatus::ParameterError,
-        }
-    }
 }
 
 /// Reads and checks the structure at `addr`/`len`; on success returns the private copy.

@@ -301,10 +301,14 @@ impl Rtas {
             }
             RtasCall::IbmOsTerm | RtasCall::OsTerm => self.os_term(mem, args),
             RtasCall::IbmConfigureKernelDump => {
-                let s =
+                let result =
                     self.fadump
                         .configure_kernel_dump(mem, args.arg(0), args.arg(1), args.arg(2));
-                status(s);
+                status(
+                    result
+                        .as_ref()
+                        .map_or_else(RtasStatus::from, |()| RtasStatus::Success),
+                );
                 RtasAction::None
             }
             _ => unreachable!("counts_ok is false for calls not handled here"),

@@ -26,3 +26,45 @@ impl RtasStatus {
         self.code() as u32
     }
 }
+
+impl From<&crate::fadump::FadumpRefusal> for RtasStatus {
+    /// The PAPR status of a refused `ibm,configure-kernel-dump`: -9 already registered, -10 a
+    /// dump is active, -1 when we could not read the guest's buffer (QEMU's choice for an
+    /// access failure), -3 for every other parameter error.
+    fn from(refusal: &crate::fadump::FadumpRefusal) -> Self {
+        use crate::fadump::validate::RegistrationError;
+        use crate::fadump::FadumpRefusal;
+        match refusal {
+            FadumpRefusal::AlreadyRegistered => RtasStatus::DumpAlreadyRegistered,
+            FadumpRefusal::DumpActive => RtasStatus::DumpActive,
+            FadumpRefusal::Invalid(RegistrationError::BufferUnreadable(_)) => {
+                RtasStatus::HardwareError
+            }
+            FadumpRefusal::NoDumpActive
+            | FadumpRefusal::UnknownCommand(_)
+            | FadumpRefusal::Invalid(_) => RtasStatus::ParameterError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fadump::validate::RegistrationError;
+    use crate::fadump::FadumpRefusal;
+
+    #[test]
+    fn each_refusal_has_its_papr_status() {
+        let cases = [
+            (FadumpRefusal::AlreadyRegistered, -9),
+            (FadumpRefusal::DumpActive, -10),
+            (FadumpRefusal::NoDumpActive, -3),
+            (FadumpRefusal::UnknownCommand(7), -3),
+            (FadumpRefusal::Invalid(RegistrationError::NullBuffer), -3),
+            (FadumpRefusal::Invalid(RegistrationError::FormatVersion(2)), -3),
+        ];
+        for (refusal, code) in cases {
+            assert_eq!(RtasStatus::from(&refusal).code(), code, "{refusal}");
+        }
+    }
+}
