@@ -61,7 +61,10 @@ mod tests {
             (FadumpRefusal::NoDumpActive, -3),
             (FadumpRefusal::UnknownCommand(7), -3),
             (FadumpRefusal::Invalid(RegistrationError::NullBuffer), -3),
-            (FadumpRefusal::Invalid(RegistrationError::FormatVersion(2)), -3),
+            (
+                FadumpRefusal::Invalid(RegistrationError::FormatVersion(2)),
+                -3,
+            ),
         ];
         for (refusal, code) in cases {
             assert_eq!(RtasStatus::from(&refusal).code(), code, "{refusal}");

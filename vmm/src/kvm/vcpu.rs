@@ -172,12 +172,24 @@ impl VcpuFd {
         self.immediate_exit_handle().set(value != 0);
     }
 
-    fn run_struct(&mut self) -> &mut kvm_run {
+    /// The exit reason and the exit union of the `kvm_run` page, after a KVM_RUN.
+    ///
+    /// Never a `&mut kvm_run` as a whole: other threads store to `immediate_exit` (an
+    /// `AtomicU8`, see [`ImmediateExit`]) at any time, and a `&mut` covering that byte would
+    /// claim exclusive access it does not have. The projections below touch only
+    /// `exit_reason` (read by value) and the `exit` union (borrowed mutably), neither of which
+    /// overlaps `immediate_exit`.
+    fn exit_area(&mut self) -> (u32, &mut kvm_run_exit) {
+        let run = self.run.ptr.as_ptr();
         // SAFETY: the mapping is valid for `size >= size_of::<kvm_run>()` bytes while
-        // `self.run` lives; `&mut self` makes this thread the only one touching the non-atomic
-        // fields (other threads only use `immediate_exit` atomically, and the kernel writes the
-        // page only inside KVM_RUN, which also needs `&mut self`).
-        unsafe { &mut *self.run.ptr.as_ptr() }
+        // `self.run` lives, so both field pointers are in bounds and aligned. Only this
+        // thread (it holds `&mut self`) touches `exit_reason` and `exit` outside KVM_RUN, and
+        // the kernel writes them only inside KVM_RUN, which also needs `&mut self`; the
+        // returned borrow is tied to `&mut self`.
+        unsafe {
+            let reason = std::ptr::addr_of!((*run).exit_reason).read();
+            (reason, &mut *std::ptr::addr_of_mut!((*run).exit))
+        }
     }
 
     /// `KVM_GET_REGS`.
@@ -306,14 +318,13 @@ impl VcpuFd {
                 Err(err)
             };
         }
-        let run = self.run_struct();
-        let reason = run.exit_reason;
+        let (reason, exit) = self.exit_area();
         // SAFETY (for each union read below): the kernel fills the union member that matches
         // `exit_reason`; every member is plain integers, valid for any bit pattern.
         Ok(match reason {
             KVM_EXIT_PAPR_HCALL => {
                 // SAFETY: see above.
-                let h = unsafe { &mut run.exit.papr_hcall };
+                let h = unsafe { &mut exit.papr_hcall };
                 VcpuExit::PaprHcall {
                     nr: h.nr,
                     args: &mut h.args,
@@ -322,7 +333,7 @@ impl VcpuFd {
             }
             KVM_EXIT_MMIO => {
                 // SAFETY: see above.
-                let m = unsafe { &mut run.exit.mmio };
+                let m = unsafe { &mut exit.mmio };
                 let len = (m.len as usize).min(m.data.len());
                 if m.is_write != 0 {
                     VcpuExit::MmioWrite(m.phys_addr, &m.data[..len])
@@ -336,22 +347,22 @@ impl VcpuFd {
             KVM_EXIT_SHUTDOWN => VcpuExit::Shutdown,
             KVM_EXIT_SYSTEM_EVENT => {
                 // SAFETY: see above.
-                let e = unsafe { &run.exit.system_event };
+                let e = unsafe { &exit.system_event };
                 let n = (e.ndata as usize).min(e.data.len());
                 VcpuExit::SystemEvent(e.type_, &e.data[..n])
             }
             KVM_EXIT_FAIL_ENTRY => {
                 // SAFETY: see above.
-                let f = unsafe { run.exit.fail_entry };
+                let f = unsafe { exit.fail_entry };
                 VcpuExit::FailEntry(f.hardware_entry_failure_reason, f.cpu)
             }
             KVM_EXIT_INTERNAL_ERROR => {
                 // SAFETY: see above.
-                let i = unsafe { run.exit.internal };
+                let i = unsafe { exit.internal };
                 VcpuExit::InternalError(i.suberror)
             }
             // SAFETY: see above.
-            KVM_EXIT_UNKNOWN => VcpuExit::Unknown(unsafe { run.exit.hardware_exit_reason }),
+            KVM_EXIT_UNKNOWN => VcpuExit::Unknown(unsafe { exit.hardware_exit_reason }),
             other => VcpuExit::Unsupported(other),
         })
     }

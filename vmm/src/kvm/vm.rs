@@ -181,22 +181,47 @@ impl AsRawFd for VmFd {
 }
 
 /// An in-kernel device (the XICS interrupt controller).
+///
+/// Attributes are set and read through typed helpers only: the raw `KVM_{SET,GET}_DEVICE_ATTR`
+/// calls dereference a caller-chosen address and are not part of the safe API.
+///
+/// ```no_run
+/// fn f(d: &vmm::kvm::DeviceFd, _a: &mut vmm::kvm::bindings::kvm_device_attr) {
+///     let _ = d.get_attr_u64(1, 2); // the typed helper
+/// }
+/// ```
+///
+/// ```compile_fail
+/// // A safe call that lets the kernel write through an arbitrary address must not compile.
+/// fn f(d: &vmm::kvm::DeviceFd, a: &mut vmm::kvm::bindings::kvm_device_attr) {
+///     let _ = d.get_device_attr(a);
+/// }
+/// ```
 #[derive(Debug)]
 pub struct DeviceFd {
     fd: File,
 }
 
 impl DeviceFd {
-    /// `KVM_SET_DEVICE_ATTR`: `attr.addr` must point at the attribute value.
-    pub fn set_device_attr(&self, attr: &kvm_device_attr) -> Result<()> {
+    /// `KVM_SET_DEVICE_ATTR`. The kernel dereferences `attr.addr`, which a safe signature
+    /// could not vouch for: callers use the typed [`Self::set_attr_u64`].
+    ///
+    /// # Safety
+    ///
+    /// `attr.addr` must point at a live, readable value of the size the attribute has.
+    unsafe fn set_device_attr(&self, attr: &kvm_device_attr) -> Result<()> {
         // SAFETY: the kernel reads a kvm_device_attr and then the value at `attr.addr`, which
-        // the typed helpers below point at a live u64.
+        // the caller guarantees.
         check(unsafe { ioctl_with_ref(&self.fd, KVM_SET_DEVICE_ATTR, attr) })
     }
 
     /// `KVM_GET_DEVICE_ATTR`: the kernel writes the value at `attr.addr`.
-    pub fn get_device_attr(&self, attr: &mut kvm_device_attr) -> Result<()> {
-        // SAFETY: as above; `attr.addr` points at writable storage of the attribute's size.
+    ///
+    /// # Safety
+    ///
+    /// `attr.addr` must point at live, writable storage of the attribute's size.
+    unsafe fn get_device_attr(&self, attr: &mut kvm_device_attr) -> Result<()> {
+        // SAFETY: the kernel writes the value at `attr.addr`, which the caller guarantees.
         check(unsafe { ioctl_with_mut_ref(&self.fd, KVM_GET_DEVICE_ATTR, attr) })
     }
 
@@ -215,7 +240,9 @@ impl DeviceFd {
             attr,
             addr: &v as *const u64 as u64,
         };
-        self.set_device_attr(&a)
+        // SAFETY: `addr` points at `v`, a u64 that lives across the call (every XICS attribute
+        // is 64 bits).
+        unsafe { self.set_device_attr(&a) }
     }
 
     /// Reads a 64-bit attribute.
@@ -227,7 +254,8 @@ impl DeviceFd {
             attr,
             addr: &mut v as *mut u64 as u64,
         };
-        self.get_device_attr(&mut a)?;
+        // SAFETY: `addr` points at `v`, writable u64 storage that lives across the call.
+        unsafe { self.get_device_attr(&mut a)? };
         Ok(v)
     }
 }
