@@ -325,14 +325,14 @@ impl HcallHandler {
 fn put_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
     let (termno, len) = (args[0], args[1]);
     if termno != VTY_TERMNO {
-        warn!("H_PUT_TERM_CHAR: unknown terminal {termno:#x}");
+        crate::guest_warn!("H_PUT_TERM_CHAR: unknown terminal {termno:#x}");
         return H_PARAMETER;
     }
     let Ok(len) = usize::try_from(len) else {
         return H_PARAMETER;
     };
     if len > TERM_CHARS_MAX {
-        warn!("H_PUT_TERM_CHAR: length {len} > {TERM_CHARS_MAX}");
+        crate::guest_warn!("H_PUT_TERM_CHAR: length {len} > {TERM_CHARS_MAX}");
         return H_PARAMETER;
     }
     ops.console_write(&unpack_term_chars(len, args[2], args[3]));
@@ -341,7 +341,7 @@ fn put_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
 
 fn get_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
     if args[0] != VTY_TERMNO {
-        warn!("H_GET_TERM_CHAR: unknown terminal {:#x}", args[0]);
+        crate::guest_warn!("H_GET_TERM_CHAR: unknown terminal {:#x}", args[0]);
         return H_PARAMETER;
     }
     let mut buf = [0u8; TERM_CHARS_MAX];
@@ -435,7 +435,7 @@ fn register_proc_tbl(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
         }
     } else if flags & PROC_TABLE_RADIX != 0 {
         if base & 0xfff != 0 || base >= 1 << 60 || page_size != 0 || table_size > PRTS_MAX {
-            warn!(
+            crate::guest_warn!(
                 "H_REGISTER_PROC_TBL: bad radix table base={base:#x} page_size={page_size} \
                  size={table_size}"
             );
@@ -468,7 +468,9 @@ fn register_proc_tbl(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
         Ok(()) => H_SUCCESS,
         Err(errno) if errno == libc::ENODEV => H_NOT_AVAILABLE,
         Err(errno) => {
-            warn!("H_REGISTER_PROC_TBL: KVM_PPC_CONFIGURE_V3_MMU {cfg:x?} failed: errno {errno}");
+            crate::guest_warn!(
+                "H_REGISTER_PROC_TBL: KVM_PPC_CONFIGURE_V3_MMU {cfg:x?} failed: errno {errno}"
+            );
             H_PARAMETER
         }
     }
@@ -484,7 +486,7 @@ fn clear_hpt(ops: &mut dyn HcallOps) -> i64 {
             H_SUCCESS
         }
         Err(errno) => {
-            warn!("H_CLEAR_HPT: KVM cannot clear the HPT now (errno {errno}); the guest clears it itself");
+            crate::guest_warn!("H_CLEAR_HPT: KVM cannot clear the HPT now (errno {errno}); the guest clears it itself");
             H_HARDWARE
         }
     }

@@ -7,6 +7,7 @@
 //! * [`machine`]: KVM setup, boot, SMP start/stop, reboot, power-off, the event loop; also
 //!   why the interrupt controller is KVM's in-kernel XICS.
 //! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
+//! * [`ratelimit`]: `guest_warn!`, log lines a guest can trigger at will, limited per call site.
 //! * [`cli`]: the `ppc-vmm` command line.
 
 /// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
@@ -26,6 +27,7 @@ pub mod layout;
 pub mod loader;
 pub mod machine;
 pub mod prefault;
+pub mod ratelimit;
 pub mod rtas_blob;
 pub mod snapshot;
 pub mod vcpu;

@@ -362,7 +362,7 @@ impl VcpuThread {
                 if self.shared.mmio_read(addr, data) {
                     return true;
                 }
-                warn!(
+                crate::guest_warn!(
                     "vcpu {id}: MMIO read of {} bytes at {addr:#x}: no device",
                     data.len()
                 );
@@ -372,7 +372,7 @@ impl VcpuThread {
                 if self.shared.mmio_write(addr, data) {
                     return true;
                 }
-                warn!(
+                crate::guest_warn!(
                     "vcpu {id}: MMIO write of {} bytes at {addr:#x}: no device",
                     data.len()
                 );

@@ -18,7 +18,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use log::{debug, warn};
+use log::debug;
 
 use crate::devices::PciDevice;
 use config::CONFIG_SPACE_SIZE;
@@ -290,7 +290,7 @@ impl Phb {
             }
             None => {
                 if self.in_window(gpa) {
-                    warn!("pci: unclaimed MMIO read at {gpa:#x}");
+                    crate::guest_warn!("pci: unclaimed MMIO read at {gpa:#x}");
                     data.fill(0xff);
                     return true;
                 }
@@ -311,7 +311,7 @@ impl Phb {
             }
             None => {
                 if self.in_window(gpa) {
-                    warn!("pci: unclaimed MMIO write at {gpa:#x} dropped");
+                    crate::guest_warn!("pci: unclaimed MMIO write at {gpa:#x} dropped");
                     return true;
                 }
                 false

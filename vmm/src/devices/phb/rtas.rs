@@ -18,7 +18,7 @@
 //! PCI core sets all-ones on failure).
 
 use firmware::rtas::{RtasArgs, RtasCall, RtasStatus};
-use log::warn;
+
 use vm_memory::GuestMemoryBackend;
 
 use super::Phb;
@@ -88,7 +88,7 @@ pub fn handle_config_call<M: GuestMemoryBackend>(
         }
     };
     if let Err(e) = args.write_rets(mem, &rets) {
-        warn!(
+        crate::guest_warn!(
             "rtas: {} ({what}): cannot write return cells: {e}",
             call.name()
         );
@@ -112,9 +112,10 @@ fn decode(phbs: &[Phb], call: RtasCall, args: &RtasArgs) -> Option<Decoded> {
 fn decode_checked(phbs: &[Phb], call: RtasCall, args: &RtasArgs, nargs: u32, nret: u32) -> Decoded {
     let name = call.name();
     if !args.has_counts(nargs, nret) {
-        warn!(
+        crate::guest_warn!(
             "rtas: {name}: {} args / {} rets, expected {nargs}/{nret}",
-            args.nargs, args.nret
+            args.nargs,
+            args.nret
         );
         return Err(RtasStatus::ParameterError);
     }
@@ -128,19 +129,19 @@ fn decode_checked(phbs: &[Phb], call: RtasCall, args: &RtasArgs, nargs: u32, nre
         match phbs.iter().position(|p| p.config().buid == buid) {
             Some(i) => (i, 3),
             None => {
-                warn!("rtas: {name}: no PHB with BUID {buid:#x}");
+                crate::guest_warn!("rtas: {name}: no PHB with BUID {buid:#x}");
                 return Err(RtasStatus::ParameterError);
             }
         }
     } else if phbs.is_empty() {
-        warn!("rtas: {name}: no PHB");
+        crate::guest_warn!("rtas: {name}: no PHB");
         return Err(RtasStatus::ParameterError);
     } else {
         (0, 1)
     };
     let size = args.arg(size_idx) as usize;
     if !matches!(size, 1 | 2 | 4) || addr.reg as usize % size != 0 {
-        warn!(
+        crate::guest_warn!(
             "rtas: {name}: bad access of {size} bytes at register {:#x}",
             addr.reg
         );

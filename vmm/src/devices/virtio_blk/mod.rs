@@ -27,7 +27,7 @@ pub mod request;
 #[cfg(test)]
 mod tests;
 
-use log::{debug, warn};
+use log::debug;
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_ID_BYTES,
 };
@@ -281,7 +281,9 @@ impl VirtioBlk {
             (DRIVER_FEATURE_SELECT, 4) => self.driver_feature_select = v as u32,
             (DRIVER_FEATURE, 4) => {
                 if self.status & VIRTIO_CONFIG_S_FEATURES_OK as u8 != 0 {
-                    warn!("virtio-blk: driver features written after FEATURES_OK, ignored");
+                    crate::guest_warn!(
+                        "virtio-blk: driver features written after FEATURES_OK, ignored"
+                    );
                     return;
                 }
                 match self.driver_feature_select {
@@ -307,14 +309,14 @@ impl VirtioBlk {
             (0x24, 4) if q_writable => self.queue.set_desc_table_address(None, lo),
             (0x2c, 4) if q_writable => self.queue.set_avail_ring_address(None, lo),
             (0x34, 4) if q_writable => self.queue.set_used_ring_address(None, lo),
-            _ => warn!("virtio-blk: common cfg write {off:#x}/{len} = {v:#x} ignored"),
+            _ => crate::guest_warn!("virtio-blk: common cfg write {off:#x}/{len} = {v:#x} ignored"),
         }
     }
 
     fn enable_queue(&mut self) {
         self.queue.set_ready(true);
         if !self.queue.is_valid(&self.mem) {
-            warn!(
+            crate::guest_warn!(
                 "virtio-blk: queue enabled with an invalid layout (size {}, desc {:#x}, avail {:#x}, used {:#x})",
                 self.queue.size(),
                 self.queue.desc_table(),
@@ -345,7 +347,7 @@ impl VirtioBlk {
             let unknown = self.driver_features & !self.device_features();
             let version_1 = self.driver_features & (1 << VIRTIO_F_VERSION_1) != 0;
             if unknown != 0 || !version_1 {
-                warn!(
+                crate::guest_warn!(
                     "virtio-blk: refusing features {:#x} (unknown {unknown:#x}, VERSION_1 {version_1})",
                     self.driver_features
                 );
@@ -378,7 +380,7 @@ impl VirtioBlk {
             let complete = descs.last().is_some_and(|d| !d.has_next());
             let done = request::execute(mem, &self.disk, &self.serial, &descs, complete);
             if let Err(e) = self.queue.add_used(mem, head, done.used_len) {
-                warn!("virtio-blk: cannot add used element for head {head}: {e}");
+                crate::guest_warn!("virtio-blk: cannot add used element for head {head}: {e}");
                 broken = true;
                 break;
             }
@@ -389,7 +391,7 @@ impl VirtioBlk {
                 Ok(true) => self.isr |= ISR_QUEUE,
                 Ok(false) => {}
                 Err(e) => {
-                    warn!("virtio-blk: used ring unreadable: {e}");
+                    crate::guest_warn!("virtio-blk: used ring unreadable: {e}");
                     self.isr |= ISR_QUEUE;
                 }
             }
@@ -447,7 +449,7 @@ impl PciDevice for VirtioBlk {
 
     fn mmio_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
         let Some(v) = read_le(data) else {
-            warn!("virtio-blk: {}-byte MMIO write ignored", data.len());
+            crate::guest_warn!("virtio-blk: {}-byte MMIO write ignored", data.len());
             return;
         };
         if bar != BAR {
@@ -461,7 +463,9 @@ impl PciDevice for VirtioBlk {
                 if o == NOTIFY_OFFSET && v & 0xffff == 0 {
                     self.process_queue();
                 } else {
-                    warn!("virtio-blk: notify of unknown queue (offset {o:#x}, value {v:#x})");
+                    crate::guest_warn!(
+                        "virtio-blk: notify of unknown queue (offset {o:#x}, value {v:#x})"
+                    );
                 }
             }
             _ => debug!("virtio-blk: write to read-only region at {offset:#x} ignored"),

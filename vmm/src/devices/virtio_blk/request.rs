@@ -12,7 +12,6 @@
 //! disk, writes refused on a read-only disk. A rejected request gets `VIRTIO_BLK_S_IOERR` (or
 //! `UNSUPP` for an unknown type) when it has a writable status byte, and one `log` line.
 
-use log::warn;
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
     VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
@@ -214,7 +213,7 @@ pub fn execute<M: GuestMemoryBackend>(
     let (status, data_len) = match result {
         Ok(n) => (VIRTIO_BLK_S_OK as u8, n),
         Err(e) => {
-            warn!("virtio-blk: request refused: {e}");
+            crate::guest_warn!("virtio-blk: request refused: {e}");
             (e.status(), 0)
         }
     };
@@ -225,7 +224,7 @@ pub fn execute<M: GuestMemoryBackend>(
         };
     };
     if mem.write_obj(status, status_addr).is_err() {
-        warn!("virtio-blk: status byte at {:#x} unwritable", status_addr.0);
+        crate::guest_warn!("virtio-blk: status byte at {:#x} unwritable", status_addr.0);
         return Completion {
             used_len: 0,
             status,
