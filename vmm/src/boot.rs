@@ -3,9 +3,9 @@
 //! `machine` calls it on every boot and then starts the boot vCPU with the returned
 //! registers.
 
+use crate::error::Error;
 use crate::layout::{Layout, FDT_MAX_SIZE};
 use crate::loader::Ppc64Elf;
-use crate::machine::Error;
 use crate::rtas_blob::write_rtas_stub;
 use devicetree::{
     CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,

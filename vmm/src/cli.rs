@@ -1,8 +1,8 @@
 //! Command-line parsing, in the style of cloud-hypervisor (`--kernel`, `--memory size=…`).
 
+use crate::config::{MmuMode, VmConfig};
 use crate::console::SerialMode;
 use crate::devices::disk_spec::{DiskSpec, DISK_HELP};
-use crate::machine::{MmuMode, VmConfig};
 use std::path::PathBuf;
 
 pub const DEFAULT_MEMORY: u64 = 512 << 20;

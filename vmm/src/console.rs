@@ -20,7 +20,7 @@ pub enum SerialMode {
     Off,
 }
 
-/// Shared by every vCPU thread (output, input) and the event loop (input).
+/// Partition by every vCPU thread (output, input) and the event loop (input).
 pub struct Console {
     out: Mutex<Box<dyn Write + Send>>,
     input: Mutex<VecDeque<u8>>,
@@ -85,8 +85,8 @@ mod tests {
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
+    struct Partition(Arc<Mutex<Vec<u8>>>);
+    impl Write for Partition {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(b);
             Ok(b.len())
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn output_reaches_the_sink_and_input_is_fifo_and_bounded() {
-        let sink = Shared::default();
+        let sink = Partition::default();
         let c = Console::new(Box::new(sink.clone()));
         c.write(b"hello ");
         c.write(b"world");

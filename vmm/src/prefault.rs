@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
-use crate::machine::GuestMemory;
+use crate::memory::GuestMemory;
 
 /// `MADV_POPULATE_WRITE` (Linux 5.14); spelled out because libc only has it on some targets.
 const MADV_POPULATE_WRITE: libc::c_int = 23;

@@ -31,6 +31,7 @@
 //!    queue is processed again until the new kernel sets DRIVER_OK.
 
 pub mod disk_spec;
+pub mod irq;
 pub mod phb;
 pub mod virtio_blk;
 

@@ -1,26 +1,16 @@
-//! vCPU threads: one per vCPU, each owning its [`VcpuFd`] and running the exit loop.
-//!
-//! A vCPU is either *stopped* (in the RTAS sense: never started, or after `stop-self`) or
-//! *running*. Stopped vCPUs park on a condition variable and never enter `KVM_RUN`.
-//! Other threads talk to a vCPU only through its [`VcpuControl`]: they set a request under the
-//! lock and **kick** it (set `kvm_run.immediate_exit`, then send `SIGRTMIN` so a blocking
-//! `KVM_RUN`, e.g. one sleeping in H_CEDE, returns with EINTR). The vCPU clears
-//! `immediate_exit` before it re-reads its requests, so no kick is lost.
-//!
-//! Per-vCPU KVM state (registers, LPCR, VPA, ONLINE) is only ever changed by the vCPU's own
-//! thread, between two `KVM_RUN`s.
+//! The vCPU thread: waits until runnable, runs `KVM_RUN`, handles each exit (hcalls, MMIO,
+//! RTAS actions), serves reset and snapshot requests between runs.
 
+use super::handle::{StartRequest, VcpuControl};
 use crate::events::MachineEvent;
 use crate::hcall::{HcallHandler, HcallOps};
 use crate::kvm::bindings::*;
-use crate::kvm::{ImmediateExit, VcpuExit, VcpuFd};
-use crate::machine::Shared;
-use firmware::rtas::{CpuRunState, RtasAction, RtasStatus};
+use crate::kvm::{VcpuExit, VcpuFd};
+use crate::partition::Partition;
+use firmware::rtas::{RtasAction, RtasStatus};
 use firmware::CpuState;
 use log::{debug, error, info, warn};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+use std::sync::Arc;
 
 /// MSR at kernel entry: 64-bit mode, machine checks enabled (SF | ME).
 pub const MSR_SF_ME: u64 = 0x8000_0000_0000_1000;
@@ -32,222 +22,22 @@ pub const LPCR_MANAGED: u64 = LPCR_ILE | LPCR_AIL;
 /// without it left crash-time IPI state behind across fadump and reboot resets.
 const ICP_STATE_RESET: u64 = (0xff << 24) | (0xff << 16);
 
-/// Where a started vCPU begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartRequest {
-    pub entry: u64,
-    pub r3: u64,
-    pub r4: u64,
-}
-
-#[derive(Debug, Default)]
-struct Control {
-    running: bool,
-    start: Option<StartRequest>,
-    reset: bool,
-    reset_done: bool,
-    quit: bool,
-    /// Stopped by its own `ibm,os-term` with a dump registered: still "online" for the dump.
-    crash_caller: bool,
-    /// The machine asks for the vCPU's state (fadump); answered in `snapshot_result`.
-    snapshot: bool,
-    snapshot_result: Option<(CpuState, bool)>,
-    /// The vCPU thread has ended (it returned, failed or panicked): nobody will answer a
-    /// request again, so every wait gives up.
-    dead: bool,
-}
-
-/// The cross-thread handle of one vCPU.
-#[derive(Debug)]
-pub struct VcpuControl {
-    id: u32,
-    ctl: Mutex<Control>,
-    cv: Condvar,
-    immediate_exit: ImmediateExit,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// Installs the (empty) `SIGRTMIN` handler whose only job is to interrupt `KVM_RUN`.
-pub fn register_kick_signal() -> vmm_sys_util::errno::Result<()> {
-    register_signal_handler(SIGRTMIN(), kick_handler)
-}
-
 impl VcpuControl {
-    pub fn new(id: u32, immediate_exit: ImmediateExit) -> Self {
-        VcpuControl {
-            id,
-            ctl: Mutex::new(Control::default()),
-            cv: Condvar::new(),
-            immediate_exit,
-            thread: Mutex::new(None),
-        }
-    }
-
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Control> {
-        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// RTAS run state.
-    pub fn run_state(&self) -> CpuRunState {
-        let c = self.lock();
-        if c.running || c.start.is_some() {
-            CpuRunState::Running
-        } else {
-            CpuRunState::Stopped
-        }
-    }
-
-    /// Makes a running vCPU leave `KVM_RUN` and look at its requests.
-    pub fn kick(&self) {
-        self.immediate_exit.set(true);
-        self.cv.notify_all();
-        if let Some(t) = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            if let Err(e) = t.kill(SIGRTMIN()) {
-                debug!("vcpu {}: kick signal failed: {e}", self.id);
-            }
-        }
-    }
-
-    /// Starts a stopped vCPU (`start-cpu`, or the boot vCPU). Returns false if it is not
-    /// stopped.
-    pub fn request_start(&self, req: StartRequest) -> bool {
-        let mut c = self.lock();
-        if c.running || c.start.is_some() {
-            return false;
-        }
-        c.start = Some(req);
-        drop(c);
-        self.cv.notify_all();
-        true
-    }
-
-    /// Asks the vCPU to stop and reset its per-vCPU state; returns once it has.
-    pub fn reset_and_wait(&self) {
-        {
-            let mut c = self.lock();
-            c.reset = true;
-            c.reset_done = false;
-        }
-        self.kick();
-        let mut c = self.lock();
-        while !c.reset_done && !c.quit && !c.dead {
-            c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Whether the vCPU thread has ended.
-    pub fn is_dead(&self) -> bool {
-        self.lock().dead
-    }
-
-    /// Called as the vCPU thread ends, however it ends: no request will be answered any more,
-    /// so wake every waiter.
-    fn mark_dead(&self) {
-        let mut c = self.lock();
-        c.dead = true;
-        c.running = false;
-        drop(c);
-        self.cv.notify_all();
-    }
-
-    /// Ends the vCPU thread and joins it.
-    pub fn quit_and_join(&self) {
-        self.lock().quit = true;
-        self.kick();
-        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = t {
-            let _ = t.join();
-        }
-    }
-
-    /// Stops the vCPU and returns its state and whether it was online (running, or the vCPU
-    /// whose `ibm,os-term` triggered the dump). `None` if the thread is gone.
-    pub fn snapshot_and_wait(&self) -> Option<(CpuState, bool)> {
-        {
-            let mut c = self.lock();
-            c.snapshot = true;
-            c.snapshot_result = None;
-        }
-        self.kick();
-        let mut c = self.lock();
-        while c.snapshot && !c.quit && !c.dead {
-            c = self.cv.wait(c).unwrap_or_else(|e| e.into_inner());
-        }
-        c.snapshot = false;
-        c.snapshot_result.take()
-    }
-
-    /// Lets a vCPU stopped by [`Self::snapshot_and_wait`] continue where it was.
-    pub fn resume(&self) {
-        self.lock().running = true;
-        self.cv.notify_all();
-    }
-
     /// Spawns the vCPU thread; it parks until started.
-    pub fn spawn(self: &Arc<Self>, vcpu: VcpuFd, shared: Arc<Shared>) -> std::io::Result<()> {
+    pub fn spawn(self: &Arc<Self>, vcpu: VcpuFd, partition: Arc<Partition>) -> std::io::Result<()> {
         let ctl = self.clone();
-        let on_panic = shared.clone();
+        let on_panic = partition.clone();
         self.spawn_with(
-            move || VcpuThread::new(ctl, vcpu, shared).run(),
+            move || VcpuThread::new(ctl, vcpu, partition).run(),
             move |msg| on_panic.send(MachineEvent::Fatal(msg)),
         )
-    }
-
-    /// Runs `body` as this vCPU's thread under a guard that marks the vCPU dead when the
-    /// thread ends, and reports a panic through `on_panic` (a failing vCPU reports its own
-    /// `Fatal`; a panic could not).
-    fn spawn_with(
-        self: &Arc<Self>,
-        body: impl FnOnce() + Send + 'static,
-        on_panic: impl Fn(String) + Send + 'static,
-    ) -> std::io::Result<()> {
-        let guard = DeadGuard {
-            ctl: self.clone(),
-            on_panic: Box::new(on_panic),
-        };
-        let handle = std::thread::Builder::new()
-            .name(format!("vcpu{}", self.id))
-            .spawn(move || {
-                let _guard = guard;
-                body()
-            })?;
-        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(())
-    }
-}
-
-/// Dropped as a vCPU thread ends, by return or by unwinding.
-struct DeadGuard {
-    ctl: Arc<VcpuControl>,
-    on_panic: Box<dyn Fn(String) + Send>,
-}
-
-impl Drop for DeadGuard {
-    fn drop(&mut self) {
-        self.ctl.mark_dead();
-        if std::thread::panicking() {
-            let msg = format!("vcpu {}: thread panicked", self.ctl.id);
-            error!("{msg}");
-            (self.on_panic)(msg);
-        }
     }
 }
 
 struct VcpuThread {
     ctl: Arc<VcpuControl>,
     vcpu: VcpuFd,
-    shared: Arc<Shared>,
+    partition: Arc<Partition>,
     hcalls: HcallHandler,
     lpcr_generation: u64,
 }
@@ -258,11 +48,11 @@ enum Next {
 }
 
 impl VcpuThread {
-    fn new(ctl: Arc<VcpuControl>, vcpu: VcpuFd, shared: Arc<Shared>) -> Self {
+    fn new(ctl: Arc<VcpuControl>, vcpu: VcpuFd, partition: Arc<Partition>) -> Self {
         VcpuThread {
             ctl,
             vcpu,
-            shared,
+            partition,
             hcalls: HcallHandler::new(),
             lpcr_generation: u64::MAX,
         }
@@ -349,7 +139,7 @@ impl VcpuThread {
         match exit {
             VcpuExit::PaprHcall { nr, args, ret } => {
                 let mut ops = VcpuOps {
-                    shared: &self.shared,
+                    partition: &self.partition,
                 };
                 let r = self.hcalls.handle(id, nr, args, &mut ops);
                 *ret = r.ret as u64;
@@ -359,7 +149,7 @@ impl VcpuThread {
             }
             VcpuExit::Intr => self.ctl.immediate_exit.set(false),
             VcpuExit::MmioRead(addr, data) => {
-                if self.shared.mmio_read(addr, data) {
+                if self.partition.mmio_read(addr, data) {
                     return true;
                 }
                 crate::guest_warn!(
@@ -369,7 +159,7 @@ impl VcpuThread {
                 data.fill(0xff);
             }
             VcpuExit::MmioWrite(addr, data) => {
-                if self.shared.mmio_write(addr, data) {
+                if self.partition.mmio_write(addr, data) {
                     return true;
                 }
                 crate::guest_warn!(
@@ -390,10 +180,10 @@ impl VcpuThread {
         let id = self.id();
         match action {
             RtasAction::None => {}
-            RtasAction::Console(b) => self.shared.console.write(&[b]),
+            RtasAction::Console(b) => self.partition.console.write(&[b]),
             RtasAction::StartCpu { cpu, entry, r3 } => {
                 let started = self
-                    .shared
+                    .partition
                     .vcpu(cpu)
                     .map(|c| c.request_start(StartRequest { entry, r3, r4: 0 }));
                 info!("vcpu {id}: start-cpu {cpu} at {entry:#x} r3={r3:#x}: {started:?}");
@@ -406,12 +196,12 @@ impl VcpuThread {
             RtasAction::SystemReboot => {
                 info!("vcpu {id}: system-reboot");
                 self.stop_self_for_machine();
-                self.shared.send(MachineEvent::Reboot);
+                self.partition.send(MachineEvent::Reboot);
             }
             RtasAction::PowerOff => {
                 info!("vcpu {id}: power-off");
                 self.stop_self_for_machine();
-                self.shared.send(MachineEvent::PowerOff);
+                self.partition.send(MachineEvent::PowerOff);
             }
             RtasAction::OsTerm { message } => {
                 // The guest terminated (panic) and no dump is registered: the platform
@@ -423,7 +213,7 @@ impl VcpuThread {
                     message.trim_end()
                 );
                 self.stop_self_for_machine();
-                self.shared.send(MachineEvent::Reboot);
+                self.partition.send(MachineEvent::Reboot);
             }
             RtasAction::FadumpCrash { message, args } => {
                 warn!(
@@ -435,20 +225,20 @@ impl VcpuThread {
                     c.running = false;
                     c.crash_caller = true;
                 }
-                self.shared
+                self.partition
                     .send(MachineEvent::FadumpCrash { cpu: id, args });
             }
             RtasAction::Machine { call, args } => {
                 // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); the PCI
                 // config calls go to the PHBs.
-                if self.shared.machine_rtas_call(call, &args) {
+                if self.partition.machine_rtas_call(call, &args) {
                     return;
                 }
                 warn!(
                     "vcpu {id}: RTAS {} reached the VMM; not implemented",
                     call.name()
                 );
-                args.write_status(&self.shared.mem, RtasStatus::HardwareError);
+                args.write_status(&self.partition.mem, RtasStatus::HardwareError);
             }
         }
     }
@@ -498,7 +288,7 @@ impl VcpuThread {
 
     /// Brings LPCR[ILE, AIL] in line with the partition-wide value H_SET_MODE set.
     fn apply_lpcr(&mut self) {
-        let (value, generation) = self.shared.lpcr();
+        let (value, generation) = self.partition.lpcr();
         if generation == self.lpcr_generation {
             return;
         }
@@ -569,144 +359,56 @@ impl VcpuThread {
     fn fatal(&self, msg: String) {
         error!("{msg}");
         self.ctl.lock().running = false;
-        self.shared.send(MachineEvent::Fatal(msg));
+        self.partition.send(MachineEvent::Fatal(msg));
     }
 }
 
 /// [`HcallOps`] on top of the machine.
 struct VcpuOps<'a> {
-    shared: &'a Shared,
+    partition: &'a Partition,
 }
 
 impl HcallOps for VcpuOps<'_> {
     fn console_write(&mut self, bytes: &[u8]) {
-        self.shared.console.write(bytes);
+        self.partition.console.write(bytes);
     }
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
-        self.shared.console.read(buf)
+        self.partition.console.read(buf)
     }
     fn set_lpcr_bits(&mut self, mask: u64, value: u64) {
-        self.shared.set_lpcr_bits(mask, value);
+        self.partition.set_lpcr_bits(mask, value);
     }
     fn ail_mode_3_supported(&self) -> bool {
-        self.shared.ail_mode_3
+        self.partition.ail_mode_3
     }
     fn hash_mmu(&self) -> bool {
-        self.shared.hpt_order.is_some()
+        self.partition.hpt_order.is_some()
     }
     fn clear_hpt(&mut self) -> Result<(), i32> {
-        let order = self.shared.hpt_order.ok_or(libc::ENODEV)?;
-        match self.shared.vm.allocate_htab(order) {
+        let order = self.partition.hpt_order.ok_or(libc::ENODEV)?;
+        match self.partition.vm.allocate_htab(order) {
             Ok(o) if o == order => Ok(()),
             Ok(_) => Err(libc::EIO),
             Err(e) => Err(e.errno()),
         }
     }
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
-        self.shared.vm.configure_v3_mmu(&cfg).map_err(|e| e.errno())
+        self.partition
+            .vm
+            .configure_v3_mmu(&cfg)
+            .map_err(|e| e.errno())
     }
     fn cpu_characteristics(&mut self) -> Option<kvm_ppc_cpu_char> {
-        self.shared.cpu_char
+        self.partition.cpu_char
     }
     fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
-        self.shared.rtas(vcpu, args_addr)
+        self.partition.rtas(vcpu, args_addr)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ctl() -> VcpuControl {
-        VcpuControl::new(1, ImmediateExit::for_test())
-    }
-
-    /// Runs `wait` on another thread; true if it returned within 10 s (a hang is a failure,
-    /// not a stuck test run).
-    fn returns(wait: impl FnOnce() + Send + 'static) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            wait();
-            let _ = tx.send(());
-        });
-        rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok()
-    }
-
-    #[test]
-    fn reset_and_snapshot_give_up_on_a_vcpu_whose_thread_ended() {
-        let c = Arc::new(ctl());
-        c.spawn_with(|| (), |_| ()).unwrap();
-        let t = c.thread.lock().unwrap().take().unwrap();
-        t.join().unwrap();
-        assert!(c.is_dead());
-        let r = c.clone();
-        assert!(returns(move || r.reset_and_wait()), "reset waited forever");
-        let s = c.clone();
-        assert!(returns(move || assert!(s.snapshot_and_wait().is_none())));
-    }
-
-    #[test]
-    fn a_panicking_vcpu_thread_is_reported_and_wakes_waiters() {
-        // The waiter kicks the vCPU thread with SIGRTMIN, as the machine does.
-        register_kick_signal().unwrap();
-        let c = Arc::new(ctl());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let tx = Mutex::new(tx);
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        c.spawn_with(
-            move || {
-                // Panics while another thread already waits on it.
-                let _ = go_rx.recv();
-                panic!("injected vCPU failure");
-            },
-            move |msg| tx.lock().unwrap().send(msg).unwrap(),
-        )
-        .unwrap();
-        let w = c.clone();
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let r = w.snapshot_and_wait();
-            done_tx.send(r.is_none()).unwrap();
-        });
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        go_tx.send(()).unwrap();
-        assert_eq!(
-            done_rx.recv_timeout(std::time::Duration::from_secs(10)),
-            Ok(true)
-        );
-        assert_eq!(
-            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
-            "vcpu 1: thread panicked"
-        );
-        assert!(c.is_dead());
-    }
-
-    #[test]
-    fn a_stopped_vcpu_starts_once() {
-        let c = ctl();
-        assert_eq!(c.run_state(), CpuRunState::Stopped);
-        let req = StartRequest {
-            entry: 0xc164,
-            r3: 1,
-            r4: 0,
-        };
-        assert!(c.request_start(req));
-        // Pending start counts as running for query-cpu-stopped-state, and a second start-cpu
-        // on the same vCPU is refused.
-        assert_eq!(c.run_state(), CpuRunState::Running);
-        assert!(!c.request_start(req));
-        assert_eq!(c.lock().start, Some(req));
-    }
-
-    #[test]
-    fn kick_sets_immediate_exit_and_resume_marks_running() {
-        let c = ctl();
-        assert!(!c.immediate_exit.get());
-        c.kick();
-        assert!(c.immediate_exit.get());
-        c.resume();
-        assert_eq!(c.run_state(), CpuRunState::Running);
-    }
 
     #[test]
     fn icp_reset_state_is_one_kvm_accepts() {

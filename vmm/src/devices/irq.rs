@@ -1,0 +1,61 @@
+//! PCI interrupt lines into KVM's in-kernel XICS.
+
+use crate::devices::phb::{IrqLine, Phb};
+use crate::error::{kvm_err, Error};
+use crate::kvm::bindings::*;
+use crate::kvm::{DeviceFd, VmFd};
+use log::{debug, warn};
+use std::sync::atomic::Ordering;
+
+/// PCI LSIs over `KVM_IRQ_LINE`: with the in-kernel XICS the line number is the XICS
+/// source number, and the source is level-sensitive (see [`configure_lsis`]).
+pub(crate) struct KvmIrqLine {
+    vm: VmFd,
+    /// Level changes so far (the first few and then every 10000th are logged).
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl KvmIrqLine {
+    /// Lines of the VM behind `vm` (a handle of its own, e.g. `VmFd::try_clone`).
+    pub(crate) fn new(vm: VmFd) -> Self {
+        KvmIrqLine {
+            vm,
+            changes: Default::default(),
+        }
+    }
+}
+
+impl IrqLine for KvmIrqLine {
+    fn set_level(&self, irq: u32, level: bool) {
+        let n = self.changes.fetch_add(1, Ordering::Relaxed);
+        if n < 16 || n % 10_000 == 0 {
+            debug!("LSI {irq:#x} -> {} (level change #{n})", u8::from(level));
+        }
+        if let Err(e) = self.vm.set_irq_line(irq, level) {
+            warn!("KVM_IRQ_LINE {irq:#x} level {}: {e}", u8::from(level));
+        }
+    }
+}
+
+/// XICS priority meaning "masked" (also what `ibm,int-off` saves).
+const XICS_PRIORITY_MASKED: u64 = 0xff;
+
+/// Configures the XICS sources of every PHB's occupied slots as level-sensitive LSIs, masked
+/// (server 0, priority 0xff) until the guest's `ibm,set-xive`, not asserted. Done at start
+/// and again on every reset so a new kernel finds the power-on state.
+pub(crate) fn configure_lsis(xics: &DeviceFd, phbs: &[Phb]) -> Result<(), Error> {
+    let state = KVM_XICS_LEVEL_SENSITIVE
+        | KVM_XICS_MASKED
+        | (XICS_PRIORITY_MASKED << KVM_XICS_PRIORITY_SHIFT);
+    for phb in phbs {
+        for slot in phb.occupied_slots() {
+            let Some(irq) = phb.irq_of(slot) else {
+                continue;
+            };
+            xics.set_attr_u64(KVM_DEV_XICS_GRP_SOURCES, irq.into(), state)
+                .map_err(kvm_err("configure XICS source for a PCI LSI"))?;
+            debug!("XICS source {irq:#x} (PCI slot {slot}): level-sensitive, masked");
+        }
+    }
+    Ok(())
+}
