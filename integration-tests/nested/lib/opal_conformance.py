@@ -356,6 +356,43 @@ def parse_console(lines):
     return c
 
 
+PNOR_SIZE = 32 << 20
+PNOR_BLOCK = 0x1000
+
+
+def ffs_checksum(words_bytes):
+    c = 0
+    for (w,) in struct.iter_unpack(">I", words_bytes):
+        c ^= w
+    return c
+
+
+def make_pnor(path):
+    """A PNOR image holding only a valid FFS partition table (skiboot's libflash format: a
+    48-byte header and one 128-byte "part" entry, each with an XOR checksum word).
+
+    Why: without a flash whose FFS header parses, skiboot (v7.1 as Debian ships it) never sets
+    system_flash, and on CEC_REBOOT2(MPIPL) p9_sbe_terminate -> flash_unregister dereferences the
+    NULL system_flash and takes a machine check instead of triggering the SBE (fixed in skiboot
+    by "flash: Handle nullptr dereference of system_flash", 2025; QEMU's default PNOR file is
+    not shipped by Debian). With a table, flash_unregister resets the BMC's HIOMAP and the
+    MPIPL proceeds.
+    """
+    entry = bytearray(128)
+    entry[0:4] = b"part"
+    # base, size (blocks), pid (top level), id, type (partition), flags, actual (bytes)
+    struct.pack_into(">IIIIIII", entry, 16, 0, 1, 0xFFFFFFFF, 1, 3, 0, PNOR_BLOCK)
+    struct.pack_into(">I", entry, 124, ffs_checksum(bytes(entry[:124])))
+    hdr = bytearray(48)
+    # magic "PART", version 1, TOC size (blocks), entry size, entry count, block size/count
+    struct.pack_into(">IIIIIII", hdr, 0, 0x50415254, 1, 1, 128, 1, PNOR_BLOCK,
+                     PNOR_SIZE // PNOR_BLOCK)
+    struct.pack_into(">I", hdr, 44, ffs_checksum(bytes(hdr[:44])))
+    with open(path, "wb") as f:
+        f.write(hdr + entry)
+        f.truncate(PNOR_SIZE)
+
+
 def start_qemu(args, run):
     q = args.qemu_root
     loader = os.path.join(q, "lib64/ld-linux-x86-64.so.2")
@@ -369,10 +406,13 @@ def start_qemu(args, run):
         os.unlink(sock)
     append = (f"console=hvc0 fadump=on crashkernel={args.crashkernel} loglevel=8 "
               '"dyndbg=file opal-fadump.c +p"')
+    pnor = os.path.join(args.out, "pnor.img")
+    make_pnor(pnor)
     argv = ["qemu-system-ppc64", "--library-path", libpath, f"{q}/usr/bin/qemu-system-ppc64",
             "-L", f"{q}/usr/share/qemu", "-M", "powernv9", "-accel", "tcg",
             "-smp", str(args.smp), "-m", args.mem, "-display", "none",
             "-serial", "stdio", "-monitor", f"unix:{sock},server,nowait",
+            "-drive", f"file={pnor},format=raw,if=mtd",
             "-kernel", args.kernel, "-initrd", args.initrd, "-append", append]
     with open(os.path.join(args.out, "qemu-cmdline.txt"), "w") as f:
         f.write(" ".join(argv[3:]) + "\n")
@@ -382,7 +422,13 @@ def start_qemu(args, run):
     return proc, sock
 
 
+def _stop(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_run(args):
+    # A TERM/INT ends the run through the `finally` below, which kills QEMU (in its own session).
+    signal.signal(signal.SIGTERM, _stop)
     os.makedirs(args.out, exist_ok=True)
     run = Run(args.out)
     concurrent = wait_idle(args.wait_idle)
