@@ -364,6 +364,7 @@ struct Ours {
     regdata: Vec<u8>,
     dt: BTreeMap<String, Vec<u8>>,
     crashing_pir: u32,
+    reserved: Vec<(String, u64, u64)>,
 }
 
 fn replay(q: &Qemu) -> Ours {
@@ -475,7 +476,14 @@ fn replay(q: &Qemu) -> Ours {
         .into_iter()
         .map(|p| (p.name.to_string(), p.value.to_fdt_bytes()))
         .collect();
+    let reserved = opal
+        .mpipl
+        .reserved_ranges()
+        .into_iter()
+        .map(|(n, r)| (n.to_string(), r.start(), r.len()))
+        .collect();
     Ours {
+        reserved,
         statuses,
         table,
         results,
@@ -963,6 +971,18 @@ fn compare(cap: &Capture, q: &Qemu, o: &Ours) -> Table {
             (a, b)
         };
         t.cmp(format!("dt.{n}"), &format!("dt.{n}"), a, b);
+    }
+
+    // The reservations of the dump areas carry skiboot's names (reserved-memory nodes the
+    // capture kernel saw).
+    let resmem = cap.j(&["console", "resmem", "capture"]);
+    for (name, start, len) in o.reserved.iter().filter(|(n, _, _)| n != "ibm,opal") {
+        let node = format!("{name}@{start:x}");
+        let want = format!("{start:016x}{len:016x}");
+        t.check(
+            format!("skiboot reserves {node} with size {len:#x} too"),
+            resmem[node.as_str()].as_str() == Some(want.as_str()),
+        );
     }
 
     // Linux's own account of parsing QEMU's data (pr_debug via dyndbg in the capture kernel).
