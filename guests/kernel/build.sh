@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the ppc64le pseries guest kernel reproducibly from a pinned Debian linux-source package.
+# Build the ppc64le guest kernel reproducibly from a pinned Debian linux-source package.
 #
 #   guests/kernel/build.sh                 # 6.12 (default): prints the directory holding
 #                                          # vmlinux + vmlinux.debug + config
@@ -7,15 +7,19 @@
 #                                          # FADMPINF), for the fadump matrix
 #   guests/kernel/build.sh --cached-only   # print the directory if built, else exit 1
 #                                          # (no apt, no build)
+#   guests/kernel/build.sh --platform powernv   # a bare-metal OPAL kernel (powernv-guest.config)
+#                                          # for QEMU's powernv machine + skiboot (MPIPL fadump)
 #
 # Series and their pinned source packages (bookworm-security drops old versions, so a bump is an
 # explicit edit of the table below):
 #   6.12  linux-source-6.12 6.12.117-1~deb12u1
 #   6.1   linux-source-6.1  6.1.192-2
-# Both use the same config fragment, pseries-guest.config.
+# Both use the same config fragment, pseries-guest.config (--platform pseries, the default);
+# --platform powernv uses powernv-guest.config instead.
 #
 # Output (cached, never rebuilt for the same key):
-#   $PPC_VMM_CACHE/kernel/<version>-<key>/
+#   $PPC_VMM_CACHE/kernel/<version>-<key>/           (pseries)
+#   $PPC_VMM_CACHE/kernel/<version>-powernv-<key>/   (powernv)
 #       vmlinux        stripped ELF, what the VMM loads
 #       vmlinux.debug  DWARF for drgn/crash (objcopy --only-keep-debug)
 #       config         the final .config
@@ -28,20 +32,21 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-fragment="$here/pseries-guest.config"
 recipe="$here/recipe.sh"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 
 log() { echo "guests/kernel: $*" >&2; }
-usage() { echo "usage: $0 [--series 6.12|6.1] [--cached-only]" >&2; exit 2; }
+usage() { echo "usage: $0 [--series 6.12|6.1] [--platform pseries|powernv] [--cached-only]" >&2; exit 2; }
 
-series=6.12 cached_only=0
+series=6.12 cached_only=0 platform=pseries
 while [ $# -gt 0 ]; do
     case "$1" in
         --cached-only) cached_only=1; shift ;;
+        --platform) [ $# -ge 2 ] || usage; platform="$2"; shift 2 ;;
+        --platform=*) platform="${1#--platform=}"; shift ;;
         --series) [ $# -ge 2 ] || usage; series="$2"; shift 2 ;;
         --series=*) series="${1#--series=}"; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) usage ;;
     esac
 done
@@ -50,13 +55,20 @@ case "$series" in
     6.1) pinned=6.1.192-2 ;;
     *) log "unknown series $series (6.12 or 6.1)"; exit 2 ;;
 esac
+# The pseries cache directory name has no platform part (it predates --platform): every pseries
+# kernel already built keeps its key and its directory.
+case "$platform" in
+    pseries) fragment="$here/pseries-guest.config" tag="" ;;
+    powernv) fragment="$here/powernv-guest.config" tag="powernv-" ;;
+    *) log "unknown platform $platform (pseries or powernv)"; exit 2 ;;
+esac
 pkg="linux-source-$series"
 tarball="/usr/src/$pkg.tar.xz"
 version="${LINUX_SOURCE_VERSION:-$pinned}"
 
 if [ "$cached_only" = 1 ]; then
     key_hash="$(cat "$fragment" "$recipe" | sha256sum | cut -c1-16)"
-    out="$cache/kernel/${version//[~:]/_}-$key_hash"
+    out="$cache/kernel/${version//[~:]/_}-$tag$key_hash"
     [ -f "$out/vmlinux" ] && [ -f "$out/vmlinux.debug" ] && { echo "$out"; exit 0; }
     exit 1
 fi
@@ -84,7 +96,7 @@ if [ "$have_src" != "$version" ]; then
 fi
 
 key_hash="$(cat "$fragment" "$recipe" | sha256sum | cut -c1-16)"
-out="$cache/kernel/${version//[~:]/_}-$key_hash"
+out="$cache/kernel/${version//[~:]/_}-$tag$key_hash"
 
 # Builds made before the recipe moved out of this script were keyed by sha256(fragment +
 # build.sh): 6.12.117-1~deb12u1 with this fragment is ...-390d1de938adf433. recipe.sh runs the

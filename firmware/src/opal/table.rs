@@ -150,7 +150,10 @@ impl RangeTable {
                     return Err(MpiplError::DestinationOverlap { dest, other });
                 }
             }
-            if src.overlaps(&e.dest) {
+            // Another kernel range's destination inside this source would make the copy depend
+            // on the order. OPAL's own entry is exempt: skiboot keeps its areas inside the boot
+            // memory Linux registers from address 0, and its entry is copied first.
+            if e.region == DataRegion::Kernel && src.overlaps(&e.dest) {
                 return Err(MpiplError::SourceOverlapsDestination { src, dest: e.dest });
             }
         }

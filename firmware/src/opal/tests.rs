@@ -216,6 +216,66 @@ fn full_cycle_tags_survive_until_free() {
         .any(|p| p.name == "mpipl-boot"));
 }
 
+/// skiboot keeps its image, the copy of it and the register-data area at 0x30000000..0x338f0000,
+/// inside the first 768 MiB+ that Linux registers as boot memory with one `ADD_RANGE(0, dest,
+/// size)`. skiboot accepts that (it checks no overlaps at all), and Linux's registration of the
+/// QEMU 11.1 powernv run (integration-tests/tests/opal_conformance.rs) relies on it: a kernel
+/// source that covers OPAL's own entry (its source and its destination) must be accepted. The
+/// copy order (OPAL's entry first) makes the kernel's copy hold the fresh OPAL copy.
+#[test]
+fn kernel_source_may_cover_the_firmware_areas() {
+    let m = mem();
+    let low = MpiplConfig {
+        opal_memory: Some(OpalMemory {
+            src: GuestRange::new(8 * MIB, MIB).unwrap(),
+            dest: 9 * MIB,
+        }),
+        dump_area: GuestRange::new(10 * MIB, MIB).unwrap(),
+        max_threads: 8,
+        fw_load_area: MpiplConfig::skiboot_fw_load_area(),
+    };
+    let mut o = Opal::new(MpiplEngine::new(low, &m).unwrap());
+    memory::write_bytes(&m, 8 * MIB, b"OPAL image").unwrap();
+    memory::write_bytes(&m, 9 * MIB, b"stale copy").unwrap();
+    assert_eq!(
+        code(
+            &mut o,
+            &m,
+            OpalToken::MpiplUpdate,
+            &[0, 0, 64 * MIB, 32 * MIB]
+        ),
+        OpalStatus::Success,
+        "boot memory [0, 32M) covers OPAL's image, its copy and the dump area"
+    );
+    // A kernel range still may not take a destination that is firmware-owned.
+    assert_eq!(
+        code(
+            &mut o,
+            &m,
+            OpalToken::MpiplUpdate,
+            &[0, 40 * MIB, 9 * MIB, MIB]
+        ),
+        OpalStatus::Parameter
+    );
+    let r = call(&mut o, &m, OpalToken::CecReboot2, &[3, 0]);
+    let Some(OpalAction::Mpipl { crashing_pir }) = r.action else {
+        panic!("no MPIPL action")
+    };
+    let dump = o.mpipl.preserve(&m, &mut cpus(), crashing_pir).clone();
+    assert!(dump.all_copied());
+    assert_eq!(dump.results.len(), 2);
+    assert_eq!(
+        memory::read_bytes(&m, 9 * MIB, 10).unwrap(),
+        b"OPAL image",
+        "OPAL's entry copied"
+    );
+    assert_eq!(
+        memory::read_bytes(&m, 64 * MIB + 9 * MIB, 10).unwrap(),
+        b"OPAL image",
+        "the kernel's copy was made after OPAL's"
+    );
+}
+
 #[test]
 fn tag_refusals() {
     let m = mem();

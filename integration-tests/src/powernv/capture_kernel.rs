@@ -336,7 +336,7 @@ fn cpu_notes(
 }
 
 /// `opal_fadump_set_regval_regnum`.
-fn set_regval(r: &mut PtRegs, reg_type: u32, num: u32, v: u64) {
+pub fn set_regval(r: &mut PtRegs, reg_type: u32, num: u32, v: u64) {
     if reg_type == REG_TYPE_GPR {
         if num < 32 {
             r.gpr[num as usize] = v;
