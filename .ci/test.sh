@@ -36,8 +36,10 @@ stamp "cargo fmt --check"
 cargo fmt --all -- --check
 stamp "cargo clippy (x86_64)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-stamp "cargo test --workspace (x86_64; includes the pseries and powernv benches and the fuzz corpus)"
+stamp "cargo test --workspace (x86_64; includes the pseries and powernv benches, the OPAL conformance replay and the fuzz corpus)"
 cargo test --workspace
+stamp "firmware embedding example (register -> os-term -> dump -> ibm,kernel-dump)"
+cargo run -q -p firmware --example fadump_cycle
 if [ -z "${SKIP_PPC64:-}" ]; then
   stamp "vmm for powerpc64le: build, clippy, unit tests under qemu-user"
   bash vmm/ci/ppc64-build-test.sh
