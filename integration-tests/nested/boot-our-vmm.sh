@@ -228,10 +228,15 @@ if l0 == "powernv":
 else:
     machine = ["-M", "pseries,cap-nested-hv=on,x-vof=on", "-cpu", "power9", "-nodefaults",
                "-serial", "mon:stdio"]
+# nmi_watchdog=0: L1's hard-lockup detector takes an L1 CPU that runs one L2 vCPU for 10+ s
+# without an exit (a kdump kernel's parked secondary spins there for good) for a locked-up CPU
+# and sends it an NMI IPI (H_SIGNAL_SYS_RESET to L0); under L0's TCG nested-HV that System Reset
+# landed in the L2 guest instead ("Oops: System Reset" at kexec_wait in the kdump kernel, right
+# after L1's "watchdog: CPU 0 detected hard LOCKUP on other CPUs 1"), killing the capture.
 cmd = ["qemu-system-ppc64"] + machine + [
        "-accel", "tcg", "-smp", os.environ.get("L1_CPUS", "1"), "-m", "3G", "-nographic",
        "-kernel", l1, "-initrd", f"{run}/l1-initrd.cpio.gz",
-       "-append", "console=hvc0 quiet"]
+       "-append", "console=hvc0 quiet nmi_watchdog=0"]
 if export_img:
     cmd += ["-drive", f"file={export_img},format=raw,if=none,id=export,cache=unsafe",
             "-device", "virtio-blk-pci,drive=export"]
