@@ -590,6 +590,27 @@ def check_missing_cpus(report, prog, missing):
                      f"by an unstoppable CPU", details)
 
 
+# The dumped kernel's own words on its way into the capture (kexec/crash.c, panic), which the
+# console may not show: its last lines are printed from the dump's log buffer.
+_CRASH_LOG = re.compile(r"Sending IPI|IPI complete|not responding|Activate system reset|"
+                        r"kexec|crash|panic|fadump|System Reset", re.IGNORECASE)
+
+
+def show_crash_log(report, prog, tail=60):
+    try:
+        from drgn.helpers.linux.printk import get_dmesg
+
+        lines = get_dmesg(prog).decode(errors="replace").splitlines()[-tail:]
+    except Exception as e:
+        report.skip(f"dumped kernel's log: unreadable: {e}")
+        return
+    print("dumped kernel's log (crash-path lines among its last "
+          f"{tail}, from the dump's log buffer):")
+    for line in lines:
+        if _CRASH_LOG.search(line):
+            report.info(line)
+
+
 def check_pattern_task(report, prog, run):
     """fadump-pattern's task in the dump, and its page tables, agree with the console."""
     if run is None or not run.pages:
@@ -687,6 +708,7 @@ def main(argv=None):
             check_cpu_traces(report, prog, notes, missing)
             if missing:
                 check_missing_cpus(report, prog, missing)
+            show_crash_log(report, prog)
         check_pattern(report, core, run, prog)
         if prog is not None and args.no_task_check:
             report.skip("pattern task (--no-task-check)")
