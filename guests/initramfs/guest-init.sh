@@ -22,6 +22,27 @@ if [ -e /proc/vmcore ]; then
     echo "GUEST-VMCORE $(ls -l /proc/vmcore)"
     dmesg | grep -i 'fadump' | sed 's/^/GUEST-FADUMP-LOG /'
     echo "GUEST-CMDLINE $(cat /proc/cmdline)"
+    # The dump's CPU notes, read at once from its ELF header (the first program header of
+    # /proc/vmcore is the merged PT_NOTE): one NT_PRSTATUS per CPU that saved its registers,
+    # with pr_pid and the NIP (pr_reg[32]). Shown here too in case the save never completes.
+    u() { od -An -t "$1" -j "$2" -N "${1#?}" /proc/vmcore | tr -d ' '; }
+    phoff=$(u u8 32)
+    if [ "$(u u4 "$phoff")" = 4 ]; then
+        off=$(u u8 $((phoff + 8))) end=$(($(u u8 $((phoff + 8))) + $(u u8 $((phoff + 32)))))
+        n=0 pids="" nips=""
+        while [ "$off" -lt "$end" ]; do
+            namesz=$(u u4 "$off") descsz=$(u u4 $((off + 4))) type=$(u u4 $((off + 8)))
+            [ "$namesz" = 0 ] && break
+            desc=$((off + 12 + (namesz + 3) / 4 * 4))
+            if [ "$type" = 1 ]; then
+                n=$((n + 1)) pids="$pids,$(u u4 $((desc + 32)))" nips="$nips,0x$(u x8 $((desc + 112 + 32 * 8)))"
+            fi
+            off=$((desc + (descsz + 3) / 4 * 4))
+        done
+        echo "GUEST-VMCORE-NOTES prstatus=$n pid=${pids#,} nip=${nips#,}"
+    else
+        echo "GUEST-VMCORE-NOTES first program header is not PT_NOTE"
+    fi
 fi
 
 action=shell

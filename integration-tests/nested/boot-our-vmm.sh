@@ -385,6 +385,7 @@ elif [ "$mode" = crash ] && case "$crash" in kdump*) true ;; *) false ;; esac; t
     check "kdump kernel booted (nr_cpus=1) and saw the dump (/proc/vmcore)" \
         '[ "$inits" -ge 2 ] && [ "$(grep GUEST-INIT-REACHED "$logf" | sed -n 2p | grep -c "nproc=1 ")" = 1 ] && grep -q "GUEST-VMCORE .*/proc/vmcore" "$logf"'
     grep -m1 "GUEST-CMDLINE" "$logf" | sed 's/^.*GUEST-CMDLINE/kdump kernel command line:/' || true
+    grep -m1 "GUEST-VMCORE-NOTES" "$logf" | sed 's/^.*GUEST-VMCORE-NOTES/kdump kernel, CPU notes in \/proc\/vmcore:/' || true
     saved="$(sed -n 's/.*GUEST-VMCORE-SAVED bytes=\([0-9][0-9]*\).*/\1/p' "$logf" | head -1)"
     check "kdump kernel saved /proc/vmcore to the virtio-blk disk" '[ -n "$saved" ] && [ "$saved" -gt 0 ]'
     if [ -n "$saved" ] && [ "$saved" -gt 0 ]; then
