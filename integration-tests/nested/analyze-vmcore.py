@@ -4,6 +4,7 @@
     PY=$(integration-tests/nested/drgn-env.sh)
     "$PY" integration-tests/nested/analyze-vmcore.py --vmcore vmcore --vmlinux vmlinux.debug \\
         --console console.log --cpus 2 [--crash-symbol sysrq_handle_crash] [--no-drgn]
+        [--expect-missing-prstatus CPUS]
 
 Prints one `PASS: ...` / `FAIL: ...` line per check (details indented below it) and exits 1 if
 any check failed, 2 on bad arguments. The checks:
@@ -26,6 +27,14 @@ any check failed, 2 on bad arguments. The checks:
             physical address, through the pure reader and through drgn's prog.read(.., True);
             with drgn, fadump-pattern's task is found and its page tables map each printed
             vaddr to the printed phys
+
+--expect-missing-prstatus CPUS (e.g. `1`): the expectation for a kdump dump of a CPU that the
+crashing kernel could not stop (it spins with interrupts off and there is no NMI to reach it):
+those CPUs have no NT_PRSTATUS, so exactly --cpus minus that many notes are expected, the notes
+are mapped to the other online CPUs, and a `missing cpu` check requires each such CPU to have
+been online in the dumped kernel with its crash_notes buffer empty (crash_save_cpu() never ran
+there), and says what drgn knows of it (the task it was running). Any other missing note still
+fails. Not for fadump dumps: the firmware saves every vCPU.
 
 --no-drgn runs only the drgn-free checks (used by the unit tests, which have no drgn).
 --vmlinux may be the stripped image or its split debug file: a sibling `vmlinux` /
@@ -190,7 +199,7 @@ def register_problems(core, cpu, text):
     return reasons
 
 
-def check_prstatus(report, core, cpus, text, symbolize):
+def check_prstatus(report, core, cpus, text, symbolize, missing=()):
     try:
         notes = core.prstatus()
     except vc.VmcoreError as e:
@@ -217,8 +226,14 @@ def check_prstatus(report, core, cpus, text, symbolize):
     details.insert(0, f"kernel-mode NIP/LR checked against {where}")
     if not kernel_mode:
         details.append("no note is in kernel mode, but the crashing CPU's must be")
-    ok = len(notes) == cpus and not bad and bool(kernel_mode)
-    summary = f"{len(notes)} NT_PRSTATUS notes (expected {cpus}, one per vCPU)"
+    want = cpus - len(missing)
+    ok = len(notes) == want and not bad and bool(kernel_mode)
+    if missing:
+        summary = (f"{len(notes)} NT_PRSTATUS notes (expected {want}: one per vCPU less CPU(s) "
+                   f"{','.join(map(str, missing))}, which --expect-missing-prstatus says kdump "
+                   f"could not stop)")
+    else:
+        summary = f"{len(notes)} NT_PRSTATUS notes (expected {cpus}, one per vCPU)"
     if bad:
         summary += f"; implausible registers in note(s) {', '.join(map(str, bad))}"
     else:
@@ -349,7 +364,7 @@ def open_drgn(report, args, vmlinux_files, info):
     return prog
 
 
-def check_stack(report, prog, notes, crash_symbol):
+def check_stack(report, prog, notes, crash_symbol, missing=()):
     details = []
     # crash_fadump() records its CPU in crashing_cpu on every fadump path (panic or oops);
     # panic_cpu is set only on the panic path.
@@ -364,8 +379,9 @@ def check_stack(report, prog, notes, crash_symbol):
         except Exception as e:
             details.append(f"{var} unreadable: {e}")
     try:
-        cpu_numbers = online_cpus(prog)
-        details.append(f"online CPUs {cpu_numbers} (NT_PRSTATUS notes are in this order)")
+        cpu_numbers = vc.note_cpu_numbers(online_cpus(prog), missing)
+        details.append(f"online CPUs with a note {cpu_numbers} (NT_PRSTATUS notes are in this "
+                       f"order)")
     except Exception as e:
         cpu_numbers = []
         details.append(f"online CPUs unreadable: {e}")
@@ -478,7 +494,7 @@ def user_context_problems(prog, cpu_number, cpu, details):
     return problems
 
 
-def check_cpu_traces(report, prog, notes):
+def check_cpu_traces(report, prog, notes, missing=()):
     """Every CPU's saved registers make sense against the dumped kernel's own state.
 
     For the crashing CPU the registers come from the kernel's own crash header; for the
@@ -488,7 +504,7 @@ def check_cpu_traces(report, prog, notes):
     """
     traces = note_traces(prog, notes)
     try:
-        cpu_numbers = online_cpus(prog)
+        cpu_numbers = vc.note_cpu_numbers(online_cpus(prog), missing)
     except Exception as e:
         cpu_numbers = []
         report.info(f"online CPUs unreadable: {e}")
@@ -524,6 +540,75 @@ def check_cpu_traces(report, prog, notes):
                  f"cpu context: {good}/{len(notes)} CPUs' saved registers agree with the dumped "
                  f"kernel (kernel mode: unwinds through named frames; user mode: NIP/r1 in the "
                  f"running task's mappings)", details)
+
+
+def check_missing_cpus(report, prog, missing):
+    """--expect-missing-prstatus: each such CPU was online in the dumped kernel and its
+    crash_notes buffer is empty (no crash_save_cpu() ran there); what drgn knows of it."""
+    from drgn.helpers.linux.percpu import per_cpu_ptr
+    from drgn.helpers.linux.sched import cpu_curr
+
+    try:
+        online = online_cpus(prog)
+    except Exception as e:
+        report.check(False, f"missing cpu: online CPUs unreadable: {e}")
+        return
+    for cpu in missing:
+        details = [f"online CPUs in the dumped kernel: {online}"]
+        ok = cpu in online
+        if not ok:
+            details.append(f"CPU {cpu} was not online: its note is missing for another reason")
+        try:
+            notes = per_cpu_ptr(prog["crash_notes"], cpu)
+            head = prog.read(notes.value_(), 12)
+            namesz = int.from_bytes(head[0:4], "little")
+            details.append(f"crash_notes of CPU {cpu} at {notes.value_():#x}: first note header "
+                           f"{head.hex()} (n_namesz {namesz})")
+            if namesz != 0:
+                ok = False
+                details.append("  <-- the buffer holds a note, yet /proc/vmcore has none for "
+                               "this CPU")
+        except Exception as e:
+            ok = False
+            details.append(f"crash_notes of CPU {cpu} unreadable: {e}")
+        try:
+            task = cpu_curr(prog, cpu)
+            comm = task.comm.string_().decode(errors="replace")
+            details.append(f"running on CPU {cpu}: pid {task.pid.value_()} {comm!r}")
+            try:
+                trace = prog.stack_trace(task)
+                details.append(f"drgn stack_trace of that task ({len(trace)} frames; without "
+                               f"registers drgn can only use what was saved at its last switch):")
+                details.extend("  " + line for line in trace_lines(trace))
+            except Exception as e:
+                details.append(f"drgn stack_trace of that task: {e}")
+        except Exception as e:
+            details.append(f"task running on CPU {cpu} unreadable: {e}")
+        report.check(ok, f"missing cpu: CPU {cpu} has no NT_PRSTATUS, as expected: it was "
+                     f"online and never saved its registers (kdump could not stop it)"
+                     if ok else f"missing cpu: CPU {cpu}'s missing NT_PRSTATUS is not explained "
+                     f"by an unstoppable CPU", details)
+
+
+# The dumped kernel's own words on its way into the capture (kexec/crash.c, panic), which the
+# console may not show: its last lines are printed from the dump's log buffer.
+_CRASH_LOG = re.compile(r"Sending IPI|IPI complete|not responding|Activate system reset|"
+                        r"kexec|crash|panic|fadump|System Reset", re.IGNORECASE)
+
+
+def show_crash_log(report, prog, tail=60):
+    try:
+        from drgn.helpers.linux.printk import get_dmesg
+
+        lines = get_dmesg(prog).decode(errors="replace").splitlines()[-tail:]
+    except Exception as e:
+        report.skip(f"dumped kernel's log: unreadable: {e}")
+        return
+    print("dumped kernel's log (crash-path lines among its last "
+          f"{tail}, from the dump's log buffer):")
+    for line in lines:
+        if _CRASH_LOG.search(line):
+            report.info(line)
 
 
 def check_pattern_task(report, prog, run):
@@ -578,9 +663,15 @@ def main(argv=None):
     ap.add_argument("--no-drgn", action="store_true", help="only the drgn-free checks")
     ap.add_argument("--no-task-check", action="store_true",
                     help="skip looking for fadump-pattern's task (for cores without one)")
+    ap.add_argument("--expect-missing-prstatus", type=vc.parse_cpu_list, default=[],
+                    metavar="CPUS", help="kdump only: CPU numbers the crashing kernel could "
+                    "not stop, expected to have no NT_PRSTATUS (see the module text)")
     args = ap.parse_args(argv)
     if args.vmlinux is None and not args.no_drgn:
         ap.error("--vmlinux is required unless --no-drgn")
+    missing = args.expect_missing_prstatus
+    if any(c >= args.cpus for c in missing) or len(missing) >= args.cpus:
+        ap.error("--expect-missing-prstatus: CPU numbers below --cpus, and not all of them")
 
     report = Report()
     print(f"analyze-vmcore: {args.vmcore}")
@@ -611,10 +702,13 @@ def main(argv=None):
             except Exception:
                 return ""
 
-        notes = check_prstatus(report, core, args.cpus, rng, symbolize)
+        notes = check_prstatus(report, core, args.cpus, rng, symbolize, missing)
         if prog is not None:
-            check_stack(report, prog, notes, args.crash_symbol)
-            check_cpu_traces(report, prog, notes)
+            check_stack(report, prog, notes, args.crash_symbol, missing)
+            check_cpu_traces(report, prog, notes, missing)
+            if missing:
+                check_missing_cpus(report, prog, missing)
+            show_crash_log(report, prog)
         check_pattern(report, core, run, prog)
         if prog is not None and args.no_task_check:
             report.skip("pattern task (--no-task-check)")

@@ -130,21 +130,28 @@ if [ "$mode" = disk ]; then
     fi
 fi
 if [ "$mode" = crash ]; then
-    # Firmware-assisted dump end to end (see boot-our-vmm.sh --crash for the kinds).
+    # Firmware-assisted dump end to end (see boot-our-vmm.sh --crash for the kinds). The kdump
+    # kinds are the same guest and crash as sysrq / hardlockup, captured by kdump instead.
     kind="$(cat /vmm-crash 2>/dev/null || echo sysrq)"
+    capture=fadump
+    case "$kind" in
+        kdump) capture=kdump how=sysrq ;;
+        kdump-hardlockup) capture=kdump how=hardlockup ;;
+        *) how="$kind" ;;
+    esac
     if wait_for GUEST-READY 1 900; then
         echo "L1-GUEST-READY-1 uptime=$(up)"
         # Pattern pages with their physical addresses, recorded before the crash.
-        guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+        guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent) GUEST-KEXEC-CRASH-LOADED=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
         n=$(count GUEST-READY)
-        case "$kind" in
+        case "$how" in
             bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
             panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
             *) crash='echo c > /proc/sysrq-trigger' ;;
         esac
         other=""
         if [ "${cpus:-1}" -gt 1 ]; then
-            if [ "$kind" = hardlockup ]; then
+            if [ "$how" = hardlockup ]; then
                 # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
                 other='taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" & sleep 2; '
             else
@@ -199,10 +206,22 @@ if [ "$mode" = crash ]; then
             fi
             # Save the dump raw onto the VMM's virtio-blk disk (L1's export disk underneath).
             guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
-            # Release the preserved memory, register again, carry on without a reboot.
-            guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem && echo GUEST-RELEASED; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone); grep MemTotal /proc/meminfo | sed "s/^/GUEST-MEM /"'
-            guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime)'
-            send 'poweroff -f'
+            if [ "$capture" = kdump ]; then
+                # kdump's way back: the kdump kernel reboots (our VMM resets the machine and
+                # boots the production kernel), whose /init loads the crash kernel again.
+                n=$(count GUEST-READY)
+                send 'echo GUEST-REBOOTING; reboot -f'
+                if wait_for GUEST-INIT-REACHED 3 900 && wait_for GUEST-READY $((n + 1)) 900; then
+                    echo "L1-GUEST-READY-3 uptime=$(up)"
+                    guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime) kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded) vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+                fi
+                send 'poweroff -f'
+            else
+                # Release the preserved memory, register again, carry on without a reboot.
+                guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem && echo GUEST-RELEASED; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone); grep MemTotal /proc/meminfo | sed "s/^/GUEST-MEM /"'
+                guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime)'
+                send 'poweroff -f'
+            fi
         fi
     fi
 fi

@@ -10,3 +10,7 @@
 # QEMU run as the VMM inside L1 (bookworm, ppc64el): the peer our VMM is compared with.
 : "${QEMU_L1_VERSION:=1:7.2+dfsg-7+deb12u18+b3}"
 export NESTED_CACHE L1_KERNEL_ABI L1_KERNEL_VERSION BUSYBOX_VERSION QEMU_L1_VERSION
+# kexec-tools for the L2 guest's kdump (`kexec -p`), bookworm ppc64el; its libc6 is whatever
+# bookworm's candidate is when the cache directory is made (recorded in its packages.txt).
+: "${KEXEC_TOOLS_VERSION:=1:2.0.25-3+deb12u3}"
+export KEXEC_TOOLS_VERSION

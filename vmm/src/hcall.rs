@@ -324,7 +324,10 @@ impl HcallHandler {
 
 fn put_term_char(args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
     let (termno, len) = (args[0], args[1]);
-    if termno != VTY_TERMNO {
+    // Terminal 0 is the console too, for output: kexec-tools' pseries purgatory prints
+    // "I'm in purgatory" there between the crashed kernel and the kdump kernel (QEMU's vty
+    // takes terminal 0 as its default one for the same reason).
+    if termno != VTY_TERMNO && termno != 0 {
         crate::guest_warn!("H_PUT_TERM_CHAR: unknown terminal {termno:#x}");
         return H_PARAMETER;
     }
@@ -596,6 +599,16 @@ mod tests {
             H_PARAMETER
         );
         assert!(m.out.is_empty());
+    }
+
+    #[test]
+    fn put_term_char_takes_terminal_0_as_the_console() {
+        let mut m = Mock::default();
+        let [hi, lo] = pack_term_chars(b"I'm in purgatory");
+        assert_eq!(call(&mut m, H_PUT_TERM_CHAR, &[0, 16, hi, lo]).0, H_SUCCESS);
+        assert_eq!(m.out, b"I'm in purgatory");
+        // Input stays on the real terminal only.
+        assert_eq!(call(&mut m, H_GET_TERM_CHAR, &[0]).0, H_PARAMETER);
     }
 
     #[test]

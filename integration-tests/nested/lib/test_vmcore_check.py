@@ -220,6 +220,21 @@ class PatternTest(unittest.TestCase):
             proc.wait()
 
 
+class CpuListTest(unittest.TestCase):
+    def test_parse_cpu_list(self):
+        self.assertEqual(vc.parse_cpu_list("1"), [1])
+        self.assertEqual(vc.parse_cpu_list("3, 1,3"), [1, 3])
+        self.assertEqual(vc.parse_cpu_list(""), [])
+        for bad in ("-1", "a", "1-2"):
+            with self.assertRaises(ValueError):
+                vc.parse_cpu_list(bad)
+
+    def test_note_cpu_numbers(self):
+        self.assertEqual(vc.note_cpu_numbers([0, 1], []), [0, 1])
+        self.assertEqual(vc.note_cpu_numbers([0, 1], [1]), [0])
+        self.assertEqual(vc.note_cpu_numbers([0, 1, 2, 3], [0, 2]), [1, 3])
+
+
 class CoreTest(Tmp):
     def test_header_and_loads(self):
         with vc.ElfCore(self.core()) as core:
@@ -325,13 +340,13 @@ class CoreTest(Tmp):
 class AnalyzerPureTest(Tmp):
     """analyze-vmcore.py --no-drgn: the pure checks end to end, as the runner would call it."""
 
-    def run_analyzer(self, core, console=CONSOLE, cpus=2):
+    def run_analyzer(self, core, console=CONSOLE, cpus=2, extra=()):
         cons = os.path.join(self.dir, "console.log")
         with open(cons, "w") as f:
             f.write(console)
         proc = subprocess.run(
             [sys.executable, ANALYZER, "--vmcore", core, "--console", cons, "--cpus", str(cpus),
-             "--no-drgn"], capture_output=True, text=True, timeout=60)
+             "--no-drgn", *extra], capture_output=True, text=True, timeout=60)
         return proc.returncode, proc.stdout + proc.stderr
 
     def test_good_core_passes(self):
@@ -395,6 +410,36 @@ class AnalyzerPureTest(Tmp):
         rc, out = self.run_analyzer(self.core(notes=[user, user, ("VMCOREINFO", 0, VMCOREINFO)]))
         self.assertEqual(rc, 1, out)
         self.assertIn("no note is in kernel mode", out)
+
+    def test_kdump_unstoppable_cpu_expected_passes(self):
+        # kdump-hardlockup: CPU 1 spun with interrupts off and never saved its registers.
+        notes = standard_notes()
+        del notes[1]
+        rc, out = self.run_analyzer(self.core(notes=notes),
+                                    extra=["--expect-missing-prstatus", "1"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("PASS: 1 NT_PRSTATUS notes (expected 1: one per vCPU less CPU(s) 1", out)
+
+    def test_expected_missing_cpu_present_fails(self):
+        rc, out = self.run_analyzer(self.core(), extra=["--expect-missing-prstatus", "1"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: 2 NT_PRSTATUS notes (expected 1", out)
+
+    def test_more_missing_than_expected_fails(self):
+        notes = standard_notes(cpus=3)
+        del notes[1:3]
+        rc, out = self.run_analyzer(self.core(notes=notes), cpus=3,
+                                    extra=["--expect-missing-prstatus", "1"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL: 1 NT_PRSTATUS notes (expected 2", out)
+
+    def test_expect_missing_all_cpus_is_refused(self):
+        rc, out = self.run_analyzer(self.core(), extra=["--expect-missing-prstatus", "0,1"])
+        self.assertEqual(rc, 2, out)
+        rc, out = self.run_analyzer(self.core(), extra=["--expect-missing-prstatus", "2"])
+        self.assertEqual(rc, 2, out)
+        rc, out = self.run_analyzer(self.core(), extra=["--expect-missing-prstatus", "x"])
+        self.assertEqual(rc, 2, out)
 
     def test_missing_vmcoreinfo_fails(self):
         rc, out = self.run_analyzer(self.core(notes=standard_notes(drop_vmcoreinfo=True)))

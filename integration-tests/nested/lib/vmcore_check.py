@@ -480,3 +480,28 @@ def elf_build_id(path):
                 if note.name == "GNU" and note.type == NT_GNU_BUILD_ID:
                     return note.desc.hex()
     return None
+
+
+def parse_cpu_list(text):
+    """'1' or '1,3' (CPU numbers, as analyze-vmcore.py --expect-missing-prstatus takes them)
+    -> sorted list of distinct ints; '' -> []. Raises ValueError on anything else."""
+    cpus = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ValueError(f"not a CPU number: {part!r}")
+        cpus.add(int(part))
+    return sorted(cpus)
+
+
+def note_cpu_numbers(online, missing):
+    """The CPU number of each NT_PRSTATUS note, in note order.
+
+    Both capture paths write one note per online CPU in CPU order (the firmware's register
+    save area for fadump; kexec-tools' elfcorehdr, one PT_NOTE per CPU's crash_notes, for
+    kdump). A kdump CPU that never ran crash_save_cpu() left its crash_notes empty and the
+    kdump kernel's /proc/vmcore drops it, so the notes are the online CPUs less `missing`."""
+    gone = set(missing)
+    return [c for c in online if c not in gone]
