@@ -51,7 +51,14 @@ CASES = {
     "hash-powernv": (["--cpus", "2", "--crash", "sysrq", "--l0", "powernv", "--mmu", "hash",
                       "--timeout", "2400"],
                      "hash-MMU guest on the powernv L0: HPTE section from KVM's HPT", False),
+    "kdump-sysrq": (["--cpus", "2", "--crash", "kdump"],
+                    "the sysrq-2cpu crash captured by kdump (kexec -p) instead of fadump", False),
+    "kdump-hardlockup": (["--cpus", "2", "--crash", "kdump-hardlockup"],
+                         "the hardlockup crash captured by kdump: is the spinning CPU saved?",
+                         False),
 }
+# kdump case -> the fadump case with the same guest and crash (the side-by-side table).
+KDUMP_PAIRS = {"kdump-sysrq": "sysrq-2cpu", "kdump-hardlockup": "hardlockup"}
 VMMS = ("ours", "qemu-sid")
 VMM_LABEL = {"ours": "ours", "qemu-sid": "QEMU 11.1"}
 
@@ -239,6 +246,46 @@ def conformance_table(entries):
     return text
 
 
+def kdump_vs_fadump(runs):
+    """kdump / fadump per pair of cases run by our VMM (medians when repeated)."""
+    out = []
+    for kcase, fcase in KDUMP_PAIRS.items():
+        k = [r for r in runs if r["case"] == kcase and r["vmm"] == "ours"]
+        f = [r for r in runs if r["case"] == fcase and r["vmm"] == "ours"]
+        if not k or not f:
+            continue
+        entry = {"kdump": kcase, "fadump": fcase,
+                 "kdump_passed": all(r["passed"] for r in k),
+                 "fadump_passed": all(r["passed"] for r in f)}
+        for key, _label in PHASES + (("vmcore_bytes", "vmcore bytes"),):
+            kv = [r[key] for r in k if r[key] is not None]
+            fv = [r[key] for r in f if r[key] is not None]
+            entry[key] = (statistics.median(kv) if kv else None,
+                          statistics.median(fv) if fv else None)
+            entry[f"ratio_{key}"] = ratio(*entry[key])
+        out.append(entry)
+    return out
+
+
+def kdump_table(entries):
+    rows = [("kdump case / fadump case", "kdump", "fadump", "crash->capture /init k/f",
+             "vmcore saved k/f", "back in production k/f", "vmcore bytes k/f")]
+    for e in entries:
+        cells = []
+        for key, _label in PHASES + (("vmcore_bytes", "vmcore bytes"),):
+            k, f = e[key]
+            r = e[f"ratio_{key}"]
+            if r is None:
+                cells.append("-")
+            elif key == "vmcore_bytes":
+                cells.append(f"{k}/{f} = {r:.2f}")
+            else:
+                cells.append(f"{k:.2f}/{f:.2f} = {r:.2f}")
+        rows.append((f"{e['kdump']} / {e['fadump']}", "PASS" if e["kdump_passed"] else "FAIL",
+                     "PASS" if e["fadump_passed"] else "FAIL", *cells))
+    return render(rows)
+
+
 def run_case(case, vmm, run_dir, kernel_args, runner=None, extra_env=None):
     """One nested run; returns its record."""
     args, _what, _default = CASES[case]
@@ -391,6 +438,11 @@ def summarize(runs, args, kcheck, side_by_side):
         result["conformance"] = conformance(runs)
         print("\n== conformance: ours vs QEMU 11.1 (same guest, crash and drive script) ==")
         print(conformance_table(result["conformance"]))
+    pairs = kdump_vs_fadump(runs)
+    if pairs:
+        result["kdump_vs_fadump"] = pairs
+        print("\n== kdump vs fadump (same guest and crash, our VMM; ratios kdump/fadump) ==")
+        print(kdump_table(pairs))
     passed = sum(1 for r in runs if r["passed"])
     print(f"\nmatrix: {passed} passed, {len(runs) - passed} failed")
     if args.json:

@@ -259,6 +259,17 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("4.00/8.00 = 0.50", text)
         self.assertIn("unregistered under QEMU 11.1: FAIL: guest booted again", text)
 
+    def test_kdump_beside_fadump(self):
+        runs = [record("sysrq-2cpu", "ours", init=8.0, save=40.0, prod=48.0),
+                record("kdump-sysrq", "ours", init=10.0, save=44.0, prod=72.0),
+                record("hardlockup", "ours", init=6.0), record("unregistered", "ours")]
+        entries = fm.kdump_vs_fadump(runs)
+        self.assertEqual(len(entries), 1)  # kdump-hardlockup did not run
+        self.assertEqual(entries[0]["ratio_crash_to_capture_init_s"], 1.25)
+        self.assertEqual(entries[0]["ratio_back_in_production_s"], 1.5)
+        self.assertIn("kdump-sysrq / sysrq-2cpu", fm.kdump_table(entries))
+        self.assertIn("10.00/8.00 = 1.25", fm.kdump_table(entries))
+
     def test_spread_counts_passes_and_ranges(self):
         runs = [record("sysrq-2cpu", "ours", init=v) for v in (5.0, 6.0, 9.0)]
         runs.append(record("sysrq-2cpu", "ours", passed=False, init=None))
