@@ -203,53 +203,9 @@ fn linux_view(data: &[u8], stride: usize, size: usize) -> Vec<(u32, u8, PtRegs)>
         .collect()
 }
 
-/// Every register our CPU state knows, to map QEMU's SPR numbers back.
-const ALL_REGS: [Reg; 53] = [
-    Reg::Acop,
-    Reg::Amr,
-    Reg::Bescr,
-    Reg::Cfar,
-    Reg::Ciabr,
-    Reg::Cr,
-    Reg::Ctr,
-    Reg::Ctrl,
-    Reg::Dabr,
-    Reg::Dabrx,
-    Reg::Dar,
-    Reg::Dawr0,
-    Reg::Dawr1,
-    Reg::Dawrx0,
-    Reg::Dawrx1,
-    Reg::Dpdes,
-    Reg::Dscr,
-    Reg::Dsisr,
-    Reg::Ebbhr,
-    Reg::Ebbrr,
-    Reg::Fpscr,
-    Reg::Fscr,
-    Reg::Iamr,
-    Reg::Ic,
-    Reg::Lr,
-    Reg::Msr,
-    Reg::Nia,
-    Reg::Pir,
-    Reg::Pspb,
-    Reg::Pvr,
-    Reg::Rpr,
-    Reg::Spurr,
-    Reg::Srr0,
-    Reg::Srr1,
-    Reg::Tar,
-    Reg::Texasr,
-    Reg::Tfhar,
-    Reg::Tfiar,
-    Reg::Tir,
-    Reg::Uamor,
-    Reg::Vrsave,
-    Reg::Vscr,
-    Reg::Vtb,
-    Reg::Wort,
-    Reg::Xer,
+/// The registers our CPU state knows beyond the PAPR save set, to map QEMU's SPR numbers back
+/// (with `Reg::PAPR_SAVED`).
+const MORE_REGS: [Reg; 8] = [
     Reg::Hsrr0,
     Reg::Hsrr1,
     Reg::Hmer,
@@ -263,8 +219,9 @@ const ALL_REGS: [Reg; 53] = [
 /// The vCPU state QEMU captured, as our machine would hand it to the engine (later entries
 /// win, as in Linux's reader).
 fn cpu_state(t: &Thread) -> CpuState {
-    let by_num: BTreeMap<u32, Reg> = ALL_REGS
+    let by_num: BTreeMap<u32, Reg> = Reg::PAPR_SAVED
         .iter()
+        .chain(&MORE_REGS)
         .filter_map(|&r| r.spr_number().map(|n| (n, r)))
         .collect();
     let mut c = CpuState::new(t.pir);
