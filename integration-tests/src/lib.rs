@@ -6,6 +6,7 @@
 //! * [`powernv`]: OPAL MPIPL (powernv fadump).
 
 pub mod bench;
+pub mod bytes;
 pub mod linux;
 pub mod pattern;
 pub mod powernv;

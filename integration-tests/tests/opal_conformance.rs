@@ -25,6 +25,7 @@ use firmware::opal::metadata::MpiplFadump;
 use firmware::opal::regdata::THREAD_SIZE;
 use firmware::opal::{MpiplConfig, MpiplEngine, Opal, OpalAction, OpalCall, OpalMemory, OpalToken};
 use firmware::{CpuState, GuestRange, Reg};
+use integration_tests::bytes::{be16, be32, be64};
 use integration_tests::linux::pt_regs::PtRegs;
 use integration_tests::powernv::capture_kernel::set_regval;
 use serde_json::Value;
@@ -39,15 +40,6 @@ const TYPE_SPR: u32 = 2;
 /// Where the replay's QUERY_TAG answers go (below the kernel, in boot memory).
 const SCRATCH: u64 = 0x1_0000;
 
-fn be16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn be32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn be64(b: &[u8], o: usize) -> u64 {
-    u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
-}
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())

@@ -13,6 +13,7 @@ use super::kernel_structs::{
     METADATA_VERSION,
 };
 use super::machine::{Machine, KERNEL_VA};
+use crate::bytes::{be32, be64};
 use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
 use crate::linux::{page_align, CPU_MASK_SIZE, MAGIC_FADMPSIG};
 
@@ -268,14 +269,6 @@ pub fn boot(m: &mut Machine, pir: u32) -> Result<Capture, Reject> {
         unsaved,
         warnings,
     })
-}
-
-fn be32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-fn be64(b: &[u8], o: usize) -> u64 {
-    u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
 }
 
 /// `opal_fadump_build_cpu_notes`, with `is_opal_fadump_cpu_data_valid`.

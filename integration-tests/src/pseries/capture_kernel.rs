@@ -10,6 +10,7 @@ use super::first_kernel::{
 };
 use super::guest::Guest;
 use super::KernelGen;
+use crate::bytes::{be16, be32, be64, le32, le64};
 use crate::linux::pt_regs::{PtRegs, PT_REGS_SIZE};
 
 /// One section of `ibm,kernel-dump` as the capture kernel decodes it.
@@ -72,22 +73,6 @@ impl Vmcore {
             .find(|l| paddr >= l.paddr && paddr + len as u64 <= l.paddr + l.size)?;
         Some(guest.read(l.read_from + (paddr - l.paddr), len))
     }
-}
-
-fn be16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn be32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn be64(b: &[u8], o: usize) -> u64 {
-    u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
 }
 
 fn decode_section(b: &[u8], o: usize) -> DumpedSection {
