@@ -246,23 +246,27 @@ mod tests {
         );
     }
 
+    /// A one-vCPU radix guest of 64 MiB with an empty command line.
+    fn radix_64m<'a>(images: &'a BootImages, cpu: &'a CpuModel) -> BootSpec<'a> {
+        BootSpec {
+            images,
+            cmdline: "",
+            memory: 64 << 20,
+            cpus: 1,
+            cpu,
+            rtas_properties: vec![],
+            pci: &[],
+            mmu: Mmu::Radix { gtse: true },
+            rma_size: 64 << 20,
+        }
+    }
+
     #[test]
     fn missing_files_and_oversized_initrd_are_errors() {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
         let cpu = CpuModel::new("POWER9", 0x004e_1202);
         let kernel = file_with(&make_elf(0, &[0; 64], 0, 0));
         let big = file_with(&vec![0u8; 70 << 20]);
-        let spec = |images| BootSpec {
-            images,
-            cmdline: "",
-            memory: 64 << 20,
-            cpus: 1,
-            cpu: &cpu,
-            rtas_properties: vec![],
-            pci: &[],
-            mmu: Mmu::Radix { gtse: true },
-            rma_size: 64 << 20,
-        };
         let missing = Path::new("/nonexistent/vmlinux");
         assert!(matches!(
             BootImages::read(missing, None),
@@ -273,7 +277,10 @@ mod tests {
             Err(Error::File { .. })
         ));
         let images = BootImages::read(kernel.as_path(), Some(big.as_path())).unwrap();
-        assert!(matches!(load(&mem, &spec(&images)), Err(Error::Layout(_))));
+        assert!(matches!(
+            load(&mem, &radix_64m(&images, &cpu)),
+            Err(Error::Layout(_))
+        ));
     }
 
     /// The capture boot after a fadump crash loads what was read at start-up: the files may
@@ -285,17 +292,7 @@ mod tests {
         let kernel = file_with(&make_elf(0, &[0x42; 4096], 0, 0x10));
         let initrd = file_with(b"the initramfs at start-up");
         let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
-        let spec = BootSpec {
-            images: &images,
-            cmdline: "",
-            memory: 64 << 20,
-            cpus: 1,
-            cpu: &cpu,
-            rtas_properties: vec![],
-            pci: &[],
-            mmu: Mmu::Radix { gtse: true },
-            rma_size: 64 << 20,
-        };
+        let spec = radix_64m(&images, &cpu);
         let first = load(&mem, &spec).unwrap();
         std::fs::write(initrd.as_path(), vec![0u8; 70 << 20]).unwrap(); // grown past RAM
         std::fs::remove_file(kernel.as_path()).unwrap();
