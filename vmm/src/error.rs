@@ -40,6 +40,8 @@ pub enum Error {
     Disk(#[from] crate::devices::disk_spec::BuildError),
     #[error("the guest stopped: {0}")]
     Guest(String),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::machine::state::InvalidTransition),
 }
 
 pub(crate) fn kvm_err(what: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> Error {

@@ -10,17 +10,10 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
-use crate::memory::GuestMemory;
+use crate::memory::{host_page_size, GuestMemory};
 
 /// `MADV_POPULATE_WRITE` (Linux 5.14); spelled out because libc only has it on some targets.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
-
-/// Host page size, for aligning the advice range.
-pub(crate) fn host_page_size() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(ps).ok().filter(|&p| p > 0).unwrap_or(4096)
-}
 
 /// The most one `madvise` populates before the worker looks for a newer request or a stop.
 const CHUNK: u64 = 32 << 20;

@@ -11,13 +11,23 @@
 //! Per-vCPU KVM state (registers, LPCR, VPA, ONLINE) is only ever changed by the vCPU's own
 //! thread, between two `KVM_RUN`s.
 //!
-//! * [`handle`]: the cross-thread handle ([`VcpuControl`]): requests, kicks, waits; a leaf
-//!   that the partition holds.
+//! * [`state`]: the vCPU's state ([`state::VcpuState`]: free, held, dead, with the guest's run
+//!   state inside) and the machine's request slot ([`state::Mailbox`]), as pure enums with
+//!   their transitions.
+//! * [`handle`]: the cross-thread handle ([`VcpuControl`]): requests, kicks, bounded waits; a
+//!   leaf that the partition holds.
 //! * [`thread`]: the vCPU thread itself (exit loop, hcalls, RTAS actions, reset, register
 //!   snapshot); it uses the partition.
+//! * [`set`]: all vCPUs at once: stop and snapshot (in parallel, one deadline), resume,
+//!   reset, quit.
+//! * [`regs`]: KVM's registers turned into the firmware's [`firmware::CpuState`].
 
 pub mod handle;
+pub mod regs;
+pub mod set;
+pub mod state;
 pub mod thread;
 
-pub use handle::{register_kick_signal, StartRequest, VcpuControl};
+pub use handle::{register_kick_signal, VcpuControl, WaitError, ANSWER_TIMEOUT};
+pub use state::StartRequest;
 pub use thread::{LPCR_MANAGED, MSR_SF_ME};

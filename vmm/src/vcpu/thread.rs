@@ -1,7 +1,8 @@
 //! The vCPU thread: waits until runnable, runs `KVM_RUN`, handles each exit (hcalls, MMIO,
 //! RTAS actions), serves reset and snapshot requests between runs.
 
-use super::handle::{StartRequest, VcpuControl};
+use super::handle::{Next, VcpuBody, VcpuControl};
+use super::state::StartRequest;
 use crate::events::MachineEvent;
 use crate::hcall::{HcallHandler, HcallOps};
 use crate::kvm::bindings::*;
@@ -42,11 +43,6 @@ struct VcpuThread {
     lpcr_generation: u64,
 }
 
-enum Next {
-    Run(Option<StartRequest>),
-    Quit,
-}
-
 impl VcpuThread {
     fn new(ctl: Arc<VcpuControl>, vcpu: VcpuFd, partition: Arc<Partition>) -> Self {
         VcpuThread {
@@ -62,51 +58,10 @@ impl VcpuThread {
         self.ctl.id
     }
 
-    /// Waits until the vCPU may run; serves reset requests meanwhile.
-    fn wait_runnable(&mut self) -> Next {
-        let ctl = self.ctl.clone();
-        let mut c = ctl.lock();
-        loop {
-            if c.quit {
-                return Next::Quit;
-            }
-            if c.reset {
-                c.reset = false;
-                c.running = false;
-                c.start = None;
-                drop(c);
-                self.reset_state();
-                c = ctl.lock();
-                c.reset_done = true;
-                ctl.cv.notify_all();
-                continue;
-            }
-            if c.snapshot {
-                let online = c.running || c.crash_caller;
-                c.running = false;
-                c.crash_caller = false;
-                drop(c);
-                let state = self.capture_state();
-                c = ctl.lock();
-                c.snapshot = false;
-                c.snapshot_result = Some((state, online));
-                ctl.cv.notify_all();
-                continue;
-            }
-            if let Some(s) = c.start.take() {
-                c.running = true;
-                return Next::Run(Some(s));
-            }
-            if c.running {
-                return Next::Run(None);
-            }
-            c = ctl.cv.wait(c).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
     fn run(mut self) {
         loop {
-            let start = match self.wait_runnable() {
+            let ctl = self.ctl.clone();
+            let start = match ctl.wait_runnable(&mut self) {
                 Next::Quit => return,
                 Next::Run(s) => s,
             };
@@ -191,16 +146,16 @@ impl VcpuThread {
             RtasAction::StopSelf => {
                 info!("vcpu {id}: stop-self");
                 let _ = self.vcpu.set_one_reg_u64(KVM_REG_PPC_ONLINE, 0);
-                self.ctl.lock().running = false;
+                self.ctl.stop_self();
             }
             RtasAction::SystemReboot => {
                 info!("vcpu {id}: system-reboot");
-                self.stop_self_for_machine();
+                self.ctl.hold_self();
                 self.partition.send(MachineEvent::Reboot);
             }
             RtasAction::PowerOff => {
                 info!("vcpu {id}: power-off");
-                self.stop_self_for_machine();
+                self.ctl.hold_self();
                 self.partition.send(MachineEvent::PowerOff);
             }
             RtasAction::OsTerm { message } => {
@@ -212,7 +167,7 @@ impl VcpuThread {
                      a dump",
                     message.trim_end()
                 );
-                self.stop_self_for_machine();
+                self.ctl.hold_self();
                 self.partition.send(MachineEvent::Reboot);
             }
             RtasAction::FadumpCrash { message, args } => {
@@ -220,11 +175,8 @@ impl VcpuThread {
                     "vcpu {id}: ibm,os-term with a registered dump: {}",
                     message.trim_end()
                 );
-                {
-                    let mut c = self.ctl.lock();
-                    c.running = false;
-                    c.crash_caller = true;
-                }
+                // Held, still online: the machine's snapshot finds it as the dump's caller.
+                self.ctl.hold_self();
                 self.partition
                     .send(MachineEvent::FadumpCrash { cpu: id, args });
             }
@@ -241,11 +193,6 @@ impl VcpuThread {
                 args.write_status(&self.partition.mem, RtasStatus::HardwareError);
             }
         }
-    }
-
-    /// The calling vCPU parks while the machine reboots or powers off.
-    fn stop_self_for_machine(&mut self) {
-        self.ctl.lock().running = false;
     }
 
     fn apply_start(&mut self, s: StartRequest) -> crate::kvm::Result<()> {
@@ -343,7 +290,7 @@ impl VcpuThread {
             kvm_regs::default()
         });
         let pvr = self.vcpu.get_sregs().map(|s| s.pvr).unwrap_or(0);
-        let sprs: Vec<_> = crate::snapshot::ONE_REG_SPRS
+        let sprs: Vec<_> = super::regs::ONE_REG_SPRS
             .iter()
             .filter_map(|(reg, one)| self.vcpu.get_one_reg_u64(*one).ok().map(|v| (*reg, v)))
             .collect();
@@ -353,13 +300,22 @@ impl VcpuThread {
             regs.msr,
             sprs.len()
         );
-        crate::snapshot::cpu_state(id, &regs, pvr, &sprs)
+        super::regs::cpu_state(id, &regs, pvr, &sprs)
     }
 
     fn fatal(&self, msg: String) {
         error!("{msg}");
-        self.ctl.lock().running = false;
+        self.ctl.hold_self();
         self.partition.send(MachineEvent::Fatal(msg));
+    }
+}
+
+impl VcpuBody for VcpuThread {
+    fn reset(&mut self) {
+        self.reset_state();
+    }
+    fn capture(&mut self) -> CpuState {
+        self.capture_state()
     }
 }
 
@@ -386,11 +342,7 @@ impl HcallOps for VcpuOps<'_> {
     }
     fn clear_hpt(&mut self) -> Result<(), i32> {
         let order = self.partition.hpt_order.ok_or(libc::ENODEV)?;
-        match self.partition.vm.allocate_htab(order) {
-            Ok(o) if o == order => Ok(()),
-            Ok(_) => Err(libc::EIO),
-            Err(e) => Err(e.errno()),
-        }
+        crate::hash::clear(&self.partition.vm, order).map_err(|e| e.errno())
     }
     fn configure_v3_mmu(&mut self, cfg: kvm_ppc_mmuv3_cfg) -> Result<(), i32> {
         self.partition

@@ -79,7 +79,7 @@ pub fn usable_page_sizes(all: &[SegmentPageSize], host_page_shift: u32) -> Vec<S
 
 /// log2 of the host's base page size (what backs anonymous guest RAM).
 pub fn host_page_shift() -> u32 {
-    crate::prefault::host_page_size().trailing_zeros()
+    crate::memory::host_page_size().trailing_zeros()
 }
 
 #[cfg(test)]

@@ -1,0 +1,148 @@
+//! Operations on all of a machine's vCPUs at once: stop them all and take their registers
+//! (asked in parallel, one deadline for the set), resume, reset, quit. Every wait is bounded:
+//! a dead vCPU is skipped, one that does not answer is named in the result.
+
+use super::handle::{VcpuControl, WaitError};
+use super::state::{Answer, Request};
+use firmware::CpuState;
+use log::{error, warn};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What stopping every vCPU found.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    /// The registers of the vCPUs that were online (running guest code, or the caller of the
+    /// `ibm,os-term`), in vCPU order: what goes into the dump.
+    pub online: Vec<CpuState>,
+    /// Every vCPU that answered and is now held (online or not): what a resume releases.
+    pub held: Vec<Arc<VcpuControl>>,
+    /// vCPUs whose thread had ended: they run no guest code, their registers are unknown.
+    pub dead: Vec<u32>,
+    /// vCPUs that did not answer in time: they may still be running guest code.
+    pub unresponsive: Vec<u32>,
+}
+
+/// Asks every vCPU to stop and report its registers, all at once, and waits up to `timeout`
+/// for the set.
+pub fn stop_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Stopped {
+    let mut out = Stopped::default();
+    let posted: Vec<_> = vcpus
+        .iter()
+        .filter(|v| match v.post(Request::Snapshot) {
+            Ok(()) => true,
+            Err(_) => {
+                out.dead.push(v.id());
+                false
+            }
+        })
+        .collect();
+    let deadline = Instant::now() + timeout;
+    for v in posted {
+        match v.wait_answer(deadline, timeout) {
+            Ok(Answer::Snapshot { state, online }) => {
+                if online {
+                    out.online.push(*state);
+                }
+                out.held.push(v.clone());
+            }
+            Ok(other) => unreachable!("vcpu {}: snapshot answered {other:?}", v.id()),
+            Err(WaitError::Dead(id)) => out.dead.push(id),
+            Err(WaitError::Timeout { id, .. }) => out.unresponsive.push(id),
+        }
+    }
+    out.dead.sort_unstable();
+    out
+}
+
+/// Lets every held vCPU go on where it was.
+pub fn resume(held: &[Arc<VcpuControl>]) {
+    for v in held {
+        v.resume();
+    }
+}
+
+/// Resets every live vCPU (all stopped afterwards); a dead one is skipped with a warning.
+/// Fails on the first vCPU that does not answer: the next boot cannot start from a known
+/// state.
+pub fn reset_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Result<(), WaitError> {
+    for v in vcpus {
+        match v.reset_and_wait(timeout) {
+            Ok(()) => {}
+            Err(WaitError::Dead(id)) => warn!("vcpu {id}: thread has ended; not reset"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Ends every vCPU thread; one that does not end in time is left detached and named.
+pub fn quit_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) {
+    for v in vcpus {
+        if let Err(e) = v.quit_and_join(timeout) {
+            error!("{e}; leaving its thread behind");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::handle::fake::{spawn, Behaviour};
+    use super::super::state::{GuestRun, StartRequest, VcpuState};
+    use super::*;
+
+    const SHORT: Duration = Duration::from_millis(200);
+    const LONG: Duration = Duration::from_secs(10);
+
+    fn running(c: &VcpuControl) {
+        assert!(c.request_start(StartRequest {
+            entry: 0x10,
+            r3: 0,
+            r4: 0
+        }));
+        while c.state() != VcpuState::Free(GuestRun::Running) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn stop_all_sorts_vcpus_into_online_held_dead_and_unresponsive() {
+        let (v0, _, _r0) = spawn(0, Behaviour::Answers);
+        let (v1, _, _r1) = spawn(1, Behaviour::Answers);
+        let (v2, _, _r2) = spawn(2, Behaviour::Dead);
+        let (v3, _, r3) = spawn(3, Behaviour::NeverAnswers);
+        running(&v0);
+        let all = vec![v0.clone(), v1.clone(), v2, v3];
+        let s = stop_all(&all, SHORT);
+        assert_eq!(s.online.len(), 1, "only vcpu 0 was running");
+        assert_eq!(s.online[0].id, 0);
+        assert_eq!(
+            s.held.iter().map(|v| v.id()).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(s.dead, vec![2]);
+        assert_eq!(s.unresponsive, vec![3]);
+        resume(&s.held);
+        assert_eq!(v0.state(), VcpuState::Free(GuestRun::Running));
+        assert_eq!(v1.state(), VcpuState::Free(GuestRun::Stopped));
+        assert!(matches!(
+            reset_all(&all, SHORT),
+            Err(WaitError::Timeout { id: 3, .. })
+        ));
+        drop(r3);
+        quit_all(&all, LONG);
+    }
+
+    #[test]
+    fn reset_all_skips_dead_vcpus_and_stops_the_rest() {
+        let (v0, c0, _r0) = spawn(0, Behaviour::Answers);
+        let (v1, _, _r1) = spawn(1, Behaviour::Dead);
+        running(&v0);
+        let all = vec![v0.clone(), v1];
+        reset_all(&all, LONG).unwrap();
+        assert_eq!(v0.state(), VcpuState::Free(GuestRun::Stopped));
+        assert_eq!(c0.resets.load(std::sync::atomic::Ordering::SeqCst), 1);
+        quit_all(&all, LONG);
+        assert!(v0.is_dead());
+    }
+}
