@@ -189,7 +189,7 @@ pub trait HcallOps {
     /// Set the LPCR bits in `mask` to `value` on **every** vCPU, including stopped ones and
     /// those started later (H_SET_MODE is partition-wide).
     fn set_lpcr_bits(&mut self, mask: u64, value: u64);
-    /// Whether KVM accepts LPCR[AIL] = 3 (`KVM_CAP_PPC_AIL_MODE_3`).
+    /// Whether KVM accepts `LPCR[AIL] = 3` (`KVM_CAP_PPC_AIL_MODE_3`).
     fn ail_mode_3_supported(&self) -> bool;
     /// Whether the partition uses a hash page table (`--mmu hash`).
     fn hash_mmu(&self) -> bool;

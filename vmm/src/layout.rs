@@ -41,7 +41,7 @@ pub enum LayoutError {
 }
 
 /// Top of the firmware area for `ram_size` bytes of RAM of which `rma_size` are reachable in
-/// real mode (all of RAM for radix guests; the VRMA for hash guests, see [`crate::hpt`]).
+/// real mode (all of RAM for radix guests; the VRMA for hash guests, see [`crate::hash::sizing`]).
 pub fn low_top(ram_size: u64, rma_size: u64) -> u64 {
     ram_size.min(LOW_TOP_MAX).min(rma_size)
 }

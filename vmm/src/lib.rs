@@ -3,16 +3,19 @@
 //! * [`kvm`]: ppc64 KVM bindings and ioctl wrappers (the only `unsafe` besides memory mapping).
 //! * [`hcall`]: hypercalls that reach userspace (console, H_SET_MODE, MMU, RTAS).
 //! * [`vcpu`]: one thread per vCPU ([`vcpu::thread`]), driven through its handle
-//!   ([`vcpu::handle`]) and kicked with `SIGRTMIN` + `immediate_exit`.
+//!   ([`vcpu::handle`]) and kicked with `SIGRTMIN` + `immediate_exit`; its state as enums
+//!   ([`vcpu::state`]); the whole set at once ([`vcpu::set`]).
 //! * [`partition`]: the state vCPU threads and the main thread share.
 //! * [`events`]: what vCPU threads ask of the machine, tagged with the boot they belong to.
-//! * [`machine`]: construction, boot, reset, the run loop and the fadump crash flow; also
-//!   why the interrupt controller is KVM's in-kernel XICS.
+//! * [`machine`]: construction (named steps), the lifecycle ([`machine::MachineState`]),
+//!   boot, reset, the run loop and the fadump crash sequence; also why the interrupt
+//!   controller is KVM's in-kernel XICS.
+//! * [`hash`]: the hash MMU (HPT sizing, allocation, clearing, reading it for a dump).
 //! * [`config`], [`error`], [`memory`]: the configuration, the machine's error, guest memory.
 //!
 //! Imports point down (`tests/module_graph.rs` fails on a cycle): `machine` uses
-//! `partition`, `vcpu::thread`, `events`; `vcpu::thread` uses `partition`; `partition` holds
-//! `vcpu::handle`s, which use nothing of the machine.
+//! `partition`, `vcpu::set`, `vcpu::thread`, `events`, `hash`; `vcpu::thread` uses
+//! `partition`; `partition` holds `vcpu::handle`s, which use only `vcpu::state`.
 //! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
 //! * [`ratelimit`]: `guest_warn!`, log lines a guest can trigger at will, limited per call site.
 //! * [`cli`]: the `ppc-vmm` command line.

@@ -24,7 +24,7 @@ pub fn populate_write(mem: &GuestMemory, ranges: &[GuestRange]) -> u64 {
     populate_write_until(mem, ranges, &|| false)
 }
 
-/// [`populate_write`] in chunks of at most [`CHUNK`] bytes, giving up as soon as `stop()`
+/// [`populate_write`] in chunks of at most `CHUNK` bytes, giving up as soon as `stop()`
 /// says so (checked before every chunk).
 pub fn populate_write_until(
     mem: &GuestMemory,

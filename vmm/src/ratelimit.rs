@@ -2,7 +2,7 @@
 //!
 //! A hostile or broken guest can repeat a bad MMIO access, a malformed virtio request or a bad
 //! hcall millions of times; one warn line each would grow the log without bound and, since
-//! logging is synchronous, slow the vCPU threads that write it. [`guest_warn!`] keeps the
+//! logging is synchronous, slow the vCPU threads that write it. `guest_warn!` keeps the
 //! first [`FIRST`] lines of each call site, then one in every [`EVERY`] with the count of
 //! those left out. Counting instead of a clock keeps it deterministic and cheap.
 

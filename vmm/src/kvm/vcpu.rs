@@ -304,7 +304,7 @@ impl VcpuFd {
     }
 
     /// `KVM_RUN`, then decode the exit. No floating-point or vector value of the calling
-    /// thread is live across the call (see [`run_ioctl`]).
+    /// thread is live across the call (see `run_ioctl`).
     pub fn run(&mut self) -> Result<VcpuExit<'_>> {
         let fd = self.vcpu.as_raw_fd();
         // SAFETY: KVM_RUN on our vCPU fd takes no argument; the kvm_run page it updates is

@@ -11,7 +11,7 @@
 //! | [`VcpuControl::quit_and_join`] (machine) | `Asked(Quit)` | yes | `Dead`, then joins | after the timeout (thread left detached) |
 //! | [`VcpuControl::resume`] (machine) | `Held` → `Free` | notify | – | – |
 //! | [`VcpuControl::wait_runnable`] (the vCPU thread) | serves the mailbox | notify | a runnable state | – |
-//! | the vCPU thread ends ([`DeadGuard`]) | `Dead` | notify | – | – |
+//! | the vCPU thread ends (`DeadGuard`) | `Dead` | notify | – | – |
 //!
 //! A waiter that gives up withdraws its request (or, if the vCPU thread is already serving
 //! it, marks it abandoned so the late answer is dropped): a late answer never lands in the
