@@ -46,7 +46,7 @@ impl Platform for BenchPlatform {
 /// The result of one RTAS call as the guest sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallResult {
-    /// rets[0], when nret >= 1 and the firmware wrote it.
+    /// `rets[0]`, when nret >= 1 and the firmware wrote it.
     pub status: Option<i32>,
     pub action: RtasAction,
 }
