@@ -209,8 +209,9 @@ impl Fadump {
             .max()
     }
 
-    /// The memory a registered dump will write at crash time (every non-empty section
-    /// destination). A VMM can pre-fault these host pages right after REGISTER (e.g.
+    /// The memory a registered dump will write at crash time: every non-empty section
+    /// destination except those of in-place copy sections (source == destination, Linux's
+    /// parameter area), which write nothing. A VMM can pre-fault these host pages right after REGISTER (e.g.
     /// `MADV_POPULATE_WRITE` in the background): first-touch page faults, not the copy itself,
     /// dominate the crash-time copy (see `benches/dump_copy.rs`).
     pub fn registered_destinations(&self) -> Vec<GuestRange> {
