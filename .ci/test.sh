@@ -40,6 +40,8 @@ stamp "cargo test --workspace (x86_64; includes the pseries and powernv benches,
 cargo test --workspace
 stamp "firmware embedding example (register -> os-term -> dump -> ibm,kernel-dump)"
 cargo run -q -p firmware --example fadump_cycle
+stamp "firmware docs: every public item documented, no rustdoc warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc -q -p firmware --no-deps
 if [ -z "${SKIP_PPC64:-}" ]; then
   stamp "vmm for powerpc64le: build, clippy, unit tests under qemu-user"
   bash vmm/ci/ppc64-build-test.sh

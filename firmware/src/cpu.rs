@@ -12,65 +12,128 @@ use serde::{Deserialize, Serialize};
 /// SPR numbers (or OPAL pseudo-numbers) in OPAL's architected register data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reg {
+    /// ACOP, Available Coprocessor Register (SPR 31).
     Acop,
+    /// AMR, Authority Mask Register (SPR 13, the problem-state number; the privileged alias is 29).
     Amr,
+    /// BESCR, Branch Event Status and Control Register (SPR 806).
     Bescr,
+    /// CFAR, Come-From Address Register (SPR 28).
     Cfar,
+    /// CIABR, Completed Instruction Address Breakpoint Register (SPR 187).
     Ciabr,
+    /// CR, Condition Register: 32 bits, not an SPR (OPAL pseudo-number [`OPAL_PSEUDO_CCR`]; Linux
+    /// `ccr`).
     Cr,
+    /// CTR, Count Register (SPR 9).
     Ctr,
+    /// CTRL, Control Register (SPR 136, the read number; writes use 152).
     Ctrl,
+    /// DABR, Data Address Breakpoint Register (SPR 1013).
     Dabr,
+    /// DABRX, Data Address Breakpoint Register Extension (SPR 1015).
     Dabrx,
+    /// DAR, Data Address Register (SPR 19).
     Dar,
+    /// DAWR0, Data Address Watchpoint Register 0 (SPR 180).
     Dawr0,
+    /// DAWR1, Data Address Watchpoint Register 1 (SPR 181; not in PAPR v2.9's list, QEMU writes
+    /// it).
     Dawr1,
+    /// DAWRX0, Data Address Watchpoint Register Extension 0 (SPR 188).
     Dawrx0,
+    /// DAWRX1, Data Address Watchpoint Register Extension 1 (SPR 189; not in PAPR v2.9's list, QEMU
+    /// writes it).
     Dawrx1,
+    /// DPDES, Directed Privileged Doorbell Exception State (SPR 176).
     Dpdes,
+    /// DSCR, Data Stream Control Register (SPR 17, the privileged number).
     Dscr,
+    /// DSISR, Data Storage Interrupt Status Register (SPR 18).
     Dsisr,
+    /// EBBHR, Event-Based Branch Handler Register (SPR 804).
     Ebbhr,
+    /// EBBRR, Event-Based Branch Return Register (SPR 805).
     Ebbrr,
+    /// FPSCR, Floating-Point Status and Control Register: not an SPR, so it has no OPAL entry.
     Fpscr,
+    /// FSCR, Facility Status and Control Register (SPR 153).
     Fscr,
+    /// IAMR, Instruction Authority Mask Register (SPR 61).
     Iamr,
+    /// IC, Instruction Counter. The Power ISA number is SPR 0x350 (848), but [`Reg::spr_number`]
+    /// answers 350; IC is in no OPAL register list, so nothing written uses that number.
     Ic,
+    /// LR, Link Register (SPR 8).
     Lr,
+    /// MSR, Machine State Register: not an SPR (OPAL pseudo-number [`OPAL_PSEUDO_MSR`]).
     Msr,
+    /// NIA, Next Instruction Address: where the thread resumes (Linux `nip`; OPAL pseudo-number
+    /// [`OPAL_PSEUDO_NIP`]).
     Nia,
+    /// PIR, Processor Identification Register (SPR 1023).
     Pir,
+    /// PSPB, Problem State Priority Boost register (SPR 159).
     Pspb,
+    /// PVR, Processor Version Register (SPR 287).
     Pvr,
+    /// RPR, Relative Priority Register (SPR 186).
     Rpr,
+    /// SPURR, Scaled Processor Utilization of Resources Register (SPR 308).
     Spurr,
+    /// SRR0, Machine Status Save/Restore Register 0 (SPR 26).
     Srr0,
+    /// SRR1, Machine Status Save/Restore Register 1 (SPR 27).
     Srr1,
+    /// TAR, Target Address Register (SPR 815).
     Tar,
+    /// TEXASR, Transaction Exception and Summary Register (SPR 130).
     Texasr,
+    /// TFHAR, Transaction Failure Handler Address Register (SPR 128).
     Tfhar,
+    /// TFIAR, Transaction Failure Instruction Address Register (SPR 129).
     Tfiar,
+    /// TIR, Thread Identification Register (SPR 446).
     Tir,
+    /// UAMOR, User Authority Mask Override Register (SPR 157).
     Uamor,
+    /// VRSAVE, VR Save Register (SPR 256).
     Vrsave,
+    /// VSCR, Vector Status and Control Register: not an SPR, so it has no OPAL entry.
     Vscr,
+    /// VTB, Virtual Time Base. The Power ISA number is SPR 0x351 (849), but [`Reg::spr_number`]
+    /// answers 351; VTB is in no OPAL register list, so nothing written uses that number.
     Vtb,
+    /// WORT, Workload Optimization Register Thread (SPR 895).
     Wort,
+    /// XER, Fixed-Point Exception Register (SPR 1).
     Xer,
     // Hypervisor-level registers: only meaningful in OPAL (bare-metal) register data.
+    /// HSRR0, Hypervisor Save/Restore Register 0 (SPR 314).
     Hsrr0,
+    /// HSRR1, Hypervisor Save/Restore Register 1 (SPR 315).
     Hsrr1,
+    /// HMER, Hypervisor Maintenance Exception Register (SPR 336).
     Hmer,
+    /// LPCR, Logical Partitioning Control Register (SPR 318). In neither save list: it can be set
+    /// but is written to no dump.
     Lpcr,
+    /// SPRG0, software-use SPR 0 (SPR 272).
     Sprg0,
+    /// SPRG1, software-use SPR 1 (SPR 273).
     Sprg1,
+    /// SPRG2, software-use SPR 2 (SPR 274).
     Sprg2,
+    /// SPRG3, software-use SPR 3 (SPR 275).
     Sprg3,
 }
 
-/// OPAL pseudo SPR numbers for registers that are not SPRs (Linux `opal-fadump.h`).
+/// OPAL pseudo SPR number 0x7D0 for NIA, which is not an SPR (Linux `HDAT_FADUMP_REG_ID_NIP` in
+/// `arch/powerpc/platforms/powernv/opal-fadump.h`).
 pub const OPAL_PSEUDO_NIP: u32 = 0x7d0;
+/// OPAL pseudo SPR number 0x7D1 for the MSR (Linux `HDAT_FADUMP_REG_ID_MSR`).
 pub const OPAL_PSEUDO_MSR: u32 = 0x7d1;
+/// OPAL pseudo SPR number 0x7D2 for CR (Linux `HDAT_FADUMP_REG_ID_CCR`).
 pub const OPAL_PSEUDO_CCR: u32 = 0x7d2;
 
 impl Reg {
@@ -281,11 +344,13 @@ pub struct CpuState {
     /// The id the guest knows this thread by: the interrupt-server number / `reg` of its
     /// `/cpus` node on pseries (PAPR "logical CPU ID"), the PIR on powernv.
     pub id: u32,
+    /// GPR0 to GPR31, by index.
     pub gpr: [u64; 32],
     regs: BTreeMap<Reg, u64>,
 }
 
 impl CpuState {
+    /// A thread with this id and every register 0.
     pub fn new(id: u32) -> Self {
         Self {
             id,
@@ -314,6 +379,8 @@ impl CpuState {
 /// dump (PAPR: CPUs in the RTAS stopped state are not saved). The VMM stops its vCPUs and reads
 /// them from KVM; a test bench hands over its own values.
 pub trait CpuStateSource {
+    /// The registers of every online vCPU, in the order the dump lists them. Called once per
+    /// dump, after the machine has stopped the vCPUs.
     fn online_cpu_states(&mut self) -> Vec<CpuState>;
 }
 

@@ -11,8 +11,13 @@
 //! in through small traits ([`cpu::CpuStateSource`], [`fadump::HptSource`]); and the firmware
 //! never acts on the machine itself: it returns what the machine should do
 //! ([`rtas::RtasAction`]).
+//!
+//! `cargo run -p firmware --example fadump_cycle` runs one register → crash → dump cycle over
+//! plain guest memory, driving the crate the way a VMM or a test bench embeds it
+//! (`firmware/examples/fadump_cycle.rs`).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod be;
 pub mod cpu;

@@ -9,15 +9,24 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
 use crate::range::GuestRange;
 
-/// Copies move at most this much through the bounce buffer at a time.
-pub const COPY_CHUNK: u64 = 4 << 20;
+/// Copies and zero fills move at most this much at a time.
+pub(crate) const COPY_CHUNK: u64 = 4 << 20;
 
+/// Why a guest-memory access was refused or failed. A refused access changed nothing.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MemoryError {
+    /// The range is not entirely RAM: it runs off the end of RAM or crosses a hole.
     #[error("guest range {0} is not backed by RAM (outside RAM or across a hole)")]
     NotBacked(GuestRange),
+    /// `addr + len` does not fit in 64 bits.
     #[error("address {addr:#x} + length {len:#x} overflows 64 bits")]
-    Overflow { addr: u64, len: u64 },
+    Overflow {
+        /// The start address.
+        addr: u64,
+        /// The length in bytes.
+        len: u64,
+    },
+    /// The range was RAM, but `vm-memory` failed the access.
     #[error("guest memory access to {0} failed")]
     Access(GuestRange),
 }
@@ -25,8 +34,10 @@ pub enum MemoryError {
 /// Which side of a copy failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CopyError {
+    /// The source range is unusable (fadump turns it into error flag 0x4000).
     #[error("copy source unusable: {0}")]
     Source(MemoryError),
+    /// The destination range is unusable (fadump turns it into error flag 0x1000).
     #[error("copy destination unusable: {0}")]
     Destination(MemoryError),
 }
@@ -129,8 +140,8 @@ pub fn read_c_string<M: GuestMemoryBackend>(
 }
 
 /// Copies `src` to `[dst, dst + src.len())` inside guest memory, directly from region to region
-/// (no host bounce buffer), in pieces of at most [`COPY_CHUNK`] that never straddle a region
-/// boundary on either side.
+/// (no host bounce buffer), in pieces of at most 4 MiB that never straddle a region boundary on
+/// either side. Returns the number of bytes copied, `src.len()`.
 ///
 /// Both ranges are checked before anything moves. `src == dst` is a no-op. Overlapping ranges
 /// are copied in the direction that keeps the source intact (memmove semantics).

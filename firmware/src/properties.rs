@@ -33,13 +33,19 @@ impl PropValue {
     }
 }
 
+/// One device-tree property: a name and its value. The node it goes under is the caller's
+/// business (`/rtas` for [`Rtas::properties`](crate::rtas::Rtas::properties), `/ibm,opal/dump`
+/// for [`MpiplEngine::dump_node_properties`](crate::opal::MpiplEngine::dump_node_properties)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Property {
+    /// The property name, e.g. `ibm,configure-kernel-dump`.
     pub name: String,
+    /// The value.
     pub value: PropValue,
 }
 
 impl Property {
+    /// A property named `name` with `value`.
     pub fn new(name: &str, value: PropValue) -> Self {
         Self {
             name: name.to_string(),
@@ -47,6 +53,7 @@ impl Property {
         }
     }
 
+    /// A property holding one 32-bit cell, e.g. an RTAS token.
     pub fn u32(name: &str, v: u32) -> Self {
         Self::new(name, PropValue::U32Cells(vec![v]))
     }

@@ -30,18 +30,22 @@ impl GuestRange {
         })
     }
 
+    /// The first byte.
     pub fn start(&self) -> u64 {
         self.start
     }
 
+    /// The first byte, as a `vm-memory` address.
     pub fn start_addr(&self) -> GuestAddress {
         GuestAddress(self.start)
     }
 
+    /// Bytes in the range.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// True for a range of no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -13,9 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Bytes 0x00..0x08: the ASCII magic "HPTESAVE" (0x4850544553415645 as a big-endian u64).
 pub const MAGIC: &[u8; 8] = b"HPTESAVE";
+/// Bytes of the header before the first entry: 32.
 pub const HEADER_SIZE: u64 = 0x20;
+/// The value written at 0x0C: where the 8-byte `NumEntries` field is.
 pub const NUM_ENTRIES_OFFSET: u32 = 0x18;
+/// Bytes of one entry: index, dword0 and dword1, a big-endian u64 each.
 pub const ENTRY_SIZE: u64 = 24;
 
 /// Bytes the area needs for an HPT of `capacity` entries (0 for radix guests: no section data).
@@ -30,8 +34,11 @@ pub fn area_size(capacity: u64) -> u64 {
 /// One hash page table entry: its index in the HPT and its two doublewords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HptEntry {
+    /// `HptEntryIndex`: the entry's slot number in the hash page table (PTEG index × 8 + slot).
     pub index: u64,
+    /// The first doubleword of the HPTE ("high": AVPN, flags, valid bit), as the HPT holds it.
     pub dword0: u64,
+    /// The second doubleword ("low": real page number, protection), as the HPT holds it.
     pub dword1: u64,
 }
 

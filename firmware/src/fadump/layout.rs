@@ -11,42 +11,73 @@ use serde::{Deserialize, Serialize};
 use crate::be::{BeReader, BeWriter};
 use crate::range::GuestRange;
 
+/// Bytes of the header (`struct rtas_fadump_section_header` in Linux's
+/// `arch/powerpc/platforms/pseries/rtas-fadump.h`): 40. Also the smallest buffer REGISTER takes.
 pub const HEADER_SIZE: usize = 0x28;
+/// Bytes of one section (`struct rtas_fadump_section`): 40. Section *i* sits at
+/// `offset_first_section + i * 40`.
 pub const SECTION_SIZE: usize = 0x28;
 /// PAPR: at most 10 sections ...
 pub const MAX_SECTIONS: usize = 10;
 /// ... and at most 512 bytes for format version 1.
 pub const MAX_STRUCT_SIZE: usize = 0x200;
+/// `dump_format_version`: the only version PAPR defines; REGISTER refuses any other.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// `dump_status_flag` bits.
+/// `dump_status_flag` bits. The OS registers 0; the platform sets them when it performs the dump.
 pub mod status {
+    /// 0x8000: the dump was performed.
     pub const DUMP_PERFORMED: u16 = 0x8000;
+    /// 0x4000: the dump was triggered by the previous boot.
     pub const DUMP_TRIGGERED: u16 = 0x4000;
+    /// 0x2000: some section failed (Linux `RTAS_FADUMP_ERROR_FLAG`). Kernels before 6.10 reject
+    /// a dump whose status is exactly this value; later ones look at the sections instead.
     pub const DUMP_ERROR: u16 = 0x2000;
 }
 
-/// Per-section `error_flags` bits (set by the platform).
+/// Per-section `error_flags` bits (set by the platform at dump time; the OS registers 0). A
+/// section with any bit set has `bytes_dumped` 0, and the header gets [`status::DUMP_ERROR`].
 pub mod section_error {
+    /// 0x8000: the platform does not provide this data type (here: PAPR type 0x0012, and any
+    /// reserved type found in a restored state).
     pub const INVALID_DATA_TYPE: u16 = 0x8000;
+    /// 0x4000: the source could not be read (for the HPTE section: the hash page table could not
+    /// be read).
     pub const INVALID_SOURCE_ADDR: u16 = 0x4000;
+    /// 0x2000: the requested length runs past the source (here: `source_address + source_len`
+    /// overflows 64 bits).
     pub const LENGTH_EXCEEDS_SOURCE: u16 = 0x2000;
+    /// 0x1000: the partition destination could not be written.
     pub const INVALID_DEST_ADDR: u16 = 0x1000;
+    /// 0x0800: the destination (`source_len` bytes) is too small for the data, e.g. more vCPUs
+    /// online than the Register Save Area was sized for.
     pub const DEST_TOO_SMALL: u16 = 0x0800;
 }
 
 /// `request_flag` bit 0: the firmware copies the data into partition memory.
 pub const REQUEST_FLAG_COPY: u32 = 0x1;
 
-/// A section's `source_data_type`.
+/// A section's `source_data_type` (PAPR; the raw big-endian 16-bit value). Any value can be
+/// held; [`SectionType::kind`] says what the firmware makes of it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SectionType(pub u16);
 
 impl SectionType {
+    /// 0x0001, CPU state data (Linux `RTAS_FADUMP_CPU_STATE_DATA`): the firmware writes the
+    /// Register Save Area ([`regsave`](crate::fadump::regsave)) at the destination.
     pub const CPU_STATE: SectionType = SectionType(0x0001);
+    /// 0x0002, hardware page table for the real mode region (Linux `RTAS_FADUMP_HPTE_REGION`):
+    /// the firmware writes the HPTE save area ([`hpte`](crate::fadump::hpte)).
     pub const HPTE: SectionType = SectionType(0x0002);
+    /// 0x0011, real mode region (Linux `RTAS_FADUMP_REAL_MODE_REGION`), Linux's "boot memory":
+    /// the firmware copies `source_len` bytes from the source to the destination.
     pub const REAL_MODE_REGION: SectionType = SectionType(0x0011);
+    /// 0x0012, dump OS identified string (PAPR only; Linux never registers it): accepted at
+    /// REGISTER and flagged [`section_error::INVALID_DATA_TYPE`] at dump time.
     pub const OS_IDENT_STRING: SectionType = SectionType(0x0012);
+    /// 0x0100, the first OS-defined type; Linux 6.10 and later use it for the parameter area
+    /// (`RTAS_FADUMP_PARAM_AREA`, source == destination, extra command line for the capture
+    /// kernel). Copied like every OS-defined type (0x0100 to 0xFFFF).
     pub const PARAM_AREA: SectionType = SectionType(0x0100);
 
     /// What the firmware does with a section of this type.
@@ -67,6 +98,7 @@ impl fmt::Debug for SectionType {
     }
 }
 
+/// How the firmware treats a section type, from [`SectionType::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {
     /// The firmware writes the Register Save Area.
@@ -81,21 +113,39 @@ pub enum SectionKind {
     Reserved,
 }
 
-/// The 40-byte header.
+/// The 40-byte header, Linux's `struct rtas_fadump_section_header`. Every field is big-endian in
+/// guest memory; the values here are native.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpHeader {
+    /// 0x00, `dump_format_version`: must be [`FORMAT_VERSION`] (1).
     pub format_version: u32,
+    /// 0x04, `dump_num_sections`: how many sections follow, 1 to [`MAX_SECTIONS`] (Linux sends
+    /// 3 before 6.10, 3 to 10 since).
     pub num_sections: u16,
+    /// 0x06, `dump_status_flag`: [`status`] bits. The OS registers 0; after a dump it reads
+    /// 0xC000, plus 0x2000 when a section failed.
     pub status: u16,
+    /// 0x08, `offset_first_dump_section`: byte offset of section 0 from the start of the
+    /// structure, at least 0x28 (Linux always sends 0x28).
     pub offset_first_section: u32,
+    /// 0x0C, `dd_block_size`: disk-dump block size in bytes; 0 = no disk dump. This firmware
+    /// supports no disk dump, so REGISTER requires every `dd_*` field to be 0.
     pub dd_block_size: u32,
+    /// 0x10, `dd_block_offset`: first disk block of the disk dump.
     pub dd_block_offset: u64,
+    /// 0x18, `dd_num_blocks`: number of disk blocks for the disk dump.
     pub dd_num_blocks: u64,
+    /// 0x20, `dd_offset_disk_path`: offset of the NUL-terminated disk path string in the
+    /// structure; 0 = none.
     pub dd_offset_disk_path: u32,
+    /// 0x24, `max_time_auto`: milliseconds after an NMI within which the OS must UNREGISTER to
+    /// prevent an automatic dump-reboot; 0 disables it. Accepted and ignored here.
     pub max_time_auto: u32,
 }
 
 impl DumpHeader {
+    /// Decodes the big-endian header at the PAPR offsets. Any value is accepted; checking is
+    /// [`validate`](crate::fadump::validate::validate)'s job.
     pub fn from_be_bytes(b: &[u8; HEADER_SIZE]) -> Self {
         let r = BeReader::new(b);
         Self {
@@ -111,6 +161,8 @@ impl DumpHeader {
         }
     }
 
+    /// Encodes the header big-endian at the PAPR offsets (the inverse of
+    /// [`DumpHeader::from_be_bytes`]).
     pub fn to_be_bytes(&self) -> [u8; HEADER_SIZE] {
         let mut b = [0u8; HEADER_SIZE];
         let mut w = BeWriter::new(&mut b);
@@ -127,19 +179,34 @@ impl DumpHeader {
     }
 }
 
-/// One 40-byte section.
+/// One 40-byte section, Linux's `struct rtas_fadump_section`. Every field is big-endian in guest
+/// memory; the values here are native. Addresses are guest real (logical) addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpSection {
+    /// +0x00, `request_flag`: bit 0 ([`REQUEST_FLAG_COPY`]) asks the firmware to copy the data
+    /// into partition memory. Linux always sends 1; REGISTER refuses a section without it.
     pub request_flag: u32,
+    /// +0x04, `source_data_type`.
     pub data_type: SectionType,
+    /// +0x06, `error_flags`: [`section_error`] bits, set by the platform at dump time (0 at
+    /// registration).
     pub error_flags: u16,
+    /// +0x08, `source_address`: where the data to copy starts. For the firmware-filled CPU and
+    /// HPTE sections it is unused (Linux sends 0).
     pub source_address: u64,
+    /// +0x10, `source_len`: bytes requested, which is also the size of the destination. For the
+    /// CPU and HPTE sections it must be at least the size `ibm,configure-kernel-dump-sizes`
+    /// advertises.
     pub source_len: u64,
+    /// +0x18, `bytes_dumped`: bytes the platform actually dumped (set at dump time: equal to
+    /// `source_len` on success, 0 on failure).
     pub bytes_dumped: u64,
+    /// +0x20, `destination_address`: where in partition memory the firmware puts the data.
     pub destination_address: u64,
 }
 
 impl DumpSection {
+    /// Decodes a big-endian section at the PAPR offsets; any value is accepted.
     pub fn from_be_bytes(b: &[u8; SECTION_SIZE]) -> Self {
         let r = BeReader::new(b);
         Self {
@@ -153,6 +220,8 @@ impl DumpSection {
         }
     }
 
+    /// Encodes the section big-endian at the PAPR offsets (the inverse of
+    /// [`DumpSection::from_be_bytes`]).
     pub fn to_be_bytes(&self) -> [u8; SECTION_SIZE] {
         let mut b = [0u8; SECTION_SIZE];
         let mut w = BeWriter::new(&mut b);
@@ -197,10 +266,18 @@ impl DumpSection {
 
 /// A registered structure: the guest's bytes (up to the end of the last section) plus the
 /// decoded header and sections.
+///
+/// [`KernelDumpStructure::encode`] writes `header` and `sections` back over the kept bytes at
+/// the positions the *current* header gives, so a caller that edits these fields must keep
+/// `num_sections`, `offset_first_section` and the number of sections as decoded (otherwise
+/// `encode` writes elsewhere or panics).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelDumpStructure {
     raw: Vec<u8>,
+    /// The decoded header.
     pub header: DumpHeader,
+    /// The decoded sections, in registration order (the order `ibm,kernel-dump` keeps: kernels
+    /// before 6.10 read CPU, HPTE and boot memory at fixed offsets).
     pub sections: Vec<DumpSection>,
 }
 

@@ -38,9 +38,13 @@ use crate::properties::{PropValue, Property};
 use crate::range::GuestRange;
 use layout::{section_error, status};
 
-/// `ibm,configure-kernel-dump` commands (`args[0]`).
+/// `ibm,configure-kernel-dump` command 1 (`args[0]`; Linux `FADUMP_REGISTER`): register the
+/// structure at `args[1]`, `args[2]` bytes long.
 pub const CMD_REGISTER: u32 = 1;
+/// Command 2 (Linux `FADUMP_UNREGISTER`): drop the registration.
 pub const CMD_UNREGISTER: u32 = 2;
+/// Command 3 (Linux `FADUMP_INVALIDATE`): the capture kernel is done with the active dump;
+/// withdraw `ibm,kernel-dump`.
 pub const CMD_INVALIDATE: u32 = 3;
 
 /// `ibm,configure-kernel-dump-sizes` section types.
@@ -75,6 +79,7 @@ impl FadumpConfig {
 /// The engine's state; serializable so a VMM can keep it across a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum FadumpState {
+    /// Nothing registered and no dump active: a crash is not dumped.
     #[default]
     Idle,
     /// A structure is registered; a crash will be dumped.
@@ -86,6 +91,8 @@ pub enum FadumpState {
 /// Errors of [`Fadump::perform_dump`] that prevent any dump.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DumpError {
+    /// The engine is idle or a dump is already active (a second crash in the capture kernel):
+    /// there is nothing to dump, and the state is left as it was.
     #[error("no dump is registered")]
     NotRegistered,
 }
@@ -93,14 +100,19 @@ pub enum DumpError {
 /// What happened to one section during the dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionOutcome {
+    /// The section's `source_data_type`.
     pub data_type: SectionType,
+    /// The `error_flags` written to `ibm,kernel-dump` ([`layout::section_error`] bits; 0 when the
+    /// section was dumped).
     pub error_flags: u16,
+    /// The `bytes_dumped` written to `ibm,kernel-dump`: `source_len` on success, 0 on failure.
     pub bytes_dumped: u64,
 }
 
 /// The result of a dump, for the machine's log and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DumpReport {
+    /// One outcome per registered section, in registration order.
     pub sections: Vec<SectionOutcome>,
     /// The status written to the header (0xC000, plus 0x2000 when a section failed).
     pub status: u16,
@@ -113,6 +125,7 @@ pub struct DumpReport {
 }
 
 impl DumpReport {
+    /// True when some section failed (the header status carries 0x2000).
     pub fn has_errors(&self) -> bool {
         self.status & status::DUMP_ERROR != 0
     }
@@ -122,14 +135,21 @@ impl DumpReport {
 /// the PAPR status each one becomes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FadumpRefusal {
+    /// REGISTER while a registration exists (RTAS status -9; Linux then believes it is
+    /// registered).
     #[error("a dump is already registered")]
     AlreadyRegistered,
+    /// REGISTER or UNREGISTER while a dump is active (RTAS status -10).
     #[error("a dump is active")]
     DumpActive,
+    /// INVALIDATE while no dump is active (RTAS status -3).
     #[error("no dump is active")]
     NoDumpActive,
+    /// A command other than 1, 2 or 3 (RTAS status -3).
     #[error("unknown command {0}")]
     UnknownCommand(u32),
+    /// REGISTER with a structure [`validate::validate`] refused (RTAS status -3, or -1 when the
+    /// buffer could not be read).
     #[error("invalid registration: {0}")]
     Invalid(#[from] RegistrationError),
 }
@@ -142,27 +162,34 @@ pub struct Fadump {
 }
 
 impl Fadump {
+    /// An idle engine for a partition described by `config`.
     pub fn new(config: FadumpConfig) -> Self {
         Self::restore(config, FadumpState::Idle)
     }
 
-    /// Rebuilds an engine from saved state.
+    /// Rebuilds an engine from saved state. The state is taken as it is, not validated again, so
+    /// it should come from an engine with the same `config` and RAM map: a registration checked
+    /// against others can fail at dump time (error flags) instead of at REGISTER.
     pub fn restore(config: FadumpConfig, state: FadumpState) -> Self {
         Self { config, state }
     }
 
+    /// The partition description the engine was built with.
     pub fn config(&self) -> &FadumpConfig {
         &self.config
     }
 
+    /// Where the state machine stands; serialize it to keep it across a VMM restart.
     pub fn state(&self) -> &FadumpState {
         &self.state
     }
 
+    /// True when a structure is registered: the next `ibm,os-term` is a dump.
     pub fn is_registered(&self) -> bool {
         matches!(self.state, FadumpState::Registered(_))
     }
 
+    /// True while a performed dump waits for INVALIDATE (`ibm,kernel-dump` is presented).
     pub fn is_dump_active(&self) -> bool {
         matches!(self.state, FadumpState::DumpActive(_))
     }
@@ -182,8 +209,9 @@ impl Fadump {
             .max()
     }
 
-    /// The memory a registered dump will write at crash time (every non-empty section
-    /// destination). A VMM can pre-fault these host pages right after REGISTER (e.g.
+    /// The memory a registered dump will write at crash time: every non-empty section
+    /// destination except those of in-place copy sections (source == destination, Linux's
+    /// parameter area), which write nothing. A VMM can pre-fault these host pages right after REGISTER (e.g.
     /// `MADV_POPULATE_WRITE` in the background): first-touch page faults, not the copy itself,
     /// dominate the crash-time copy (see `benches/dump_copy.rs`).
     pub fn registered_destinations(&self) -> Vec<GuestRange> {

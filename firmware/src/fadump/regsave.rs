@@ -14,12 +14,21 @@
 
 use crate::cpu::{CpuState, Reg};
 
+/// Bytes 0x00..0x08: the magic "REGSAVE\0" (0x5245475341564500 as a big-endian u64); Linux
+/// refuses the CPU notes without it.
 pub const MAGIC: &[u8; 8] = b"REGSAVE\0";
+/// Bytes of the header before the first register entry: 32.
 pub const HEADER_SIZE: u64 = 0x20;
+/// The value written at 0x0C (`num_cpu_offset` in Linux's
+/// `struct rtas_fadump_reg_save_area_header`): `NumCpus` is at 0x1C and the entries start 4 bytes
+/// later, at 0x20 (PAPR's layout; Linux honours whatever offset is written).
 pub const NUM_CPUS_OFFSET: u32 = 0x1c;
+/// Bytes of one register entry (`struct rtas_fadump_reg_entry`): `reg_id` and `reg_value`, a
+/// big-endian u64 each.
 pub const ENTRY_SIZE: u64 = 16;
 /// CPUSTRT + 32 GPRs + the named registers + CPUEND.
 pub const ENTRIES_PER_CPU: u64 = 1 + 32 + Reg::PAPR_SAVED.len() as u64 + 1;
+/// Bytes of one CPU's block of entries: 79 × 16 = 1264, as QEMU's for the same register set.
 pub const BYTES_PER_CPU: u64 = ENTRIES_PER_CPU * ENTRY_SIZE;
 
 /// Bytes the area needs for `cpus` CPUs (what `ibm,configure-kernel-dump-sizes` advertises for

@@ -17,49 +17,107 @@ use crate::memory;
 use crate::range::GuestRange;
 
 /// Why a registration was refused.
+///
+/// Every reason becomes RTAS status -3 (parameter error) except [`BufferUnreadable`], which is
+/// -1 (hardware error). Section indices count from 0 in registration order. The buffer and the
+/// header are checked first, then each section in turn, then the overlaps between sections; the
+/// first failure is reported.
+///
+/// [`BufferUnreadable`]: RegistrationError::BufferUnreadable
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RegistrationError {
+    /// The buffer address (`args[1]`) is 0.
     #[error("buffer address is 0")]
     NullBuffer,
+    /// The length (`args[2]`, carried here) is below the 40-byte header or above PAPR's 512
+    /// bytes.
     #[error("buffer length {0} outside [{HEADER_SIZE}, {MAX_STRUCT_SIZE}]")]
     BufferLength(u32),
+    /// The buffer (the range carried here) ends above the RMA size (the second value; PAPR R1-2)
+    /// or is not entirely RAM.
     #[error("buffer {0} is not inside RAM below the RMA limit {1:#x}")]
     BufferOutsideRma(GuestRange, u64),
+    /// Reading the buffer failed although it lies in RAM.
     #[error("buffer unreadable: {0}")]
     BufferUnreadable(memory::MemoryError),
+    /// `dump_format_version` (carried here) is not 1.
     #[error("dump format version {0} (only 1 exists)")]
     FormatVersion(u32),
+    /// `dump_num_sections` (carried here) is 0 or above 10.
     #[error("{0} sections (must be 1..={MAX_SECTIONS})")]
     SectionCount(u16),
+    /// `offset_first_dump_section` is below 40, or the sections it places run past the length.
     #[error("first section at {offset:#x} with {count} sections does not fit a {len}-byte buffer")]
-    SectionsOutsideBuffer { offset: u32, count: u16, len: u32 },
+    SectionsOutsideBuffer {
+        /// `offset_first_dump_section` as registered.
+        offset: u32,
+        /// `dump_num_sections` as registered.
+        count: u16,
+        /// The registered length in bytes.
+        len: u32,
+    },
+    /// A `dd_*` disk-dump field is nonzero: this platform has no disk dump.
     #[error("disk dump requested (dd_* fields nonzero): not supported")]
     DiskDump,
+    /// Section `.0` has `request_flag` `.1` without bit 0: it asks for no copy, which only makes
+    /// sense with a disk dump.
     #[error("section {0}: request flag {1:#x} without the copy bit (disk dump only)")]
     NoCopyRequest(usize, u32),
+    /// Section `.0` has a type PAPR reserves (0x0000, 0x0003 to 0x0010, 0x0013 to 0x00FF).
     #[error("section {0}: reserved data type {1:?}")]
     ReservedType(usize, SectionType),
+    /// Section `.0` is a second CPU state (0x0001) or second HPTE (0x0002) section.
     #[error("section {0}: second section of type {1:?}")]
     DuplicateType(usize, SectionType),
+    /// A CPU state or HPTE section asks for fewer bytes than `ibm,configure-kernel-dump-sizes`
+    /// advertises.
     #[error("section {index}: length {len:#x} below the advertised {needed:#x}")]
-    TooSmall { index: usize, len: u64, needed: u64 },
+    TooSmall {
+        /// The section's index.
+        index: usize,
+        /// Its `source_len`.
+        len: u64,
+        /// The advertised size ([`FadumpConfig::cpu_state_size`] or
+        /// [`FadumpConfig::hpte_size`]).
+        needed: u64,
+    },
+    /// Copy section `.0` has `source_len` 0.
     #[error("section {0}: zero-length copy")]
     EmptyCopy(usize),
+    /// In section `.0`, source or destination address + `source_len` overflows 64 bits.
     #[error("section {0}: address + length overflows 64 bits")]
     Overflow(usize),
+    /// The source range of copy section `.0` is not entirely RAM: beyond RAM or across a hole
+    /// (PowerVM's "Can't have holes in boot memory area").
     #[error("section {0}: source {1} is outside RAM or crosses a hole")]
     SourceNotRam(usize, GuestRange),
+    /// The destination range of section `.0` is not entirely RAM ("Can't have holes in reserved
+    /// memory area").
     #[error("section {0}: destination {1} is outside RAM or crosses a hole")]
     DestinationNotRam(usize, GuestRange),
+    /// The destinations of sections `.0` and `.1` share a byte.
     #[error("sections {0} and {1}: destinations overlap")]
     DestinationsOverlap(usize, usize),
+    /// A destination overlaps the source of a copy section (its own included). An in-place
+    /// section (source == destination, Linux's parameter area) writes nothing and is exempt.
     #[error("section {dst}: destination overlaps the source of section {src}")]
-    DestinationOverlapsSource { dst: usize, src: usize },
+    DestinationOverlapsSource {
+        /// Index of the section whose destination overlaps.
+        dst: usize,
+        /// Index of the copy section whose source it overlaps.
+        src: usize,
+    },
+    /// The destination of section `.0` (`.1`) overlaps memory the firmware owns (`.2`, from
+    /// [`FadumpConfig::firmware_reserved`]). In-place sections are exempt.
     #[error("section {0}: destination {1} overlaps firmware memory {2}")]
     DestinationOverlapsFirmware(usize, GuestRange, GuestRange),
 }
 
 /// Reads and checks the structure at `addr`/`len`; on success returns the private copy.
+///
+/// `addr` is the 32-bit real address Linux passes (zero-extended); `len` must cover the header
+/// and every section. Only the bytes up to the end of the last section are kept. Nothing in
+/// guest memory is written.
 pub fn validate<M: GuestMemoryBackend>(
     mem: &M,
     config: &FadumpConfig,

@@ -26,6 +26,8 @@ pub struct OpalCall {
 }
 
 impl OpalCall {
+    /// A call with number `token` (r0), the argument registers r3 upward in `args` (missing ones
+    /// are 0, any past the eighth are dropped) and the caller's PIR.
     pub fn new(token: u64, args: &[u64], caller_pir: u32) -> Self {
         let mut a = [0u64; 8];
         for (d, s) in a.iter_mut().zip(args) {
@@ -47,12 +49,15 @@ impl OpalCall {
 /// What the machine must do after the call; the firmware never acts itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpalAction {
+    /// `OPAL_CEC_POWER_DOWN`: power the machine off (the request argument is ignored).
     PowerOff,
     /// A reboot that does not preserve memory; call [`MpiplEngine::normal_boot`].
     Reboot,
     /// Stop every thread without resuming the caller, call [`MpiplEngine::preserve`], then
     /// reset and boot with [`MpiplEngine::dump_node_properties`].
     Mpipl {
+        /// PIR of the thread that called `CEC_REBOOT2(MPIPL)`: pass it to
+        /// [`MpiplEngine::preserve`].
         crashing_pir: u32,
     },
 }
@@ -62,10 +67,13 @@ pub enum OpalAction {
 pub struct OpalReturn {
     /// r3.
     pub r3: i64,
+    /// What the machine must do next, if anything. With [`OpalAction::Mpipl`] the caller is not
+    /// resumed, so r3 is never seen.
     pub action: Option<OpalAction>,
 }
 
 impl OpalReturn {
+    /// A return of `s` in r3 and no action.
     pub fn status(s: OpalStatus) -> Self {
         Self {
             r3: s.code(),
@@ -89,14 +97,27 @@ impl OpalReturn {
 /// The OPAL firmware of a powernv machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Opal {
+    /// The engine behind the MPIPL calls. The machine also drives it directly:
+    /// [`MpiplEngine::preserve`] after [`OpalAction::Mpipl`], [`MpiplEngine::normal_boot`] after
+    /// [`OpalAction::Reboot`], and the device-tree properties on every boot.
     pub mpipl: MpiplEngine,
 }
 
 impl Opal {
+    /// The OPAL firmware around an MPIPL engine.
     pub fn new(mpipl: MpiplEngine) -> Self {
         Self { mpipl }
     }
 
+    /// Handles one OPAL call.
+    ///
+    /// A call number this firmware does not route answers `OPAL_UNSUPPORTED` (-7) with no
+    /// action. `OPAL_CHECK_TOKEN` answers 1 (`OPAL_TOKEN_PRESENT`) for the numbers in
+    /// [`OpalToken::ALL`] and 0 otherwise. `OPAL_CEC_REBOOT2` answers `OPAL_UNSUPPORTED` for an
+    /// unknown reboot type, [`OpalAction::Mpipl`] for type 3 and [`OpalAction::Reboot`] for the
+    /// others (its message is only logged, and a bad pointer does not stop the reboot). The MPIPL
+    /// calls answer 0 or the [`MpiplError::status`](crate::opal::MpiplError::status) of their
+    /// refusal. 32-bit C parameters (op, tag, reboot type) are the low word of their register.
     pub fn call<M: GuestMemoryBackend>(&mut self, mem: &M, call: &OpalCall) -> OpalReturn {
         let Some(token) = OpalToken::from_number(call.token) else {
             warn!(

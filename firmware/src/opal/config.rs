@@ -22,9 +22,14 @@ pub const LINUX_FW_LOAD_LIMIT: u64 = 0x3000_0000;
 pub const SKIBOOT_FW_LOAD_AREA: [(u64, u64); 2] =
     [(0x2000_0000, 0x0800_0000), (0x2800_0000, 0x0800_0000)];
 
-/// Offsets inside the dump area.
+/// Offset in the dump area of the CPU metadata (`struct opal_mpipl_fadump`, one region) that
+/// `TAG_CPU` points at.
 pub const CPU_METADATA_OFFSET: u64 = 0;
+/// Offset in the dump area of the OPAL metadata (`struct opal_mpipl_fadump` with the OPAL memory
+/// region and the crashing PIR) that `TAG_OPAL` points at.
 pub const OPAL_METADATA_OFFSET: u64 = 0x100;
+/// Offset in the dump area of the register data: one
+/// [`THREAD_SIZE`]-byte record per thread, back to back.
 pub const REGDATA_OFFSET: u64 = 0x1000;
 
 /// Memory OPAL preserves for itself on every MPIPL (the one table entry it keeps).
@@ -36,6 +41,8 @@ pub struct OpalMemory {
     pub dest: u64,
 }
 
+/// What the machine tells the MPIPL engine: where the firmware's areas are in guest memory.
+/// [`MpiplConfig::validate`] checks it when the engine is built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpiplConfig {
     /// OPAL state kept in guest memory, if the machine has any.
@@ -49,27 +56,42 @@ pub struct MpiplConfig {
     pub fw_load_area: Vec<GuestRange>,
 }
 
+/// Why [`MpiplConfig::validate`] refused a configuration.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A firmware-owned area is not entirely RAM (beyond RAM or across a hole).
     #[error("{what} {range} is not RAM")]
     NotBacked {
+        /// The area's reservation name: `ibm,opal`, `ibm,firmware-dump` or
+        /// `ibm,firmware-arch-registers`.
         what: &'static str,
+        /// The area.
         range: GuestRange,
     },
+    /// The OPAL memory copy, `dest + src.len()`, overflows 64 bits.
     #[error("OPAL memory copy destination overflows")]
     OpalDestOverflow,
+    /// OPAL memory (the size carried here) is larger than a table entry's 32-bit size field.
     #[error("OPAL memory of {0:#x} bytes does not fit a 32-bit table entry")]
     OpalTooLarge(u64),
+    /// Two firmware-owned areas share a byte.
     #[error("firmware areas {0} and {1} overlap")]
     Overlap(GuestRange, GuestRange),
+    /// The dump area cannot hold the metadata and `max_threads` register records.
     #[error(
         "dump area of {have:#x} bytes is smaller than the {need:#x} bytes {threads} threads need"
     )]
     DumpAreaTooSmall {
+        /// The dump area's size in bytes.
         have: u64,
+        /// The bytes needed ([`MpiplConfig::dump_area_size`], at least room for the OPAL
+        /// metadata).
         need: u64,
+        /// `max_threads` as configured.
         threads: usize,
     },
+    /// A `fw-load-area` range ends above [`LINUX_FW_LOAD_LIMIT`]: Linux would print "F/W version
+    /// not supported!" and disable fadump.
     #[error("fw-load-area {0} ends above {LINUX_FW_LOAD_LIMIT:#x}: Linux would disable fadump")]
     LoadAreaTooHigh(GuestRange),
 }
@@ -88,6 +110,8 @@ impl MpiplConfig {
             .collect()
     }
 
+    /// Where OPAL memory's copy goes, `[dest, dest + src.len())`; `None` without OPAL memory or
+    /// when the end overflows 64 bits.
     pub fn opal_dest_range(&self) -> Option<GuestRange> {
         self.opal_memory
             .and_then(|o| GuestRange::new(o.dest, o.src.len()))
@@ -107,6 +131,11 @@ impl MpiplConfig {
         v
     }
 
+    /// Checks the configuration against the RAM map of `mem`, in this order: OPAL memory fits a
+    /// 32-bit table entry and its copy does not overflow; every firmware-owned area is RAM; those
+    /// areas are pairwise disjoint; the dump area holds `max_threads` records; no `fw-load-area`
+    /// range ends above [`LINUX_FW_LOAD_LIMIT`]. The `fw-load-area` ranges themselves need not be
+    /// RAM.
     pub fn validate<M: GuestMemoryBackend>(&self, mem: &M) -> Result<(), ConfigError> {
         if let Some(o) = self.opal_memory {
             if o.src.len() > MAX_RANGE_SIZE {

@@ -5,6 +5,8 @@ use crate::range::GuestRange;
 
 /// Path of the node, under the OPAL node.
 pub const DUMP_NODE_PATH: &str = "/ibm,opal/dump";
+/// The node's `compatible`. Linux gives up on fadump without it ("Support missing for this f/w
+/// version!").
 pub const COMPATIBLE: &str = "ibm,opal-dump";
 
 /// `compatible`, `fw-load-area` (BE64 base, BE64 size pairs) and, on an MPIPL boot, an empty

@@ -41,6 +41,8 @@ use crate::range::GuestRange;
 /// What the next MPIPL will use: the range table and the kernel's tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
+    /// The ranges to copy: OPAL's own entry first (when the machine has OPAL memory), then the
+    /// kernel's `ADD_RANGE`s in registration order.
     pub table: RangeTable,
     /// `TAG_KERNEL`: the kernel's metadata address (0 = none).
     pub kernel_tag: u64,
@@ -51,13 +53,21 @@ pub struct Registration {
 /// The tag values a dump boot answers `QUERY_TAG` with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresentedTags {
+    /// `TAG_CPU`: real address of the CPU metadata in the dump area (its one region covers the
+    /// thread records); 0 when no register data was written.
     pub cpu: u64,
+    /// `TAG_OPAL`: real address of the OPAL metadata in the dump area; 0 without OPAL memory or
+    /// when its copy failed.
     pub opal: u64,
+    /// `TAG_KERNEL`: the value the crashed kernel registered (the address of its
+    /// `struct opal_fadump_mem_struct`).
     pub kernel: u64,
+    /// `TAG_BOOT_MEM`: the value the crashed kernel registered (the top of its boot memory).
     pub boot_mem: u64,
 }
 
 impl PresentedTags {
+    /// The value of `tag`.
     pub fn get(&self, tag: MpiplTag) -> u64 {
         match tag {
             MpiplTag::Cpu => self.cpu,
@@ -71,8 +81,11 @@ impl PresentedTags {
 /// One line of the result table (skiboot's MDRT, written by the platform after copying).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultEntry {
+    /// Who registered the range.
     pub region: DataRegion,
+    /// The range that was to be copied.
     pub src: GuestRange,
+    /// Where it was to be copied (same length).
     pub dest: GuestRange,
     /// `None` when copied; otherwise why not.
     pub error: Option<String>,
@@ -83,13 +96,16 @@ pub struct ResultEntry {
 pub struct PreservedDump {
     /// PIR of the thread that called `CEC_REBOOT2(MPIPL)`.
     pub crashing_pir: u32,
+    /// What `QUERY_TAG` answers in this boot.
     pub tags: PresentedTags,
+    /// One line per table entry, in copy order (OPAL's own first).
     pub results: Vec<ResultEntry>,
     /// Thread records written into the dump area.
     pub threads: usize,
 }
 
 impl PreservedDump {
+    /// True when every range was copied.
     pub fn all_copied(&self) -> bool {
         self.results.iter().all(|r| r.error.is_none())
     }
@@ -104,15 +120,23 @@ pub enum MpiplState {
     DumpActive(PreservedDump),
     /// `FREE_PRESERVED_MEMORY` was called: `QUERY_TAG` answers `OPAL_PARAMETER` until the next
     /// boot. `mpipl_boot` remembers whether this boot still is an MPIPL boot.
-    Released { mpipl_boot: bool },
+    Released {
+        /// True when this boot followed an MPIPL (the memory was freed in a dump boot), so
+        /// `mpipl-boot` stays in the device tree.
+        mpipl_boot: bool,
+    },
 }
 
+/// Why [`MpiplEngine::new`] refused to build an engine.
 #[derive(Debug, Error)]
 pub enum EngineError {
+    /// The configuration does not fit the RAM map ([`MpiplConfig::validate`]).
     #[error("bad MPIPL configuration: {0}")]
     Config(#[from] ConfigError),
 }
 
+/// The MPIPL firmware of one machine: its configuration, the [`Registration`] for the next MPIPL
+/// and the [`MpiplState`] of the last one. Serializable so a machine can snapshot it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpiplEngine {
     config: MpiplConfig,
@@ -147,14 +171,17 @@ impl MpiplEngine {
         }
     }
 
+    /// The configuration the engine was built with.
     pub fn config(&self) -> &MpiplConfig {
         &self.config
     }
 
+    /// What the next MPIPL will preserve.
     pub fn registration(&self) -> &Registration {
         &self.registration
     }
 
+    /// Where the dump lifecycle stands in this boot.
     pub fn state(&self) -> &MpiplState {
         &self.state
     }
@@ -186,6 +213,15 @@ impl MpiplEngine {
     }
 
     /// `OPAL_MPIPL_UPDATE(op, src, dest, size)`.
+    ///
+    /// `ADD_RANGE` applies skiboot's checks (valid addresses, size not 0, room, no duplicate
+    /// source or destination) and refuses in addition sizes above 32 bits, ranges that are not
+    /// RAM, destinations overlapping their source, a registered range or firmware-owned memory,
+    /// and sources overlapping another kernel range's destination.
+    /// `REMOVE_RANGE` refuses a pair that is not registered. `REMOVE_ALL` and
+    /// `FREE_PRESERVED_MEMORY` always succeed; the latter ends the presented dump but leaves the
+    /// registration for the next MPIPL alone. An unknown `op` is
+    /// [`MpiplError::UnknownOp`].
     pub fn update<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
@@ -221,6 +257,10 @@ impl MpiplEngine {
     }
 
     /// `OPAL_MPIPL_REGISTER_TAG(tag, value)`: the kernel's tags for the next MPIPL.
+    ///
+    /// `TAG_KERNEL` takes any value (Linux writes 0 on shutdown to clear it); `TAG_BOOT_MEM`
+    /// must be nonzero and at most the top of RAM; `TAG_CPU` and `TAG_OPAL` belong to the
+    /// firmware and are refused, as are unknown tags.
     pub fn register_tag<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
@@ -247,6 +287,10 @@ impl MpiplEngine {
     }
 
     /// `OPAL_MPIPL_QUERY_TAG(tag, out)`: writes the tag as a BE64 at `out` and returns it.
+    ///
+    /// In a normal boot every tag reads 0; in a dump boot the values come from the
+    /// [`PreservedDump`]. Refused: an `out` that fails `opal_addr_valid` or is not 8 bytes of
+    /// RAM, a tag of 4 or more, and any query after `FREE_PRESERVED_MEMORY` in this boot.
     pub fn query_tag<M: GuestMemoryBackend>(
         &self,
         mem: &M,

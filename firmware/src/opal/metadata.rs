@@ -16,38 +16,66 @@ use thiserror::Error;
 
 use crate::be::{BeReader, BeWriter};
 
+/// The `version` byte (`OPAL_MPIPL_VERSION`): 1. Linux only warns about another value.
 pub const MPIPL_VERSION: u8 = 1;
+/// Bytes before the first region: 24.
 pub const HEADER_SIZE: usize = 0x18;
+/// Bytes of one region (`struct opal_mpipl_region`): 24.
 pub const REGION_SIZE: usize = 0x18;
 
-/// One preserved region as the kernel sees it.
+/// One preserved region as the kernel sees it (`struct opal_mpipl_region` in skiboot's and
+/// Linux's `opal-api.h`; three big-endian u64 in memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpiplRegion {
+    /// Real address the data was copied from.
     pub src: u64,
+    /// Real address of the copy.
     pub dest: u64,
+    /// Bytes copied.
     pub size: u64,
 }
 
+/// `struct opal_mpipl_fadump` (skiboot's and Linux's `opal-api.h`), decoded. The 7 reserved bytes
+/// after `version` are written as 0 and ignored when read; `region_cnt` is `regions.len()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpiplFadump {
+    /// 0x00: the structure version, [`MPIPL_VERSION`].
     pub version: u8,
+    /// 0x08: PIR of the thread that triggered the MPIPL. Filled for `TAG_OPAL`; 0 in the
+    /// `TAG_CPU` metadata, where Linux takes the crashing CPU from its own crash-info header.
     pub crashing_pir: u32,
+    /// 0x0C: format of the register data for `TAG_CPU`,
+    /// [`regdata::CPU_DATA_VERSION`](crate::opal::regdata::CPU_DATA_VERSION) (1, HDAT P9); 0
+    /// for `TAG_OPAL`.
     pub cpu_data_version: u32,
+    /// 0x10: bytes per thread record, the stride Linux walks the register data with (Linux
+    /// divides `regions[0].size` by it to count threads); 0 for `TAG_OPAL`.
     pub cpu_data_size: u32,
+    /// 0x14 `region_cnt`, then the regions from 0x18. For `TAG_CPU`: one region covering every
+    /// thread record, `src == dest`. For `TAG_OPAL`: OPAL's own preserved memory.
     pub regions: Vec<MpiplRegion>,
 }
 
+/// Why bytes could not be decoded as metadata.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MetadataError {
+    /// Fewer bytes than the header, or than the regions `region_cnt` announces.
     #[error("metadata of {len} bytes is shorter than its {need}-byte content")]
-    Short { len: usize, need: usize },
+    Short {
+        /// Bytes given.
+        len: usize,
+        /// Bytes the content needs (`usize::MAX` when `region_cnt` overflows the computation).
+        need: usize,
+    },
 }
 
 impl MpiplFadump {
+    /// Bytes of the encoding: the header plus 24 per region.
     pub fn encoded_len(&self) -> usize {
         HEADER_SIZE + self.regions.len() * REGION_SIZE
     }
 
+    /// The big-endian, packed encoding, exactly [`MpiplFadump::encoded_len`] bytes.
     pub fn to_be_bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.encoded_len()];
         let mut w = BeWriter::new(&mut out);
@@ -65,6 +93,8 @@ impl MpiplFadump {
         out
     }
 
+    /// Decodes the metadata at the start of `bytes` (trailing bytes are ignored). The version
+    /// is not checked.
     pub fn from_be_bytes(bytes: &[u8]) -> Result<Self, MetadataError> {
         if bytes.len() < HEADER_SIZE {
             return Err(MetadataError::Short {

@@ -23,13 +23,19 @@ use thiserror::Error;
 use crate::be::{BeReader, BeWriter};
 use crate::cpu::{CpuState, Reg};
 
+/// Bytes of a thread record's header (Linux `struct hdat_fadump_thread_hdr`): 24.
 pub const THREAD_HEADER_SIZE: usize = 0x18;
+/// Bytes of one register entry (Linux `struct hdat_fadump_reg_entry`): 16. Written as both the
+/// allocated and the used entry size.
 pub const ENTRY_SIZE: usize = 0x10;
 /// Where the `offset` field sits in the header; the offset counts from here.
 pub const OFFSET_FIELD: usize = 0x08;
 /// `offset` value: entries follow the header.
 pub const ENTRY_OFFSET: u32 = (THREAD_HEADER_SIZE - OFFSET_FIELD) as u32;
+/// `reg_type` of a general-purpose register: `reg_num` is 0 to 31 (`HDAT_FADUMP_REG_TYPE_GPR`).
 pub const REG_TYPE_GPR: u32 = 1;
+/// `reg_type` of a special-purpose register: `reg_num` is the SPR number, or an OPAL
+/// pseudo-number for NIP, MSR and CR (`HDAT_FADUMP_REG_TYPE_SPR`).
 pub const REG_TYPE_SPR: u32 = 2;
 /// Core state of a thread that was running (stop level 0).
 pub const CORE_STATE_RUNNING: u8 = 0x00;
@@ -46,8 +52,11 @@ pub const THREAD_SIZE: usize = THREAD_HEADER_SIZE + ENTRY_COUNT * ENTRY_SIZE;
 /// One register entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegEntry {
+    /// [`REG_TYPE_GPR`] or [`REG_TYPE_SPR`] (BE32 at +0).
     pub reg_type: u32,
+    /// The GPR index or the SPR number (BE32 at +4).
     pub reg_num: u32,
+    /// The register's value (BE64 at +8, `reg_val` in Linux).
     pub value: u64,
 }
 
@@ -94,17 +103,25 @@ pub fn encode(cpus: &[CpuState]) -> Vec<u8> {
     cpus.iter().flat_map(encode_thread).collect()
 }
 
+/// Why [`decode_thread`] refused a record.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RegDataError {
+    /// The record (its length carried here) is shorter than the 24-byte header.
     #[error("thread record of {0} bytes is shorter than its header")]
     Short(usize),
+    /// The entry array the header describes does not lie inside the record.
     #[error("entry array [{start:#x}, +{count} x {esize}) runs past the {len}-byte record")]
     EntriesOutside {
+        /// Offset of the first entry in the record (`8 + offset`; `usize::MAX` on overflow).
         start: usize,
+        /// `ecnt`: number of entries.
         count: u32,
+        /// `esize`: allocated bytes per entry.
         esize: u32,
+        /// Bytes in the record.
         len: usize,
     },
+    /// `esize` (carried here) is below the 16 bytes of an entry.
     #[error("entry size {0} is smaller than an entry")]
     EntrySize(u32),
 }
@@ -112,8 +129,11 @@ pub enum RegDataError {
 /// A decoded thread record (used by tests and by tools that inspect a dump).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadRecord {
+    /// 0x00: the thread's PIR.
     pub pir: u32,
+    /// 0x04: the core's stop state; [`CORE_STATE_INACTIVE`] means Linux skips the thread.
     pub core_state: u8,
+    /// The `ecnt` entries, read `esize` bytes apart.
     pub entries: Vec<RegEntry>,
 }
 

@@ -6,22 +6,43 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i64)]
 pub enum OpalStatus {
+    /// 0, `OPAL_SUCCESS`.
     Success = 0,
+    /// -1, `OPAL_PARAMETER`: an argument is invalid. Every MPIPL refusal but a full table.
     Parameter = -1,
+    /// -2, `OPAL_BUSY`: try again later.
     Busy = -2,
+    /// -3, `OPAL_PARTIAL`: only part of the request was done.
     Partial = -3,
+    /// -4, `OPAL_CONSTRAINED`: the request was adjusted to what is possible.
     Constrained = -4,
+    /// -5, `OPAL_CLOSED`: the resource (e.g. a console) is closed.
     Closed = -5,
+    /// -6, `OPAL_HARDWARE`: a hardware problem, or no backend for the function. Linux disables
+    /// powernv fadump when `MPIPL_UPDATE` answers it.
     Hardware = -6,
+    /// -7, `OPAL_UNSUPPORTED`: the call, or an argument value such as a reboot type, is not
+    /// supported. Every call number this firmware does not route answers it.
     Unsupported = -7,
+    /// -8, `OPAL_PERMISSION`: the caller may not do this.
     Permission = -8,
+    /// -9, `OPAL_NO_MEM`: out of memory.
     NoMem = -9,
+    /// -10, `OPAL_RESOURCE`: out of a resource. `ADD_RANGE` answers it when the range table is
+    /// full; Linux keeps the ranges registered so far.
     Resource = -10,
+    /// -11, `OPAL_INTERNAL_ERROR`: a firmware-internal failure.
     InternalError = -11,
+    /// -12, `OPAL_BUSY_EVENT`: busy; poll OPAL events, then try again.
     BusyEvent = -12,
+    /// -13, `OPAL_HARDWARE_FROZEN`: the hardware is frozen (e.g. an EEH freeze).
     HardwareFrozen = -13,
+    /// -14, `OPAL_WRONG_STATE`: the target is in the wrong state for the request.
     WrongState = -14,
+    /// -15, `OPAL_ASYNC_COMPLETION`: accepted; completion is reported later by an asynchronous
+    /// message.
     AsyncCompletion = -15,
+    /// -16, `OPAL_EMPTY`: there is nothing to return.
     Empty = -16,
 }
 
@@ -47,6 +68,7 @@ impl OpalStatus {
         OpalStatus::Empty,
     ];
 
+    /// The signed value skiboot defines (e.g. -1 for [`OpalStatus::Parameter`]).
     pub fn code(self) -> i64 {
         self as i64
     }

@@ -32,6 +32,8 @@ pub enum DataRegion {
 }
 
 impl DataRegion {
+    /// The `data_region` byte skiboot writes in MDST/MDDT entries: 0x03 for OPAL memory, 0x80
+    /// for the kernel.
     pub fn raw(self) -> u8 {
         match self {
             DataRegion::OpalMemory => 0x03,
@@ -43,12 +45,19 @@ impl DataRegion {
 /// One source/destination pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableEntry {
+    /// Who registered the pair.
     pub region: DataRegion,
+    /// The range to preserve (a real address range, top nibble already masked).
     pub src: GuestRange,
+    /// Where its copy goes; always the same length as `src`.
     pub dest: GuestRange,
 }
 
 /// The table. Serializable so a machine can snapshot the firmware.
+///
+/// Embedders read it through [`Registration::table`](crate::opal::Registration::table); it
+/// changes only through [`MpiplEngine::update`](crate::opal::MpiplEngine::update), which supplies
+/// the firmware-owned ranges the checks need.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeTable {
     entries: Vec<TableEntry>,
@@ -76,22 +85,26 @@ fn checked_range<M: GuestMemoryBackend>(
 
 impl RangeTable {
     /// A table holding only OPAL's own entry (when the machine has one).
-    pub fn new(opal_entry: Option<TableEntry>) -> Self {
+    pub(crate) fn new(opal_entry: Option<TableEntry>) -> Self {
         Self {
             entries: opal_entry.into_iter().collect(),
         }
     }
 
+    /// Every entry in copy order: OPAL's own first (when present), then the kernel's in
+    /// registration order.
     pub fn entries(&self) -> &[TableEntry] {
         &self.entries
     }
 
+    /// The entries the kernel registered, in registration order.
     pub fn kernel_entries(&self) -> impl Iterator<Item = &TableEntry> {
         self.entries
             .iter()
             .filter(|e| e.region == DataRegion::Kernel)
     }
 
+    /// True when the kernel has registered at least one range.
     pub fn has_kernel_entries(&self) -> bool {
         self.kernel_entries().next().is_some()
     }
@@ -103,7 +116,7 @@ impl RangeTable {
     }
 
     /// `OPAL_MPIPL_UPDATE(ADD_RANGE, src, dest, size)`.
-    pub fn add_kernel<M: GuestMemoryBackend>(
+    pub(crate) fn add_kernel<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
         src: u64,
@@ -171,7 +184,7 @@ impl RangeTable {
 
     /// `OPAL_MPIPL_UPDATE(REMOVE_RANGE, src, dest)`: the kernel entry with both addresses.
     /// Addresses are compared after the real-address masking `ADD_RANGE` applied.
-    pub fn remove_kernel(&mut self, src: u64, dest: u64) -> Result<TableEntry, MpiplError> {
+    pub(crate) fn remove_kernel(&mut self, src: u64, dest: u64) -> Result<TableEntry, MpiplError> {
         let not_found = || MpiplError::NoSuchRange { src, dest };
         let s = addr::real_addr(src, u64::MAX).ok_or_else(not_found)?;
         let d = addr::real_addr(dest, u64::MAX).ok_or_else(not_found)?;
@@ -186,7 +199,7 @@ impl RangeTable {
     }
 
     /// `OPAL_MPIPL_UPDATE(REMOVE_ALL)`: drops every kernel entry; returns how many.
-    pub fn remove_all_kernel(&mut self) -> usize {
+    pub(crate) fn remove_all_kernel(&mut self) -> usize {
         let before = self.entries.len();
         self.entries.retain(|e| e.region != DataRegion::Kernel);
         before - self.entries.len()

@@ -22,6 +22,7 @@ pub enum OpalToken {
 }
 
 impl OpalToken {
+    /// Every call routed to this firmware.
     pub const ALL: [OpalToken; 7] = [
         OpalToken::CecPowerDown,
         OpalToken::CecReboot,
@@ -45,25 +46,36 @@ impl OpalToken {
         }
     }
 
+    /// The call with number `n` (r0), or `None` for one this firmware does not route.
     pub fn from_number(n: u64) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.number() == n)
     }
 }
 
-/// `OPAL_CHECK_TOKEN` answers (not status codes).
+/// `OPAL_CHECK_TOKEN` answer 0: the call is not implemented. (The answers are not status
+/// codes.)
 pub const OPAL_TOKEN_ABSENT: u64 = 0;
+/// `OPAL_CHECK_TOKEN` answer 1: the call is implemented.
 pub const OPAL_TOKEN_PRESENT: u64 = 1;
 
 /// `OPAL_MPIPL_UPDATE` operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MpiplOp {
+    /// 0, `OPAL_MPIPL_ADD_RANGE(src, dest, size)`: preserve `size` bytes at `src` by copying them
+    /// to `dest` on the next MPIPL.
     AddRange,
+    /// 1, `OPAL_MPIPL_REMOVE_RANGE(src, dest)`: drop the kernel range with these start
+    /// addresses.
     RemoveRange,
+    /// 2, `OPAL_MPIPL_REMOVE_ALL`: drop every kernel range (Linux's UNREGISTER).
     RemoveAll,
+    /// 3, `OPAL_MPIPL_FREE_PRESERVED_MEMORY`: the capture kernel is done with the dump (Linux's
+    /// INVALIDATE); the tags can no longer be queried this boot.
     FreePreservedMemory,
 }
 
 impl MpiplOp {
+    /// The operation with this number, or `None` (the call then answers `OPAL_PARAMETER`).
     pub fn from_raw(op: u32) -> Option<Self> {
         Some(match op {
             0 => MpiplOp::AddRange,
@@ -74,6 +86,7 @@ impl MpiplOp {
         })
     }
 
+    /// The operation's number (0 to 3).
     pub fn raw(self) -> u32 {
         self as u32
     }
@@ -96,6 +109,7 @@ impl MpiplTag {
     /// `MAX_OPAL_MPIPL_TAGS`: tags 0..4 may be queried.
     pub const COUNT: u32 = 4;
 
+    /// The tag with this number (0 to 3), or `None`.
     pub fn from_raw(tag: u32) -> Option<Self> {
         Some(match tag {
             0 => MpiplTag::Cpu,
@@ -106,6 +120,7 @@ impl MpiplTag {
         })
     }
 
+    /// The tag's number: 0 CPU, 1 OPAL, 2 kernel, 3 boot memory.
     pub fn raw(self) -> u32 {
         self as u32
     }
@@ -114,15 +129,21 @@ impl MpiplTag {
 /// `OPAL_CEC_REBOOT2` reboot types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RebootType {
+    /// 0, `OPAL_REBOOT_NORMAL`: an ordinary reboot.
     Normal,
+    /// 1, `OPAL_REBOOT_PLATFORM_ERROR`: reboot because of a platform error.
     PlatformError,
+    /// 2, `OPAL_REBOOT_FULL_IPL`: reboot through a full initial program load.
     FullIpl,
-    /// Memory-preserving IPL: the fadump trigger.
+    /// 3, `OPAL_REBOOT_MPIPL`: memory-preserving IPL, the fadump trigger.
     Mpipl,
+    /// 4, `OPAL_REBOOT_FAST`: fast reboot, without a full IPL.
     Fast,
 }
 
 impl RebootType {
+    /// The reboot type with this number, or `None` (`CEC_REBOOT2` then answers
+    /// `OPAL_UNSUPPORTED`).
     pub fn from_raw(t: u32) -> Option<Self> {
         Some(match t {
             0 => RebootType::Normal,
@@ -134,6 +155,7 @@ impl RebootType {
         })
     }
 
+    /// The reboot type's number (0 to 4).
     pub fn raw(self) -> u32 {
         self as u32
     }

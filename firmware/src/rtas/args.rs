@@ -12,25 +12,48 @@ use crate::rtas::status::RtasStatus;
 /// Most cells a block may carry (Linux's `struct rtas_args` holds 16 in total).
 pub const MAX_CELLS: u32 = 16;
 
+/// Why an argument block could not be read, or its return cells not written.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ArgsError {
+    /// The 12-byte head (`token`, `nargs`, `nret`), or the whole block with its
+    /// `nargs + nret` cells, is not in guest RAM.
     #[error("RTAS argument block unreadable: {0}")]
     Unreadable(MemoryError),
+    /// `nargs + nret` is above [`MAX_CELLS`] (or overflows 32 bits): nothing past the head is
+    /// read.
     #[error(
         "RTAS argument block at {addr:#x} claims {nargs} args + {nret} rets (max {MAX_CELLS})"
     )]
-    TooManyCells { addr: u64, nargs: u32, nret: u32 },
+    TooManyCells {
+        /// Guest real address of the block.
+        addr: u64,
+        /// The `nargs` cell as the guest wrote it.
+        nargs: u32,
+        /// The `nret` cell as the guest wrote it.
+        nret: u32,
+    },
+    /// The return cells could not be written ([`RtasArgs::write_rets`]).
     #[error("RTAS return cells unwritable: {0}")]
     Unwritable(MemoryError),
 }
 
 /// A decoded argument block, remembering where its return cells live.
+///
+/// [`RtasArgs::read`] guarantees `args.len() == nargs` and `nargs + nret <= MAX_CELLS`.
+/// [`RtasArgs::write_rets`] trusts `addr`, `nargs` and `nret`: a value built by hand must describe
+/// the guest's block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtasArgs {
+    /// Guest real address of the block (the `H_RTAS` argument in r4). The return cells start at
+    /// `addr + 12 + 4 * nargs`.
     pub addr: u64,
+    /// Cell 0: the token of the call ([`crate::rtas::RtasCall::from_token`] names it).
     pub token: u32,
+    /// Cell 1: the number of argument cells.
     pub nargs: u32,
+    /// Cell 2: the number of return cells the caller provides.
     pub nret: u32,
+    /// The `nargs` argument cells, in order, converted from big-endian.
     pub args: Vec<u32>,
 }
 

@@ -29,29 +29,47 @@ use crate::properties::{PropValue, Property};
 pub const OS_TERM_MESSAGE_MAX: usize = 2048;
 
 /// UTC wall-clock time as `get-time-of-day` returns it.
+///
+/// The fields go, in this order, into `rets[1..8]` of the call (after the status in `rets[0]`),
+/// one big-endian cell each, exactly as the platform supplies them: the firmware does not check
+/// the ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TimeOfDay {
+    /// The full year, e.g. 2026 (`rets[1]`).
     pub year: u32,
+    /// Month of the year, 1 to 12 (`rets[2]`).
     pub month: u32,
+    /// Day of the month, 1 to 31 (`rets[3]`).
     pub day: u32,
+    /// Hour, 0 to 23 (`rets[4]`).
     pub hour: u32,
+    /// Minute, 0 to 59 (`rets[5]`).
     pub minute: u32,
+    /// Second, 0 to 59 (`rets[6]`).
     pub second: u32,
+    /// Nanoseconds into the second, 0 to 999 999 999 (`rets[7]`).
     pub nanosecond: u32,
 }
 
 /// Run state of a vCPU as RTAS reports it (`query-cpu-stopped-state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuRunState {
-    /// In the RTAS stopped state: never started, or called `stop-self`.
+    /// In the RTAS stopped state: never started, or called `stop-self`. `query-cpu-stopped-state`
+    /// answers 0 and `start-cpu` may start it.
     Stopped,
+    /// Running: `query-cpu-stopped-state` answers 2, and `start-cpu` refuses it with
+    /// [`RtasStatus::HardwareError`].
     Running,
 }
 
 /// What the firmware needs to ask the machine.
 pub trait Platform {
+    /// The current UTC time, for `get-time-of-day`.
     fn time_of_day(&self) -> TimeOfDay;
-    /// `None` when no vCPU has this id.
+    /// The run state of the vCPU whose id the guest passed to `query-cpu-stopped-state` or
+    /// `start-cpu` (Linux passes the hardware thread id, i.e. the interrupt-server number);
+    /// `None` when no vCPU has this id (the call then fails with
+    /// [`RtasStatus::ParameterError`]).
     fn cpu_run_state(&self, cpu: u32) -> Option<CpuRunState>;
 }
 
@@ -63,7 +81,15 @@ pub enum RtasAction {
     /// `display-character`: print this byte on the console.
     Console(u8),
     /// `start-cpu`: start the stopped vCPU `cpu` at real address `entry` with r3 = `r3`.
-    StartCpu { cpu: u32, entry: u64, r3: u64 },
+    /// Status 0 is already written; the platform said the vCPU was stopped.
+    StartCpu {
+        /// The vCPU id from `args[0]`, as [`Platform::cpu_run_state`] knows it.
+        cpu: u32,
+        /// Real address to start at: `args[1]`, zero-extended from 32 bits.
+        entry: u64,
+        /// Value for the started vCPU's r3: `args[2]`, zero-extended from 32 bits.
+        r3: u64,
+    },
     /// `stop-self`: put the calling vCPU in the RTAS stopped state; the call does not return.
     StopSelf,
     /// `system-reboot`: reset devices and vCPUs and boot again (RAM kept).
@@ -72,15 +98,31 @@ pub enum RtasAction {
     PowerOff,
     /// `ibm,os-term` with no dump to take: status 0 is written. The OS has terminated; the
     /// platform decides what follows (our VMM reboots the partition, keeping an active dump).
-    OsTerm { message: String },
+    OsTerm {
+        /// The OS's message: at most [`OS_TERM_MESSAGE_MAX`] bytes of the NUL-terminated string
+        /// at `args[0]` (lossy UTF-8); empty when the pointer is 0, `<unreadable>` when it does
+        /// not point into RAM.
+        message: String,
+    },
     /// `ibm,os-term` while a dump is registered: stop every vCPU, call
     /// [`Fadump::perform_dump`], reset, and boot again with `ibm,kernel-dump`. No status was
     /// written (the call does not return); if the machine cannot preserve the dump it writes
     /// [`RtasStatus::HardwareError`] through `args` and resumes the caller.
-    FadumpCrash { message: String, args: RtasArgs },
+    FadumpCrash {
+        /// The OS's message, read as for [`RtasAction::OsTerm`]; informational only.
+        message: String,
+        /// The caller's argument block, for writing the status if the dump fails.
+        args: RtasArgs,
+    },
     /// A call the VMM implements itself (registered with [`Rtas::enable_machine_call`]), e.g.
     /// PCI config space or interrupt-controller calls. The machine writes the return cells.
-    Machine { call: RtasCall, args: RtasArgs },
+    Machine {
+        /// The call the guest made.
+        call: RtasCall,
+        /// Its decoded argument block; answer with [`RtasArgs::write_rets`]. The counts are not
+        /// checked: that is the machine's job ([`RtasArgs::has_counts`]).
+        args: RtasArgs,
+    },
 }
 
 /// Calls this crate implements itself.
@@ -111,6 +153,8 @@ pub struct Rtas {
 }
 
 impl Rtas {
+    /// The RTAS of a freshly powered-on partition: a fadump engine in the idle state configured by
+    /// `fadump`, and no machine calls enabled.
     pub fn new(fadump: FadumpConfig) -> Self {
         Self::with_fadump(Fadump::new(fadump))
     }
@@ -123,15 +167,21 @@ impl Rtas {
         }
     }
 
+    /// The fadump engine behind `ibm,configure-kernel-dump`.
     pub fn fadump(&self) -> &Fadump {
         &self.fadump
     }
 
+    /// The fadump engine, for the machine's side of the crash: [`Fadump::perform_dump`] after
+    /// [`RtasAction::FadumpCrash`], [`Fadump::on_partition_reset`] on `system-reboot`.
     pub fn fadump_mut(&mut self) -> &mut Fadump {
         &mut self.fadump
     }
 
     /// Publishes `call` and forwards it to the machine as [`RtasAction::Machine`].
+    ///
+    /// Enabling one of the calls the firmware implements itself hands it to the machine instead:
+    /// [`Rtas::dispatch`] checks the machine's calls first.
     pub fn enable_machine_call(&mut self, call: RtasCall) {
         self.machine_calls.insert(call);
     }
@@ -164,6 +214,11 @@ impl Rtas {
     ///
     /// Returns `Err` only when the block itself cannot be read (then there is nowhere to write
     /// a status; the VMM answers the hcall with `H_PARAMETER`).
+    ///
+    /// A token that is unknown or not published, and a firmware call whose `nargs`/`nret` differ
+    /// from what PAPR defines for it (`check-exception` takes 6 or 7 arguments), get
+    /// [`RtasStatus::ParameterError`] and [`RtasAction::None`]. Machine calls are forwarded
+    /// without checking their counts.
     pub fn dispatch<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,

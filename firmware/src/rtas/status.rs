@@ -4,11 +4,18 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum RtasStatus {
+    /// 0: the call succeeded.
     Success = 0,
-    /// `event-scan` / `check-exception`: no error or event found.
+    /// 1, `event-scan` / `check-exception`: no error or event found.
     NoEventFound = 1,
+    /// -1: hardware error. Also what `start-cpu` answers for a vCPU that is already running,
+    /// and what `ibm,configure-kernel-dump` answers when the guest's buffer cannot be read.
     HardwareError = -1,
+    /// -2: busy, call again (Linux retries, waiting per `rtas_busy_delay()`). This firmware
+    /// never answers it; it is here for machine calls.
     Busy = -2,
+    /// -3: parameter error: unknown or unpublished token, wrong `nargs`/`nret`, an argument out
+    /// of range, or (`ibm,configure-kernel-dump`) an invalid registration or command.
     ParameterError = -3,
     /// `ibm,configure-kernel-dump`: a dump is already registered (PAPR call table).
     DumpAlreadyRegistered = -9,
@@ -17,6 +24,7 @@ pub enum RtasStatus {
 }
 
 impl RtasStatus {
+    /// The signed value PAPR defines (e.g. -3 for [`RtasStatus::ParameterError`]).
     pub fn code(self) -> i32 {
         self as i32
     }

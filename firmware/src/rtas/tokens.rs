@@ -5,53 +5,128 @@
 //! device tree.
 
 /// Every RTAS call this firmware knows by name.
+///
+/// The firmware implements twelve of them itself: `display-character`, `get-time-of-day`,
+/// `power-off`, `system-reboot`, `query-cpu-stopped-state`, `start-cpu`, `stop-self`,
+/// `check-exception`, `event-scan`, `ibm,os-term`, `os-term` and `ibm,configure-kernel-dump`.
+/// Every other call is published only when the machine takes it over with
+/// [`Rtas::enable_machine_call`](crate::rtas::Rtas::enable_machine_call); the argument counts
+/// given below are the ones the firmware checks for its own calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RtasCall {
+    /// `display-character(char)` (1 arg, 1 ret): write one character to the console. The firmware
+    /// answers it with [`RtasAction::Console`](crate::rtas::RtasAction::Console).
     DisplayCharacter,
+    /// `get-time-of-day` (0 args, 8 rets): the time-of-day clock as status, year, month, day, hour,
+    /// minute, second, nanoseconds. The firmware asks
+    /// [`Platform::time_of_day`](crate::rtas::Platform::time_of_day).
     GetTimeOfDay,
+    /// `set-time-of-day`: set the time-of-day clock.
     SetTimeOfDay,
+    /// `power-off(power_on_mask_hi, power_on_mask_lo)` (2 args, 1 ret): turn the partition off. The
+    /// firmware ignores the masks.
     PowerOff,
+    /// `system-reboot` (0 args, 1 ret): reset and reboot the partition.
     SystemReboot,
+    /// `query-cpu-stopped-state(cpu)` (1 arg, 2 rets): status, then 0 when the CPU is in the RTAS
+    /// stopped state or 2 when it runs.
     QueryCpuStoppedState,
+    /// `start-cpu(cpu, start_addr, r3)` (3 args, 1 ret): start a stopped CPU at a real address with
+    /// a value in r3.
     StartCpu,
+    /// `stop-self` (0 args, 1 ret): put the calling CPU into the RTAS stopped state; it does not
+    /// return.
     StopSelf,
+    /// `ibm,get-system-parameter`: copy a system parameter (e.g. the shared-processor LPAR
+    /// characteristics) into a guest buffer.
     IbmGetSystemParameter,
+    /// `ibm,set-system-parameter`: change a system parameter.
     IbmSetSystemParameter,
+    /// `ibm,set-xive`: set the server and priority of an XICS interrupt source.
     IbmSetXive,
+    /// `ibm,get-xive`: read the server and priority of an XICS interrupt source.
     IbmGetXive,
+    /// `ibm,int-off`: mask an XICS interrupt source.
     IbmIntOff,
+    /// `ibm,int-on`: unmask an XICS interrupt source.
     IbmIntOn,
+    /// `check-exception` (6 or 7 args, 1 ret): fetch the error log behind an exception. The
+    /// firmware always answers 1, no error found.
     CheckException,
+    /// `event-scan` (4 args, 1 ret): poll for pending event and error logs. The firmware always
+    /// answers 1, nothing found.
     EventScan,
+    /// `ibm,set-tce-bypass`: turn TCE translation bypass on or off for a DMA window.
     IbmSetTceBypass,
+    /// `quiesce`: the OS asks the firmware to stop its own use of I/O before the OS takes over.
     Quiesce,
+    /// `nvram-fetch`: read bytes of NVRAM into a guest buffer.
     NvramFetch,
+    /// `nvram-store`: write bytes of a guest buffer into NVRAM.
     NvramStore,
+    /// `read-pci-config`: read PCI configuration space of the default host bridge.
     ReadPciConfig,
+    /// `write-pci-config`: write PCI configuration space of the default host bridge.
     WritePciConfig,
+    /// `ibm,read-pci-config`: read PCI configuration space of the host bridge a BUID names.
     IbmReadPciConfig,
+    /// `ibm,write-pci-config`: write PCI configuration space of the host bridge a BUID names.
     IbmWritePciConfig,
+    /// `ibm,query-interrupt-source-number`: the interrupt source number behind one MSI of a PCI
+    /// function.
     IbmQueryInterruptSourceNumber,
+    /// `ibm,change-msi`: set the number of MSI or MSI-X interrupts of a PCI function.
     IbmChangeMsi,
+    /// `set-indicator`: set an indicator (e.g. the isolation or allocation state of a
+    /// dynamic-reconfiguration connector).
     SetIndicator,
+    /// `set-power-level`: set the power level of a power domain.
     SetPowerLevel,
+    /// `get-power-level`: read the power level of a power domain.
     GetPowerLevel,
+    /// `get-sensor-state`: read a sensor (e.g. whether a dynamic-reconfiguration connector is
+    /// occupied).
     GetSensorState,
+    /// `ibm,configure-connector`: hand out, piece by piece, the device-tree nodes behind a newly
+    /// added dynamic-reconfiguration connector.
     IbmConfigureConnector,
+    /// `ibm,os-term(message)` (1 arg, 1 ret): the OS has terminated (panic); the argument is the
+    /// real address of a NUL-terminated message. With a dump registered this is the fadump trigger
+    /// and does not return ([`RtasAction::FadumpCrash`](crate::rtas::RtasAction::FadumpCrash));
+    /// otherwise it returns 0, as `ibm,extended-os-term` promises.
     IbmOsTerm,
+    /// `ibm,set-eeh-option`: enable EEH for a PE, or re-enable its MMIO or DMA after a freeze.
     IbmSetEehOption,
+    /// `ibm,get-config-addr-info2`: the PE configuration address, or the sharing mode, of a PCI
+    /// function.
     IbmGetConfigAddrInfo2,
+    /// `ibm,read-slot-reset-state2`: the EEH state (reset, frozen, available) of a PE.
     IbmReadSlotResetState2,
+    /// `ibm,set-slot-reset`: assert or deassert the reset of a PE.
     IbmSetSlotReset,
+    /// `ibm,configure-pe`: reconfigure the bridges and devices of a PE after a reset.
     IbmConfigurePe,
+    /// `ibm,slot-error-detail`: the error log of a frozen PE.
     IbmSlotErrorDetail,
+    /// `ibm,query-pe-dma-window`: how many dynamic DMA windows a PE can still create, and how
+    /// large.
     IbmQueryPeDmaWindow,
+    /// `ibm,create-pe-dma-window`: create a dynamic DMA window for a PE.
     IbmCreatePeDmaWindow,
+    /// `ibm,remove-pe-dma-window`: remove a dynamic DMA window.
     IbmRemovePeDmaWindow,
+    /// `ibm,reset-pe-dma-window`: remove the dynamic DMA windows of a PE and restore its default
+    /// window.
     IbmResetPeDmaWindow,
+    /// `ibm,suspend-me`: suspend the partition (for migration or hibernation).
     IbmSuspendMe,
+    /// `ibm,nmi-register`: register the OS's system-reset and machine-check handlers (FWNMI).
     IbmNmiRegister,
+    /// `ibm,nmi-interlock`: release the FWNMI interlock once the OS has handled a machine check.
     IbmNmiInterlock,
+    /// `ibm,configure-kernel-dump(command, buffer, length)` (3 args, 1 ret): register, unregister
+    /// or invalidate a firmware-assisted dump; see
+    /// [`Fadump::configure_kernel_dump`](crate::fadump::Fadump::configure_kernel_dump).
     IbmConfigureKernelDump,
     /// Older name of `ibm,os-term` some OSes use.
     OsTerm,
@@ -112,6 +187,8 @@ impl RtasCall {
         RtasCall::OsTerm,
     ];
 
+    /// The token published for this call under `/rtas`: [`RTAS_TOKEN_BASE`] plus the call's
+    /// index in [`RtasCall::ALL`] (0x2000 to 0x202e).
     pub fn token(self) -> u32 {
         let idx = Self::ALL
             .iter()
@@ -120,6 +197,9 @@ impl RtasCall {
         RTAS_TOKEN_BASE + idx as u32
     }
 
+    /// The call `token` designates, or `None` outside 0x2000 to 0x202e. This says nothing about
+    /// whether the call is published: [`Rtas::dispatch`](crate::rtas::Rtas::dispatch) checks
+    /// that.
     pub fn from_token(token: u32) -> Option<Self> {
         let idx = token.checked_sub(RTAS_TOKEN_BASE)? as usize;
         Self::ALL.get(idx).copied()
