@@ -40,8 +40,8 @@ stamp "cargo test --workspace (x86_64; includes the pseries and powernv benches,
 cargo test --workspace
 stamp "firmware embedding example (register -> os-term -> dump -> ibm,kernel-dump)"
 cargo run -q -p firmware --example fadump_cycle
-stamp "firmware docs: every public item documented, no rustdoc warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc -q -p firmware --no-deps
+stamp "rustdoc: no warnings in the workspace (firmware: every public item documented)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 if [ -z "${SKIP_PPC64:-}" ]; then
   stamp "vmm for powerpc64le: build, clippy, unit tests under qemu-user"
   bash vmm/ci/ppc64-build-test.sh
