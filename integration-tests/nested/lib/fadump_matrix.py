@@ -7,7 +7,7 @@ log for the numbers a user cares about:
 
   vmcore bytes            what the capture kernel saved (GUEST-VMCORE-SAVED bytes=)
   crash -> capture /init  L1's own measure, from the kernel's crash line to the capture
-                          kernel's /init (L1-PHASE crash-to-capture-init, 10 ms clock)
+                          kernel's /init (NESTED-PHASE crash-to-capture-init, 10 ms clock)
   vmcore saved            the capture kernel's `dd` of /proc/vmcore, guest clock (t1 - t0)
   back in production      host clock, from the kernel's crash line to GUEST-PRODUCTION
                           (released, registered again, ready)
@@ -91,7 +91,8 @@ def parse_run(console_text, runner_text=""):
         if m and out["vmcore_bytes"] is None:
             out["vmcore_bytes"] = int(m.group(1))
             out["vmcore_save_s"] = round(float(m.group(3)) - float(m.group(2)), 2)
-        m = re.search(r"L1-PHASE crash-to-capture-init seconds=([0-9.]+)", line)
+        # NESTED-PHASE since the runners became one; L1-PHASE in run directories from before.
+        m = re.search(r"(?:NESTED|L1)-PHASE crash-to-capture-init seconds=([0-9.]+)", line)
         if m and out["crash_to_capture_init_s"] is None:
             out["crash_to_capture_init_s"] = float(m.group(1))
         m = re.search(r"fadump: phases: (.*)$", line)
@@ -104,8 +105,8 @@ def parse_run(console_text, runner_text=""):
     prod = first_time(lines, r"GUEST-PRODUCTION nproc=\d")
     if crash is not None and prod is not None and prod >= crash:
         out["back_in_production_s"] = round(prod - crash, 2)
-    # boot-our-vmm.sh waits for another emulator (NESTED_WAIT_IDLE) and warns when it still
-    # has to start beside one: that run's timings shared the 2 cores.
+    # boot-our-vmm.sh (run-l1.sh) waits for another emulator (NESTED_WAIT_IDLE) and its checks
+    # warn when it still had to start beside one: that run's timings shared the 2 cores.
     out["concurrent_emulator"] = "another emulator is running" in runner_text
     checks = [ln for ln in runner_text.splitlines() if ln.startswith(("PASS:", "FAIL:"))]
     out["passed_checks"] = sum(1 for c in checks if c.startswith("PASS:"))

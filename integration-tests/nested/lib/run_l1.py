@@ -71,6 +71,7 @@ def payload_initramfs(payload_dir, out):
 
 
 def qemu_command(args, vmlinux, initrd, out_img):
+    """The L0 command line. OUT_IMG, if any, is L1's one virtio disk (/dev/vda)."""
     append = "console=hvc0 panic=1 " + ("" if args.verbose else "quiet ")
     if out_img:
         append += "nested.out=1 "
@@ -81,7 +82,7 @@ def qemu_command(args, vmlinux, initrd, out_img):
     else:
         # No -nodefaults here: without the default BMC, L1's poweroff never ends QEMU.
         cmd = ["qemu-system-ppc64", "-M", "powernv9"]
-    cmd += ["-accel", "tcg", "-smp", "1", "-m", args.mem, "-nographic", "-no-reboot",
+    cmd += ["-accel", "tcg", "-smp", str(args.smp), "-m", args.mem, "-nographic", "-no-reboot",
             "-kernel", vmlinux, "-initrd", initrd, "-append", append.strip()]
     if out_img:
         cmd += ["-drive", f"file={out_img},format=raw,if=none,id=out,cache=unsafe",
@@ -154,7 +155,12 @@ def main():
     ap.add_argument("--mem", default="4G", help="L1 memory (default 4G)")
     ap.add_argument("--out", metavar="DIR",
                     help="attach an output disk; L1's /out is unpacked into DIR afterwards")
+    ap.add_argument("--out-image", metavar="FILE",
+                    help="attach FILE (made sparse, --out-size) as the output disk and keep it "
+                    "as L1 left it: a payload that writes $NESTED_OUT_DEV raw (a vmcore) leaves "
+                    "/out empty; nothing is unpacked")
     ap.add_argument("--out-size", default="4G", help="output disk size (sparse, default 4G)")
+    ap.add_argument("--smp", type=int, default=1, help="L1 CPUs (default 1)")
     ap.add_argument("--log", help="console log file (default: RUN_DIR/console.log)")
     ap.add_argument("--run-dir", help="work directory (default: CACHE/l1-runs/<timestamp>)")
     ap.add_argument("--append", default="", help="extra L1 kernel command line")
@@ -165,7 +171,12 @@ def main():
                     help="wait up to S seconds for other qemu-system-ppc64 to end (default 600)")
     ap.add_argument("--quiet-console", action="store_true",
                     help="do not echo the console to stdout (still logged)")
+    ap.add_argument("--stamped-console", action="store_true",
+                    help="echo whole console lines with their host-time stamp, as logged "
+                    "(stdout then never holds a bare console line)")
     args = ap.parse_args()
+    if args.out and args.out_image:
+        ap.error("--out and --out-image are two uses of the one output disk: pick one")
 
     cache = env("NESTED_CACHE")
     kernel_root = glob.glob(os.path.join(cache, "l1-kernel", env("L1_KERNEL_DIR"), "root"))
@@ -194,8 +205,8 @@ def main():
     os.remove(payload)
 
     out_img = None
-    if args.out:
-        out_img = os.path.join(run_dir, "out.img")
+    if args.out or args.out_image:
+        out_img = args.out_image or os.path.join(run_dir, "out.img")
         subprocess.run(["truncate", "-s", "0", out_img], check=True)
         subprocess.run(["truncate", "-s", args.out_size, out_img], check=True)
 
@@ -233,14 +244,18 @@ def main():
                 if not chunk:
                     break
                 now = time.monotonic() - t0
-                if not args.quiet_console:
+                if not args.quiet_console and not args.stamped_console:
                     sys.stdout.buffer.write(chunk)
                     sys.stdout.flush()
                 buf += chunk
                 lines = buf.split(b"\n")
                 buf = lines.pop()
                 for line in lines:
-                    log.write(b"[%8.3f] " % now + line.rstrip(b"\r") + b"\n")
+                    stamped = b"[%8.3f] " % now + line.rstrip(b"\r") + b"\n"
+                    log.write(stamped)
+                    if args.stamped_console and not args.quiet_console:
+                        sys.stdout.buffer.write(stamped)
+                        sys.stdout.flush()
                     for kind, value in MARK.findall(line):
                         if kind == b"PHASE":
                             phases.append((value.decode(errors="replace"), round(now, 3)))
@@ -275,7 +290,9 @@ def main():
         "log": log_path,
     }
 
-    if out_img and exit_code is not None:
+    if args.out_image:
+        result["out_image"] = out_img
+    elif out_img and exit_code is not None:
         os.makedirs(args.out, exist_ok=True)
         try:
             result["out_files"] = extract_out(out_img, args.out)

@@ -224,5 +224,30 @@ class ExtractOutTest(unittest.TestCase):
                 self.assertFalse(os.path.exists(os.path.join(d, "evil")))
 
 
+class QemuCommandTest(unittest.TestCase):
+    """The L0 command line run_l1.py builds (boot-our-vmm.sh's runs depend on these)."""
+
+    def args(self, **kw):
+        import argparse
+        base = dict(machine="pseries", smp=1, mem="4G", verbose=False, append="")
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    def test_smp_mem_and_the_output_disk(self):
+        cmd = run_l1.qemu_command(self.args(smp=2, mem="3G", append="nmi_watchdog=0"),
+                                  "vmlinux", "initrd", "/r/export.img")
+        self.assertEqual(cmd[cmd.index("-smp") + 1], "2")
+        self.assertEqual(cmd[cmd.index("-m") + 1], "3G")
+        self.assertIn("file=/r/export.img,format=raw,if=none,id=out,cache=unsafe", cmd)
+        append = cmd[cmd.index("-append") + 1]
+        self.assertEqual(append, "console=hvc0 panic=1 quiet nested.out=1 nmi_watchdog=0")
+
+    def test_no_disk_no_out_flag(self):
+        cmd = run_l1.qemu_command(self.args(machine="powernv"), "vmlinux", "initrd", None)
+        self.assertNotIn("-drive", cmd)
+        self.assertNotIn("nested.out=1", cmd[cmd.index("-append") + 1])
+        self.assertEqual(cmd[cmd.index("-M") + 1], "powernv9")
+
+
 if __name__ == "__main__":
     unittest.main()

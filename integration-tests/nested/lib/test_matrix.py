@@ -203,7 +203,7 @@ CONSOLE = textwrap.dedent("""\
     [   30.50] [   20.1] sysrq: Trigger a crash
     [   31.00] [    1.2] fadump: phases: stop + registers 6.5 ms, dump 250.1 ms, reset 5.0 ms, capture boot set up 180.0 ms (total 441.6 ms)
     [   36.00] GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0
-    [   36.20] L1-PHASE crash-to-capture-init seconds=5.03
+    [   36.20] NESTED-PHASE crash-to-capture-init seconds=5.03
     [   80.00] GUEST-VMCORE-SAVED bytes=1207967744 t0=3.50 t1=44.75
     [   82.40] GUEST-PRODUCTION nproc=2 uptime=47.0
     """)
@@ -220,6 +220,11 @@ class ParseTest(unittest.TestCase):
         self.assertEqual([r[k] for _l, k in fm.VMM_PHASES], [6.5, 250.1, 5.0, 180.0, 441.6])
         self.assertEqual(r["passed_checks"], 2)
         self.assertEqual(r["failed_checks"], ["drgn analysis of the vmcore"])
+
+    def test_run_directories_from_before_the_one_runner_still_parse(self):
+        # Run directories written before boot-our-vmm.sh ran on run-l1.sh say L1-PHASE.
+        old = CONSOLE.replace("NESTED-PHASE crash-to", "L1-PHASE crash-to")
+        self.assertEqual(fm.parse_run(old, RUNNER)["crash_to_capture_init_s"], 5.03)
 
     def test_a_run_that_never_crashed_has_no_numbers(self):
         r = fm.parse_run("[ 1.00] GUEST-INIT-REACHED nproc=2\n", "")

@@ -1,0 +1,500 @@
+"""Host-only tests of checks.py and the scenario tables (scenarios/*/checks.py): no emulator.
+
+    python3 -m unittest discover -s integration-tests/nested/lib -p 'test_*.py'
+
+Every scenario gets a console log written here as a passing run would print it; the test
+asserts that every check passes on it, and that dropping or changing one line fails the check
+that reads it (and only that one): a predicate that looked at the wrong line, or at none,
+fails here.
+"""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import checks  # noqa: E402
+
+NESTED = os.path.dirname(HERE)
+
+
+def stamp(lines, step=1.0):
+    return "".join(f"[{(i + 1) * step:8.3f}] {line}\n" for i, line in enumerate(lines))
+
+
+L1_START = ["NESTED-PHASE l1-init uptime=1.0", "NESTED-PHASE kvm-hv-loaded uptime=2.0",
+            "NESTED-PHASE payload-start"]
+
+
+def vmm_start(cpus, extra=""):
+    return (f"NESTED-PHASE l2-vmm-start uptime=3.0 args: --cpus {cpus} --memory 1G{extra} "
+            "--cmdline 'console=hvc0 guest.action=commands'")
+
+
+DRIVE = L1_START + [
+    vmm_start(2),
+    "Linux version 6.12.117 (ppc64le)",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "NESTED-PHASE guest-ready-1 uptime=9.0",
+    "GUEST-RUN: echo 0 > /sys/devices/system/cpu/cpu1/online && echo GUEST-CPU1-OFFLINE nproc=$(nproc)",
+    "GUEST-CPU1-OFFLINE nproc=1",
+    "GUEST-CPU1-ONLINE nproc=2",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "NESTED-PHASE guest-ready-2 uptime=15.0",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=16.0",
+    "NESTED-PHASE peer-start uptime=17.0",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-POWEROFF",
+    "NESTED-PHASE peer-exit status=0 uptime=21.0",
+    "NESTED-PHASE payload-end status=0",
+    "NESTED-EXIT 0",
+]
+
+FADUMP = L1_START + [
+    vmm_start(2, " --disk path=/dev/vda"),
+    "Linux version 6.12.117",
+    "fadump: Reserved 384MB of memory at 0x00000040000000 (System RAM: 1536MB)",
+    "fadump: Registration is successful!",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "NESTED-PHASE guest-ready-1 uptime=9.0",
+    "GUEST-FADUMP-REGISTERED=1 GUEST-KEXEC-CRASH-LOADED=0",
+    *[f"FADUMP-PATTERN seed=0x1234 page={i} vaddr=0x7fff0000 phys=0x3000{i}000"
+      for i in range(4)],
+    "GUEST-READY",
+    "GUEST-CRASHING kind=sysrq",
+    "sysrq: Trigger a crash",
+    "fadump: dump written: status 0xc000, 2 CPUs saved",
+    "fadump: phases: stop + registers 1.0 ms, dump 20.0 ms, reset 2.0 ms, "
+    "capture boot set up 1.0 ms, total 24.0 ms",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-VMCORE -r-------- 1 0 0 1207967744 /proc/vmcore",
+    "GUEST-READY",
+    "NESTED-PHASE guest-ready-2 uptime=30.0",
+    "NESTED-PHASE crash-to-capture-init seconds=5.03",
+    "GUEST-VMCORE-SAVED bytes=4096 t0=3.50 t1=44.75",
+    "GUEST-READY",
+    "GUEST-RELEASED",
+    "GUEST-REREGISTERED registered=1 vmcore=gone",
+    "GUEST-READY",
+    "GUEST-PRODUCTION nproc=2 uptime=47.0",
+    "GUEST-READY",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=50.0",
+]
+
+UNREGISTERED = L1_START + [
+    vmm_start(2, " --disk path=/dev/vda"),
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "GUEST-FADUMP-REGISTERED=absent GUEST-KEXEC-CRASH-LOADED=0",
+    "GUEST-CRASHING kind=unregistered",
+    "sysrq: Trigger a crash",
+    "ppc-vmm: ibm,os-term with no dump registered: plain reboot",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "GUEST-AFTER-REBOOT vmcore=none",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=30.0",
+]
+
+KDUMP = L1_START + [
+    vmm_start(2, " --disk path=/dev/vda"),
+    "Reserving 256MB of memory at 128MB for crashkernel (System RAM: 1536MB)",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-KDUMP-LOADED crash_loaded=1 t0=1.0 t1=2.0 append='console=hvc0'",
+    "GUEST-READY",
+    "GUEST-FADUMP-REGISTERED=absent GUEST-KEXEC-CRASH-LOADED=1",
+    *[f"FADUMP-PATTERN seed=0x1234 page={i} vaddr=0x7fff0000 phys=0x3000{i}000"
+      for i in range(4)],
+    "GUEST-CRASHING kind=kdump",
+    "sysrq: Trigger a crash",
+    "GUEST-INIT-REACHED nproc=1 kernel=6.12.117 uptime=1.0",
+    "GUEST-VMCORE -r-------- 1 0 0 1207967744 /proc/vmcore",
+    "GUEST-READY",
+    "GUEST-VMCORE-SAVED bytes=4096 t0=3.50 t1=44.75",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-KDUMP-LOADED crash_loaded=1 t0=1.0 t1=2.0 append='console=hvc0'",
+    "GUEST-READY",
+    "GUEST-PRODUCTION nproc=2 uptime=9.0 kexec_crash_loaded=1 vmcore=none",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=80.0",
+]
+
+
+def disk_log():
+    d = sys.modules["scenario_disk"] if "scenario_disk" in sys.modules else checks.load_scenario("disk")
+    s = d.SUM
+    bench = "GUEST-DISKBENCH dev=/dev/vdc round={} bytes=67108864 write_s=1 read_s=1 " \
+            "write_MBps={} read_MBps={}"
+    return L1_START + [
+        "NESTED-DISKS-CREATED ro-sum-before=abc123 uptime=2.5",
+        vmm_start(2, " --disk path=/tmp/disk0.img"),
+        "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+        "GUEST-READY",
+        "GUEST-DEV brw------- 1 0 0 254, 0 /dev/vda",
+        "GUEST-DEV brw------- 1 0 0 254, 16 /dev/vdb",
+        "GUEST-RUN: ... echo GUEST-RO-WRITE-REFUSED: $(head -n1 /tmp/err); fi",
+        f"GUEST-DATA size={d.SIZE} sum={s}",
+        f"GUEST-VDA-WRITTEN sum={s}",
+        "GUEST-VDB-MARKER RO-DISK-MARKER",
+        "GUEST-RO-WRITE-REFUSED: dd: error writing '/dev/vdb': Operation not permitted",
+        "GUEST-VDB-RO-ATTR 1",
+        bench.format(1, 50.0, 80.0), bench.format(2, 40.0, 90.0), bench.format(3, 60.0, 70.0),
+        "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+        f"GUEST-VDA-AFTER-REBOOT sum={s}",
+        "NESTED-PHASE l2-vmm-exit status=0 uptime=40.0",
+        f"NESTED-BACKING-FILE sum={s}",
+        "NESTED-RO-BACKING ro-sum-after=abc123",
+        "NESTED-PHASE peer-start uptime=45.0",
+        "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+        bench.format(1, 100.0, 160.0), bench.format(2, 100.0, 160.0), bench.format(3, 100.0, 160.0),
+        "NESTED-PHASE peer-exit status=0 uptime=55.0",
+    ]
+
+
+class ChecksTestBase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nested-checks-")
+        self.addCleanup(shutil.rmtree, self.tmp)
+
+    def run_dir(self, mode, crash="sysrq", cpus=2, cmdline="console=hvc0 guest.action=commands",
+                extra_args="", files=None):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        settings = {"vmm-mode": mode, "vmm-crash": crash, "vmm-which": "ours",
+                    "vmm-args": f"--kernel /payload/guest/vmlinux --cpus {cpus} --memory 1G"
+                                f"{extra_args}",
+                    "vmm-cmdline": cmdline, "guest-kernel": os.path.join(d, "vmlinux")}
+        for name, text in {**settings, **(files or {})}.items():
+            mode_ = "wb" if isinstance(text, bytes) else "w"
+            with open(os.path.join(d, name), mode_) as f:
+                f.write(text)
+        return d
+
+    def evaluate(self, run_dir, lines):
+        """[(name, passed)] and the printed text, with drgn stubbed (status 0)."""
+        out = io.StringIO()
+        run = checks.Run(run_dir, console=stamp(lines), out=lambda s="": out.write(s + "\n"))
+        with mock.patch.object(checks, "analyze_vmcore", return_value=0):
+            results = checks.check_run(run)
+        return results, out.getvalue()
+
+    def assert_all_pass(self, results):
+        failed = [n for n, ok in results if not ok]
+        self.assertEqual(failed, [], "checks failed on the passing log")
+        self.assertTrue(results)
+
+    def assert_only_failure(self, results, fragment):
+        failed = [n for n, ok in results if not ok]
+        self.assertEqual(len(failed), 1, f"expected only a failure about {fragment!r}: {failed}")
+        self.assertIn(fragment, failed[0])
+
+
+def without(lines, fragment):
+    out = [ln for ln in lines if fragment not in ln]
+    assert len(out) < len(lines), fragment
+    return out
+
+
+def replaced(lines, old, new):
+    out = [ln.replace(old, new) for ln in lines]
+    assert out != lines, old
+    return out
+
+
+class DriveChecksTest(ChecksTestBase):
+    def test_passing_log(self):
+        results, text = self.evaluate(self.run_dir("drive"), DRIVE)
+        self.assert_all_pass(results)
+        self.assertIn("PASS: nproc = 2", text)
+        self.assertIn("PASS: VMM exited 0 on guest power-off", text)
+        self.assertIn("ratio ours/QEMU", text)
+
+    def test_each_line_is_read(self):
+        d = self.run_dir("drive")
+        cases = [
+            (without(DRIVE, "GUEST-CPU1-OFFLINE nproc=1"), "cpu1 offline"),
+            (without(DRIVE, "GUEST-CPU1-ONLINE"), "cpu1 offline"),
+            (replaced(DRIVE, "l2-vmm-exit status=0", "l2-vmm-exit status=1"), "VMM exited 0"),
+        ]
+        for lines, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate(d, lines)[0], fragment)
+
+    def test_nproc_follows_cpus(self):
+        # Three vCPUs asked for, the guest saw two: nproc and the hotplug check both fail.
+        results, _ = self.evaluate(self.run_dir("drive", cpus=3), DRIVE)
+        failed = [n for n, ok in results if not ok]
+        self.assertIn("nproc = 3", failed)
+        self.assertEqual(len(failed), 2)
+
+    def test_one_boot_is_not_two(self):
+        lines = [ln for ln in DRIVE if "GUEST-INIT-REACHED" not in ln][:]
+        lines.insert(5, "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0")
+        results, _ = self.evaluate(self.run_dir("drive"), lines)
+        self.assertIn(("guest reached init twice (boot + reboot)", False), results)
+
+
+class FadumpChecksTest(ChecksTestBase):
+    def crash_dir(self, crash="sysrq", core=b"\x7fELF\x02\x01\x01" + bytes(4089),
+                  extra_args=" --disk path=/dev/vda"):
+        return self.run_dir("crash", crash=crash,
+                            cmdline="console=hvc0 guest.action=commands fadump=on crashkernel=384M",
+                            extra_args=extra_args,
+                            files={"export.img": core, "vmlinux.debug": b""})
+
+    def test_passing_log_cuts_the_vmcore_and_runs_drgn(self):
+        d = self.crash_dir()
+        results, text = self.evaluate(d, FADUMP)
+        self.assert_all_pass(results)
+        names = [n for n, _ in results]
+        self.assertIn("drgn analysis of the vmcore", names)
+        self.assertIn("boot memory sized by crashkernel=384M (reserved 384 MB)", names)
+        self.assertIn("VMM preserved the dump (status 0xc000, 2 CPUs)", names)
+        with open(os.path.join(d, "vmcore"), "rb") as f:
+            self.assertEqual(len(f.read()), 4096)
+        # The lines fadump_matrix.py and a reader look for.
+        self.assertIn("== fadump phases", text)
+        self.assertIn("crash -> back in production: ", text)
+        self.assertIn("NESTED-PHASE crash-to-capture-init seconds=5.03", text)
+        self.assertNotIn("== kdump phases", text)
+
+    def test_each_line_is_read(self):
+        d = self.crash_dir()
+        cases = [
+            (without(FADUMP, "Registration is successful"), "registered fadump"),
+            (replaced(FADUMP, "GUEST-FADUMP-REGISTERED=1", "GUEST-FADUMP-REGISTERED=0"),
+             "registered fadump"),
+            (without(FADUMP, "page=3 "), "pattern pages"),
+            (replaced(FADUMP, "2 CPUs saved", "1 CPUs saved"), "VMM preserved the dump"),
+            (without(FADUMP, "GUEST-VMCORE -r"), "capture kernel sees the dump"),
+            (without(FADUMP, "GUEST-REREGISTERED"), "release_mem"),
+            (without(FADUMP, "GUEST-PRODUCTION"), "back in production"),
+            (replaced(FADUMP, "Reserved 384MB", "Reserved 256MB"), "boot memory sized"),
+            (FADUMP[:8] + ["NESTED-UNEXPECTED-REBOOT before the sysrq crash"] + FADUMP[8:],
+             "ran until the requested crash"),
+        ]
+        for lines, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate(d, lines)[0], fragment)
+
+    def test_no_vmcore_saved(self):
+        results, _ = self.evaluate(self.crash_dir(), without(FADUMP, "GUEST-VMCORE-SAVED"))
+        failed = [n for n, ok in results if not ok]
+        self.assertEqual(failed, ["capture kernel saved /proc/vmcore to the virtio-blk disk"])
+        # No vmcore: neither the ELF check nor drgn ran.
+        self.assertNotIn("drgn analysis of the vmcore", [n for n, _ in results])
+
+    def test_not_an_elf_core(self):
+        results, _ = self.evaluate(self.crash_dir(core=bytes(4096)), FADUMP)
+        self.assert_only_failure(results, "ELF64 core")
+
+    def test_drgn_failure_and_absence(self):
+        d = self.crash_dir()
+        run = checks.Run(d, console=stamp(FADUMP), out=lambda s="": None)
+        with mock.patch.object(checks, "analyze_vmcore", return_value=1):
+            self.assert_only_failure(checks.check_run(run), "drgn analysis of the vmcore")
+        os.remove(os.path.join(d, "vmlinux.debug"))
+        run = checks.Run(d, console=stamp(FADUMP), out=lambda s="": None)
+        self.assert_only_failure(checks.check_run(run), "drgn analysis not available")
+
+    def test_hash_guest_needs_the_hpte_line(self):
+        d = self.crash_dir(extra_args=" --disk path=/dev/vda --mmu hash")
+        self.assert_only_failure(self.evaluate(d, FADUMP)[0], "HPTE section")
+        self.assert_all_pass(self.evaluate(d, FADUMP + ["fadump: HPTE section verified"])[0])
+
+    def test_second_crash(self):
+        d = self.crash_dir(crash="second")
+        i = FADUMP.index("NESTED-PHASE guest-ready-2 uptime=30.0") + 1
+        lines = FADUMP[:i] + [
+            "GUEST-SECOND-CRASH", "sysrq: Trigger a crash",
+            "ppc-vmm: ibm,os-term with no dump registered: plain reboot",
+            "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+            "GUEST-VMCORE -r-------- 1 0 0 1207967744 /proc/vmcore", "GUEST-READY"] + FADUMP[i:]
+        self.assert_all_pass(self.evaluate(d, lines)[0])
+        # The same log without the second boot: the second-crash checks and "back in
+        # production" (which counts 3 boots here) fail.
+        results, _ = self.evaluate(d, FADUMP)
+        failed = [n for n, ok in results if not ok]
+        self.assertIn("second crash before release: the guest boots again", failed)
+        self.assertIn("back in production without another reboot", failed)
+
+    def test_passing_run_drops_the_export_image(self):
+        d = self.crash_dir()
+        run = checks.Run(d, console=stamp(FADUMP), out=lambda s="": None)
+        scenario = checks.load_scenario("crash")
+        with mock.patch.object(checks, "analyze_vmcore", return_value=0):
+            results = checks.check_run(run, scenario)
+        scenario.after(run, all(ok for _n, ok in results))
+        self.assertFalse(os.path.exists(os.path.join(d, "export.img")))
+        self.assertTrue(os.path.exists(os.path.join(d, "vmcore")))
+        # --recheck afterwards reuses the vmcore.
+        self.assert_all_pass(self.evaluate(d, FADUMP)[0])
+
+
+class UnregisteredAndKdumpChecksTest(ChecksTestBase):
+    def test_unregistered(self):
+        d = self.run_dir("crash", crash="unregistered")
+        results, text = self.evaluate(d, UNREGISTERED)
+        self.assert_all_pass(results)
+        self.assertNotIn("drgn", text)
+        self.assert_only_failure(
+            self.evaluate(d, UNREGISTERED + ["fadump: dump written: status 0xc000, 2 CPUs saved"])[0],
+            "VMM wrote no dump")
+        self.assert_only_failure(self.evaluate(d, without(UNREGISTERED, "os-term"))[0],
+                                 "plain reboot")
+        self.assert_only_failure(
+            self.evaluate(d, replaced(UNREGISTERED, "vmcore=none", "vmcore=/proc/vmcore"))[0],
+            "no /proc/vmcore")
+
+    def test_unregistered_under_qemu_skips_our_vmm_log(self):
+        d = self.run_dir("crash", crash="unregistered", files={"vmm-which": "qemu-sid"})
+        results, _ = self.evaluate(d, without(UNREGISTERED, "os-term"))
+        self.assert_all_pass(results)
+
+    def test_kdump(self):
+        d = self.run_dir("crash", crash="kdump",
+                         cmdline="console=hvc0 guest.action=commands crashkernel=256M guest.kdump=1",
+                         files={"export.img": b"\x7fELF\x02" + bytes(4091), "vmlinux.debug": b""})
+        results, text = self.evaluate(d, KDUMP)
+        self.assert_all_pass(results)
+        self.assertIn("== kdump phases", text)
+        self.assertIn("crashkernel=256M reserved for the kdump kernel", [n for n, _ in results])
+        cases = [
+            (replaced(KDUMP, "Reserving 256MB", "Reserving 128MB"), "crashkernel=256M reserved"),
+            (KDUMP + ["fadump: Registration is successful!"], "no fadump"),
+            (replaced(KDUMP, "nproc=1 kernel", "nproc=2 kernel"), "kdump kernel booted"),
+            (replaced(KDUMP, "kexec_crash_loaded=1", "kexec_crash_loaded=0"), "crash kernel loaded again"),
+        ]
+        for lines, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate(d, lines)[0], fragment)
+
+
+class DiskChecksTest(ChecksTestBase):
+    def disk_dir(self, image=None):
+        d = checks.load_scenario("disk")
+        return self.run_dir("disk", extra_args=" --disk path=/tmp/disk0.img",
+                            files={"export.img": d.PATTERN + bytes(100) if image is None else image})
+
+    def test_passing_log(self):
+        results, text = self.evaluate(self.disk_dir(), disk_log())
+        self.assert_all_pass(results)
+        # Medians: ours write 50, read 80; QEMU 100 and 160.
+        self.assertIn("write ours 50.0 QEMU 100.0, read ours 80.0 QEMU 160.0", text)
+        self.assertIn("throughput ratio ours/QEMU: write 0.50, read 0.50", text)
+
+    def test_each_line_is_read(self):
+        d = self.disk_dir()
+        log = disk_log()
+        cases = [
+            (without(log, "GUEST-DEV brw------- 1 0 0 254, 16"), "/dev/vdb"),
+            (without(log, "GUEST-VDA-WRITTEN"), "written to /dev/vda"),
+            (without(log, "GUEST-VDB-MARKER"), "shows its marker"),
+            # The echoed command line holds the words too; only the real line counts.
+            (without(log, "Operation not permitted"), "refuses the write"),
+            (log + ["GUEST-RO-WRITE-ACCEPTED"], "refuses the write"),
+            (without(log, "GUEST-VDA-AFTER-REBOOT"), "after a reboot"),
+            (without(log, "NESTED-BACKING-FILE"), "L1 backing file"),
+            (replaced(log, "ro-sum-after=abc123", "ro-sum-after=abc124"), "read-only backing file"),
+            (log + ["GUEST-DISKBENCH-ERROR write"], "direct-I/O rounds"),
+        ]
+        for lines, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate(d, lines)[0], fragment)
+
+    def test_host_copy_differs(self):
+        results, _ = self.evaluate(self.disk_dir(image=b"nothing"), disk_log())
+        self.assert_only_failure(results, "on the x86 host")
+
+    def test_without_peer(self):
+        log = disk_log()
+        log = log[:log.index("NESTED-PHASE peer-start uptime=45.0")]
+        results, text = self.evaluate(self.disk_dir(), log)
+        self.assert_all_pass(results)
+        self.assertNotIn("under QEMU 7.2", "".join(n for n, _ in results))
+        self.assertNotIn("throughput ratio", text)
+
+
+class EngineTest(ChecksTestBase):
+    def test_a_raising_predicate_is_a_failed_check(self):
+        run = checks.Run(self.run_dir("drive"), console="", out=lambda s="": None)
+        results = checks.evaluate(run, [checks.Check("boom", lambda r: 1 / 0),
+                                        checks.Check("fine", lambda r: True)])
+        self.assertEqual(results, [("boom", False), ("fine", True)])
+
+    def test_every_scenario_folder_has_its_three_files(self):
+        # "Adding a scenario touches one folder": run.sh (L1), scenario.sh and checks.py (host).
+        root = os.path.join(NESTED, "scenarios")
+        for mode in sorted(os.listdir(root)):
+            with self.subTest(mode):
+                for name in ("run.sh", "scenario.sh", "checks.py"):
+                    self.assertTrue(os.path.isfile(os.path.join(root, mode, name)), name)
+                self.assertTrue(checks.load_scenario(mode).CHECKS)
+
+    def test_main_exit_status_and_prune(self):
+        runs = os.path.join(self.tmp, "runs")
+        os.makedirs(runs)
+        old = os.path.join(runs, "old")
+        os.makedirs(old)
+        for name in ("vmm-mode", "vmcore", "console.log"):
+            with open(os.path.join(old, name), "w") as f:
+                f.write("drive\n")
+        os.utime(old, (1, 1))
+        d = os.path.join(runs, "new")
+        os.rename(self.run_dir("drive"), d)
+        with open(os.path.join(d, "console.log"), "w") as f:
+            f.write(stamp(DRIVE))
+        with mock.patch.dict(os.environ, {"NESTED_KEEP_RUNS": "1"}), \
+                mock.patch("sys.stdout", new_callable=io.StringIO):
+            self.assertEqual(checks.main(["checks.py", d]), 0)
+        self.assertFalse(os.path.exists(os.path.join(old, "vmcore")))
+        self.assertTrue(os.path.exists(os.path.join(old, "console.log")))
+        with open(os.path.join(d, "console.log"), "w") as f:
+            f.write(stamp(without(DRIVE, "GUEST-CPU1-ONLINE")))
+        with mock.patch("sys.stdout", new_callable=io.StringIO) as out:
+            self.assertEqual(checks.main(["checks.py", d]), 1)
+        self.assertIn("FAIL: cpu1 offline", out.getvalue())
+
+    def test_the_command_line_runs_the_same_tables(self):
+        # As boot-our-vmm.sh runs it: `python3 lib/checks.py RUN_DIR` (checks.py is __main__
+        # there, and the tables' Check/Step must still be the classes evaluate() knows).
+        d = self.run_dir("drive")
+        with open(os.path.join(d, "console.log"), "w") as f:
+            f.write(stamp(DRIVE))
+        p = subprocess.run([sys.executable, os.path.join(HERE, "checks.py"), d],
+                           capture_output=True, text=True, env=dict(os.environ, NESTED_KEEP_RUNS="99"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.count("PASS: "), 4, p.stdout)
+        self.assertIn("PASS: cpu1 offline (stop-self) and back online (start-cpu)", p.stdout)
+        with open(os.path.join(d, "console.log"), "w") as f:
+            f.write(stamp(without(DRIVE, "GUEST-CPU1-OFFLINE nproc=1")))
+        p = subprocess.run([sys.executable, os.path.join(HERE, "checks.py"), d],
+                           capture_output=True, text=True, env=dict(os.environ, NESTED_KEEP_RUNS="99"))
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("FAIL: cpu1 offline", p.stdout)
+
+    def test_a_table_with_steps_from_the_command_line(self):
+        pattern = checks.load_scenario("disk").PATTERN
+        d = self.run_dir("disk", extra_args=" --disk path=/tmp/disk0.img",
+                         files={"export.img": pattern})
+        with open(os.path.join(d, "console.log"), "w") as f:
+            f.write(stamp(disk_log()))
+        p = subprocess.run([sys.executable, os.path.join(HERE, "checks.py"), d],
+                           capture_output=True, text=True, env=dict(os.environ, NESTED_KEEP_RUNS="99"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_concurrent_emulator_warning_for_the_matrix(self):
+        d = self.run_dir("drive", files={"result.json": '{"concurrent_emulators_at_start": [42]}'})
+        _results, text = self.evaluate(d, DRIVE)
+        self.assertIn("another emulator is running", text)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,263 @@
+"""crash, host checks (lib/checks.py runs this table on the console log and run directory).
+
+Three paths by --crash: fadump (sysrq, bug, panic, hardlockup, second), kdump (kdump,
+kdump-hardlockup: the same guest and crash, captured by kexec -p), unregistered (no dump: a
+plain reboot). The vmcore is cut out of export.img and analysed with drgn (analyze-vmcore.py).
+"""
+import os
+import re
+
+import checks
+from checks import Check, Step
+
+# The guest kernel's own first line about the crash (what L1's crash-to-capture timer uses).
+CRASH_LINE = r"sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)"
+PATTERN_PAGE = r"FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*"
+ELF64_LE_MAGIC = b"\x7fELF\x02"
+
+
+def unregistered(r):
+    return r.crash == "unregistered"
+
+
+def kdump(r):
+    return r.crash.startswith("kdump")
+
+
+def fadump(r):
+    return not unregistered(r) and not kdump(r)
+
+
+def captured(r):
+    return not unregistered(r)
+
+
+def second(r):
+    return r.crash == "second"
+
+
+def crashkernel_mb(r):
+    v = re.search(r"crashkernel=(\d+)M", r.cmdline)
+    return int(v.group(1)) if v else None
+
+
+def pattern_pages(r):
+    return len([ln for ln in r.grep(PATTERN_PAGE) if "GUEST-RUN" not in ln])
+
+
+def saved_bytes(r):
+    v = r.value(r"GUEST-VMCORE-SAVED bytes=(\d+)")
+    return int(v) if v else None
+
+
+def cut_vmcore(r):
+    """The dump the capture kernel wrote raw at the start of the export disk, as RUN/vmcore
+    (a --recheck of a run whose export image was already dropped reuses its vmcore)."""
+    n = saved_bytes(r)
+    if not n:
+        return
+    if os.path.exists(r.path("export.img")):
+        with open(r.path("export.img"), "rb") as src, open(r.path("vmcore"), "wb") as dst:
+            left = n
+            while left:
+                chunk = src.read(min(left, 1 << 24))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+    r.show(f"vmcore: {r.path('vmcore')} ({n} bytes)")
+
+
+def is_elf64_core(r):
+    with open(r.path("vmcore"), "rb") as f:
+        return f.read(5) == ELF64_LE_MAGIC
+
+
+def has_vmcore(r):
+    return os.path.isfile(r.path("vmcore")) and os.path.getsize(r.path("vmcore")) > 0
+
+
+def show_lines(pattern, limit=1, prefix="", label=None, when=captured):
+    """A Step printing the first LIMIT lines matching PATTERN (console stamp dropped; from
+    LABEL on when given)."""
+    def step(r):
+        for line in [ln for ln in r.grep(pattern) if "GUEST-RUN" not in ln][:limit]:
+            text = checks.strip_stamp(line)
+            if label and label in text:
+                text = text[text.index(label):]
+            r.show(prefix + text)
+    return Step(step, when)
+
+
+def crash_to_production(r):
+    a, b = r.first(CRASH_LINE), r.first(r"GUEST-PRODUCTION nproc=[0-9]")
+    if a is not None and b is not None:
+        r.show(f"crash -> back in production: {b - a:.2f} s (host)")
+
+
+def phases(title, rows, when):
+    def step(r):
+        r.show(f"== {title} phases (host seconds since L0 start"
+               f"{'; VMM phases from its own log' if title == 'fadump' else ''}) ==")
+        for label, pattern, n in rows(r):
+            r.show_phase(label, r.nth(pattern, n))
+    return Step(step, when)
+
+
+def fadump_rows(r):
+    capture_init = 2 + (1 if second(r) else 0)
+    return [("crash triggered", r"GUEST-CRASHING kind=[a-z]", 1),
+            ("VMM dump written", r"fadump: dump written", 1),
+            ("capture kernel /init", r"GUEST-INIT-REACHED", capture_init),
+            ("vmcore saved", r"GUEST-VMCORE-SAVED bytes=[0-9]", 1),
+            ("re-registered, back in production", r"GUEST-PRODUCTION nproc=[0-9]", 1)]
+
+
+def kdump_rows(_r):
+    return [("crash triggered", r"GUEST-CRASHING kind=[a-z]", 1),
+            ("kernel's crash line", r"sysrq: Trigger a crash", 1),
+            ("kdump kernel /init", r"GUEST-INIT-REACHED", 2),
+            ("vmcore saved", r"GUEST-VMCORE-SAVED bytes=[0-9]", 1),
+            ("production /init (after reboot)", r"GUEST-INIT-REACHED", 3),
+            ("crash kernel loaded, production", r"GUEST-PRODUCTION nproc=[0-9]", 1)]
+
+
+def debuginfo(r):
+    """The guest's DWARF for drgn: the run's debuginfo file, else vmlinux.debug beside the
+    guest kernel."""
+    return r.setting("debuginfo") or os.path.join(os.path.dirname(r.guest_kernel), "vmlinux.debug")
+
+
+def crash_symbol(r):
+    return {"bug": "lkdtm_BUG", "panic": "lkdtm_PANIC"}.get(r.crash, "sysrq_handle_crash")
+
+
+def drgn(r):
+    """analyze-vmcore.py on the vmcore; r.values['drgn'] = its status, None if unavailable.
+    kdump-hardlockup: cpu1 spins with interrupts off and only an NMI (on pseries
+    H_SIGNAL_SYS_RESET, which our VMM does not offer) could stop it, so the crashing kernel
+    gives up on it and kdump has no registers for it: expected, and checked."""
+    dbg = debuginfo(r)
+    extra = ["--crash-symbol", crash_symbol(r)]
+    if r.crash == "kdump-hardlockup":
+        extra += ["--expect-missing-prstatus", "1"]
+    r.values["drgn"] = checks.analyze_vmcore(r, dbg, extra) if os.path.isfile(dbg) else None
+
+
+def drgn_name(r):
+    if r.values.get("drgn") is None:
+        return ("drgn analysis not available (drgn-env.sh / analyze-vmcore.py / debug info "
+                f"{debuginfo(r)})")
+    return "drgn analysis of the vmcore"
+
+
+def vmm_ours(r):
+    return r.vmm == "ours"
+
+
+CHECKS = [
+    # --- unregistered: no dump registered, the VMM reboots the guest plainly -------------
+    Check("guest did not register fadump",
+          lambda r: r.has(r"GUEST-FADUMP-REGISTERED=(absent|0)\b"), when=unregistered),
+    # Our VMM's own log says what it did; under another VMM (--vmm qemu-sid) the guest-side
+    # checks are the evidence.
+    Check("VMM: os-term without a registered dump -> plain reboot",
+          lambda r: r.has(r"ibm,os-term with no dump registered"),
+          when=lambda r: unregistered(r) and vmm_ours(r)),
+    Check("VMM wrote no dump", lambda r: not r.has(r"fadump: dump written"),
+          when=lambda r: unregistered(r) and vmm_ours(r)),
+    Check("guest booted again, with no /proc/vmcore",
+          lambda r: r.inits >= 2 and r.has(r"GUEST-AFTER-REBOOT vmcore=none"), when=unregistered),
+
+    # --- fadump and kdump ---------------------------------------------------------------
+    Check("the guest ran until the requested crash (no earlier reboot)",
+          lambda r: not r.has(r"NESTED-UNEXPECTED-REBOOT"), when=captured),
+    Check(lambda r: f"crashkernel={crashkernel_mb(r)}M reserved for the kdump kernel",
+          lambda r: r.has(rf"Reserving {crashkernel_mb(r)}MB of memory at [0-9]*MB for crashkernel"),
+          when=kdump),
+    # fadump: the reservation is the boot memory plus the CPU-state and HPTE areas (24 MB
+    # more for a 1.5 GiB hash guest), so it must be at least the crashkernel= size.
+    Check(lambda r: f"boot memory sized by crashkernel={crashkernel_mb(r)}M "
+                    f"(reserved {r.value(r'fadump: Reserved ([0-9]+)MB of memory') or '?'} MB)",
+          lambda r: int(r.value(r"fadump: Reserved ([0-9]+)MB of memory") or -1) >= crashkernel_mb(r),
+          when=lambda r: fadump(r) and crashkernel_mb(r) is not None),
+    Check("no fadump: not registered, no dump written by the VMM",
+          lambda r: not r.has(r"Registration is successful") and not r.has(r"fadump: dump written")
+          and r.has(r"GUEST-FADUMP-REGISTERED=(absent|0)\b"), when=kdump),
+    Check("crash kernel loaded with kexec -p (/sys/kernel/kexec_crash_loaded = 1)",
+          lambda r: r.has(r"GUEST-KDUMP-LOADED crash_loaded=1\b")
+          and r.has(r"GUEST-KEXEC-CRASH-LOADED=1\b"), when=kdump),
+    show_lines(r"GUEST-KDUMP-LOADED", label="GUEST-KDUMP-LOADED", when=kdump),
+    show_lines(r"GUEST-KEXEC ", limit=5, when=kdump),
+    Check("guest registered fadump with our firmware (registered = 1)",
+          lambda r: r.has(r"Registration is successful") and r.has(r"GUEST-FADUMP-REGISTERED=1\b"),
+          when=fadump),
+    Check("pattern pages recorded with physical addresses", lambda r: pattern_pages(r) >= 4,
+          when=captured),
+    # What the crashing kernel says about stopping the other CPU (kexec/crash.c), and how our
+    # VMM answered the NMI IPI (H_SIGNAL_SYS_RESET) it tried first.
+    show_lines(r"Sending IPI to other CPUs|IPI complete|cpu\(s\) not responding|Activate "
+               r"system reset|unhandled hcall|kexec: Starting switchover|Starting crashdump "
+               r"kernel", limit=10, prefix="  crash: ", when=kdump),
+    Check("VMM filled the HPTE section from KVM's HPT and read it back identical",
+          lambda r: r.has(r"fadump: HPTE section verified"),
+          when=lambda r: fadump(r) and r.mmu == "hash"),
+    Check(lambda r: f"VMM preserved the dump (status 0xc000, {r.cpus} CPUs)",
+          lambda r: r.has(rf"fadump: dump written: status 0xc000, {r.cpus} CPUs saved"),
+          when=lambda r: fadump(r) and vmm_ours(r)),
+    Check("capture kernel booted by the VMM after the crash", lambda r: r.inits >= 2, when=fadump),
+    Check("capture kernel sees the dump (/proc/vmcore)",
+          lambda r: r.has(r"GUEST-VMCORE .*/proc/vmcore"), when=fadump),
+    Check("kdump kernel booted (nr_cpus=1) and saw the dump (/proc/vmcore)",
+          lambda r: r.inits >= 2 and "nproc=1 " in r.grep(r"GUEST-INIT-REACHED")[1]
+          and r.has(r"GUEST-VMCORE .*/proc/vmcore"), when=kdump),
+    show_lines(r"GUEST-CMDLINE", label="GUEST-CMDLINE", when=kdump),
+    show_lines(r"GUEST-VMCORE-NOTES", label="GUEST-VMCORE-NOTES", when=kdump),
+    # --- second: a second crash in the capture kernel, before release -------------------
+    Check("second crash before release: the guest boots again",
+          lambda r: r.has(r"GUEST-SECOND-CRASH") and r.inits >= 3, when=second),
+    Check("second crash: plain reboot, no second dump (VMM log)",
+          lambda r: r.has(r"ibm,os-term with no dump registered")
+          and r.count(r"fadump: dump written") == 1,
+          when=lambda r: second(r) and vmm_ours(r)),
+    Check("the first dump is still there after the reboot",
+          lambda r: r.count(r"GUEST-VMCORE .*/proc/vmcore") >= 2, when=second),
+    # --- the saved vmcore ---------------------------------------------------------------
+    Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
+                    "virtio-blk disk",
+          lambda r: (saved_bytes(r) or 0) > 0, when=captured),
+    Step(cut_vmcore, when=captured),
+    Check("vmcore on the host is an ELF64 core", is_elf64_core,
+          when=lambda r: captured(r) and (saved_bytes(r) or 0) > 0),
+    # --- back in production -------------------------------------------------------------
+    Check("release_mem, then registered again (registered = 1)",
+          lambda r: r.has(r"GUEST-RELEASED") and r.has(r"GUEST-REREGISTERED registered=1\b"),
+          when=fadump),
+    Check("back in production without another reboot",
+          lambda r: r.has(r"GUEST-PRODUCTION") and r.inits == 2 + (1 if second(r) else 0),
+          when=fadump),
+    Check("rebooted through our VMM into production, crash kernel loaded again",
+          lambda r: r.inits == 3 and r.count(r"GUEST-KDUMP-LOADED crash_loaded=1\b") >= 2
+          and r.has(rf"GUEST-PRODUCTION nproc={r.cpus} .*kexec_crash_loaded=1 vmcore=none"),
+          when=kdump),
+    phases("fadump", fadump_rows, when=fadump),
+    phases("kdump", kdump_rows, when=kdump),
+    show_lines(r"NESTED-PHASE crash-to-capture-init"),
+    show_lines(r"fadump: phases", when=fadump),
+    show_lines(r"GUEST-VMCORE-SAVED bytes=[0-9]", label="GUEST-VMCORE-SAVED"),
+    Step(crash_to_production, when=captured),
+    # --- the dump, analysed on the host by drgn with the guest's DWARF --------------------
+    Step(drgn, when=lambda r: captured(r) and has_vmcore(r)),
+    Check(drgn_name, lambda r: r.values["drgn"] == 0,
+          when=lambda r: captured(r) and has_vmcore(r)),
+    Check("the CPU spinning with interrupts off was stopped in lkdtm_HARDLOCKUP (drgn trace)",
+          lambda r: "lkdtm_HARDLOCKUP" in r.read("drgn.txt"),
+          when=lambda r: r.crash == "hardlockup" and has_vmcore(r) and r.values.get("drgn") is not None),
+]
+
+
+def after(run, passed):
+    """A crash run's export image holds the vmcore (GBs): a passing run keeps the vmcore and
+    drops the image; a failing run keeps everything for a look."""
+    if passed and has_vmcore(run) and os.path.exists(run.path("export.img")):
+        os.remove(run.path("export.img"))

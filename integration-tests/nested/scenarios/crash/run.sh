@@ -1,0 +1,103 @@
+#!/bin/sh
+# crash, L1 half: firmware-assisted dump end to end (see boot-our-vmm.sh --crash for the kinds).
+# The kdump kinds are the same guest and crash as sysrq / hardlockup, captured by kdump instead.
+# The capture kernel saves /proc/vmcore raw onto the VMM's virtio-blk disk, which is L1's
+# output disk ($NESTED_OUT_DEV, the host's export.img): /out stays empty.
+# shellcheck disable=SC2016 # the command lines are expanded in the guest
+# shellcheck source=../../lib/l1-vmm.sh # beside run.sh in the payload
+. ./l1-vmm.sh
+kind="$(cat "$P"/vmm-crash 2>/dev/null || echo sysrq)"
+capture=fadump
+case "$kind" in
+    kdump) capture=kdump how=sysrq ;;
+    kdump-hardlockup) capture=kdump how=hardlockup ;;
+    *) how="$kind" ;;
+esac
+vmm_start
+if ready 1; then
+    # Pattern pages with their physical addresses, recorded before the crash.
+    guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent) GUEST-KEXEC-CRASH-LOADED=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+    n=$(count GUEST-READY)
+    case "$how" in
+        bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+        panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+        *) crash='echo c > /proc/sysrq-trigger' ;;
+    esac
+    other=""
+    if [ "${cpus:-1}" -gt 1 ]; then
+        if [ "$how" = hardlockup ]; then
+            # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
+            other='taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" & sleep 2; '
+        else
+            # The other vCPU is busy in userspace. The crash follows one second later, in the
+            # same command: a long busy L2 vCPU trips L0's TCG nested-HV (observed: cpu1 starved
+            # ~16 s, then ran userspace with broken translation and oopsed in the SLB-miss
+            # handler of a radix kernel), so the window is kept short.
+            other='taskset -c 1 sh -c "while :; do :; done" & sleep 1; '
+        fi
+    fi
+    if [ "$(count GUEST-INIT-REACHED)" != 1 ]; then
+        # The guest rebooted by itself before the crash we meant to cause: say so plainly (the
+        # checks then fail on the crash path instead of analysing the wrong dump).
+        echo "NESTED-UNEXPECTED-REBOOT before the $kind crash; guest log follows"
+        grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/NESTED-UNEXPECTED /'
+    fi
+    # The whole sequence runs pinned to cpu0, so nothing it forks (sleep) can be queued on cpu1
+    # just before cpu1 locks up with interrupts off (seen: the crash never came).
+    send "taskset -c 0 sh -c '$other echo GUEST-CRASHING kind=$kind; $crash'"
+    # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the same
+    # measure for our VMM and for QEMU (--vmm qemu-sid). The timer writes a file, and the line
+    # is printed once the capture kernel waits at its prompt: echoed at once, it landed in the
+    # middle of the GUEST-INIT-REACHED line `tail -f` was relaying (seen: the check counting
+    # the guest's boots then missed the capture kernel).
+    if [ "$kind" != unregistered ]; then
+        (
+            # The guest kernel's own first line about the crash.
+            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)" /tmp/vmm-out; do sleep 0.1; done
+            a=$(up)
+            while [ "$(count GUEST-INIT-REACHED)" -lt 2 ] && [ ! -f /tmp/vmm-rc ]; do sleep 0.1; done
+            b=$(up)
+            awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", b - a }' > /tmp/crash-to-capture.tmp
+            mv /tmp/crash-to-capture.tmp /tmp/crash-to-capture
+        ) &
+    fi
+    if [ "$kind" = unregistered ]; then
+        # No dump registered: the VMM reboots the guest plainly; power off there.
+        if ready 2 "$n"; then
+            guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+            send 'poweroff -f'
+        fi
+    elif ready 2 "$n"; then
+        for _ in $(seq 50); do [ -f /tmp/crash-to-capture ] && break; sleep 0.1; done
+        echo "NESTED-PHASE crash-to-capture-init seconds=$(cat /tmp/crash-to-capture 2>/dev/null)"
+        if [ "$kind" = second ]; then
+            # A second crash in the capture kernel, before release: a dump is active, so no
+            # second dump, a plain reboot, and the first dump is still there.
+            n=$(count GUEST-READY)
+            send 'echo GUEST-SECOND-CRASH; echo c > /proc/sysrq-trigger'
+            ready 3 "$n"
+        fi
+        if [ -s "$P"/vmm-guest-cmd ]; then
+            # --guest-cmd runs in the capture kernel here.
+            guest_step 300 "$(cat "$P"/vmm-guest-cmd)" || echo "NESTED-GUEST-CMD-TIMEOUT"
+        fi
+        # Save the dump raw onto the VMM's virtio-blk disk (L1's export disk underneath).
+        guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+        if [ "$capture" = kdump ]; then
+            # kdump's way back: the kdump kernel reboots (our VMM resets the machine and boots
+            # the production kernel), whose /init loads the crash kernel again.
+            n=$(count GUEST-READY)
+            send 'echo GUEST-REBOOTING; reboot -f'
+            if ready 3 "$n"; then
+                guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime) kexec_crash_loaded=$(cat /sys/kernel/kexec_crash_loaded) vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+            fi
+            send 'poweroff -f'
+        else
+            # Release the preserved memory, register again, carry on without a reboot.
+            guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem && echo GUEST-RELEASED; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone); grep MemTotal /proc/meminfo | sed "s/^/GUEST-MEM /"'
+            guest_step 60 'echo GUEST-PRODUCTION nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime)'
+            send 'poweroff -f'
+        fi
+    fi
+fi
+vmm_wait

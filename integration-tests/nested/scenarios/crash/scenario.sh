@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# crash, host half (sourced by boot-our-vmm.sh, which has set $crash, $append, $memory, $gk,
+# $run): the guest's command line for the crash kind, its memory, its disk, no peer.
+# shellcheck disable=SC2034,SC2154 # set and read by boot-our-vmm.sh
+case "$crash" in
+    # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM). Linux caps it at
+    # RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode defaults to
+    # 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
+    sysrq|bug|panic|hardlockup|second) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
+    unregistered) ;;
+    # kdump: the crash kernel (vmlinux + capture initramfs, nr_cpus=1) runs inside the
+    # reservation; 256M leaves it ample room (busybox initramfs, dd with 1 MiB blocks).
+    kdump|kdump-hardlockup) append="crashkernel=${CRASHKERNEL:-256M} guest.kdump=1${append:+ $append}" ;;
+    *) echo "unknown --crash $crash" >&2; exit 2 ;;
+esac
+peer=0
+memory="${memory:-1536M}"
+vmm_choices="ours qemu-sid"
+# The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
+disks=" --disk path=/dev/vda"
+out_image=1
+case "$crash" in
+    kdump*)
+        # kdump: the crash kernel is the same vmlinux (relocatable) with its own initramfs,
+        # which goes inside the production one (an initramfs cannot hold itself): busybox and
+        # the same /init, no kexec. The production image also gets /sbin/kexec with its loader
+        # and libc.
+        "$repo/guests/initramfs/build.sh" --out "$run/kdump-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh"
+        kexec_root="$("$here/setup-kexec-tools.sh")"
+        l2_add+=(--add "$gk=kdump/vmlinux" --add "$run/kdump-initrd.cpio.gz=kdump/initrd.cpio.gz")
+        while IFS= read -r f; do l2_add+=(--add "$kexec_root/$f=$f"); done < <(cd "$kexec_root" && find . -type f | sed 's|^\./||' | sort)
+        ;;
+esac
