@@ -75,18 +75,33 @@ pub struct BootImage {
     pub fdt_addr: u64,
     /// r4: the kernel's physical base.
     pub kernel_base: u64,
+    /// How long each part of the load took (the capture boot's set-up is on the crash path).
+    pub timings: LoadTimings,
     pub kernel_end: u64,
     pub dtb_len: usize,
 }
 
 /// Loads `spec` into `mem`.
+/// Where [`load`] spends its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTimings {
+    /// The kernel's segments copied (and their tails zeroed) into guest memory.
+    pub kernel: std::time::Duration,
+    /// The initramfs and the RTAS stub written.
+    pub initrd: std::time::Duration,
+    /// The device tree built and written.
+    pub fdt: std::time::Duration,
+}
+
 pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
+    let t = std::time::Instant::now();
     let images = spec.images;
     let kernel = Ppc64Elf::load_kernel(mem, 0, &mut Cursor::new(images.kernel.as_slice()))
         .map_err(|err| Error::Kernel {
             path: images.kernel_path.clone(),
             err,
         })?;
+    let kernel_done = t.elapsed();
     let initrd = images.initramfs.as_ref();
     let layout = Layout::new(
         spec.memory,
@@ -99,6 +114,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
             .map_err(|e| Error::Memory(e.to_string()))?;
     }
     write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
+    let initrd_done = t.elapsed();
 
     let mmu = spec.mmu;
     let desc = MachineDescription {
@@ -132,6 +148,11 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         kernel_base: kernel.base.0,
         kernel_end: kernel.end.0,
         dtb_len: dtb.len(),
+        timings: LoadTimings {
+            kernel: kernel_done,
+            initrd: initrd_done - kernel_done,
+            fdt: t.elapsed() - initrd_done,
+        },
     })
 }
 
@@ -297,7 +318,12 @@ mod tests {
         std::fs::write(initrd.as_path(), vec![0u8; 70 << 20]).unwrap(); // grown past RAM
         std::fs::remove_file(kernel.as_path()).unwrap();
         let again = load(&mem, &spec).unwrap();
-        assert_eq!(first, again);
+        // The same image in the same place (how long each load took may differ).
+        let untimed = |i: &BootImage| BootImage {
+            timings: LoadTimings::default(),
+            ..i.clone()
+        };
+        assert_eq!(untimed(&first), untimed(&again));
         let ir = again.layout.initrd.unwrap();
         let mut b = vec![0u8; ir.len() as usize];
         mem.read_slice(&mut b, ir.start_addr()).unwrap();

@@ -119,7 +119,8 @@ impl Machine {
         let img = crate::boot::load(&self.partition.mem, &spec)?;
         self.boots += 1;
         info!(
-            "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}",
+            "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
+             loaded in {:.1} ms (kernel {:.1}, initrd {:.1}, device tree {:.1})",
             self.boots,
             img.kernel_base,
             img.kernel_end,
@@ -127,7 +128,11 @@ impl Machine {
             img.layout.initrd.map(|r| (r.start(), r.len())),
             img.fdt_addr,
             img.dtb_len,
-            img.layout.rtas.start()
+            img.layout.rtas.start(),
+            ms(img.timings.kernel + img.timings.initrd + img.timings.fdt),
+            ms(img.timings.kernel),
+            ms(img.timings.initrd),
+            ms(img.timings.fdt)
         );
         // Every vCPU is stopped here: what they send from now on belongs to this boot.
         self.partition.events.next_boot();
