@@ -75,6 +75,8 @@ pub struct BootImage {
     pub fdt_addr: u64,
     /// r4: the kernel's physical base.
     pub kernel_base: u64,
+    /// Kernel bytes written (chunks memory already held unchanged are skipped).
+    pub kernel_written: u64,
     /// How long each part of the load took (the capture boot's set-up is on the crash path).
     pub timings: LoadTimings,
     pub kernel_end: u64,
@@ -148,6 +150,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         kernel_base: kernel.base.0,
         kernel_end: kernel.end.0,
         dtb_len: dtb.len(),
+        kernel_written: kernel.written,
         timings: LoadTimings {
             kernel: kernel_done,
             initrd: initrd_done - kernel_done,

@@ -124,8 +124,8 @@ impl Machine {
         self.boots += 1;
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
-             loaded in {:.1} ms (kernel {:.1}, initrd {:.1}, device tree {:.1}; page faults \
-             minor/major {:?})",
+             loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
+             tree {:.1} ms; page faults minor/major {:?})",
             self.boots,
             img.kernel_base,
             img.kernel_end,
@@ -136,6 +136,7 @@ impl Machine {
             img.layout.rtas.start(),
             ms(img.timings.kernel + img.timings.initrd + img.timings.fdt),
             ms(img.timings.kernel),
+            img.kernel_written >> 10,
             ms(img.timings.initrd),
             ms(img.timings.fdt),
             faults
