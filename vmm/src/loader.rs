@@ -234,8 +234,8 @@ enum Changed {
     Memory,
 }
 
-/// Writes `len` bytes, produced 64 KiB at a time by `fill`, at `addr`, skipping every chunk
-/// guest memory already holds unchanged; returns the bytes written. A capture or reboot loads
+/// Writes `len` bytes, produced a 4 KiB page at a time by `fill`, at `addr`, skipping every
+/// page guest memory already holds unchanged; returns the bytes written. A capture or reboot loads
 /// the same kernel where the last one ran, and its text is unchanged: not writing it leaves
 /// those pages clean (and, under an emulated L0, keeps the emulator from invalidating the
 /// code it translated from them, which made the capture boot's kernel load 10x slower than
@@ -246,7 +246,10 @@ fn write_changed<M: GuestMemoryBackend>(
     len: u64,
     mut fill: impl FnMut(&mut [u8]) -> std::io::Result<()>,
 ) -> Result<u64, Changed> {
-    const CHUNK: u64 = 64 << 10;
+    // A page: what the emulator invalidates at a time. The kernel patches its own text at
+    // boot (feature fixups, static keys), so coarser chunks nearly all differ: of a 6.12
+    // guest's 7 MB, 70 of 108 64 KiB chunks had changed by the crash, but 345 of 1,723 pages.
+    const CHUNK: u64 = 4 << 10;
     let mut want = vec![0u8; CHUNK.min(len) as usize];
     let mut have = want.clone();
     let mut done = 0;
@@ -371,7 +374,7 @@ pub(crate) mod tests {
     #[test]
     fn a_reload_writes_only_the_chunks_that_changed() {
         let m = mem();
-        // Three 64 KiB chunks of text and one of bss.
+        // Three 64 KiB of text and 64 KiB of bss.
         let text: Vec<u8> = (0..3 << 16).map(|i| (i % 251) as u8).collect();
         let elf = make_elf(0x4_0000, &text, 64 << 10, 0);
         let first = Ppc64Elf::load_kernel(&m, 0, &mut Cursor::new(&elf)).unwrap();
@@ -385,7 +388,7 @@ pub(crate) mod tests {
         m.write_slice(&[0x66], GuestAddress(0x4_0000 + (3 << 16) + 9))
             .unwrap();
         let third = Ppc64Elf::load_kernel(&m, 0, &mut Cursor::new(&elf)).unwrap();
-        assert_eq!(third.written, 2 << 16, "the two dirtied chunks only");
+        assert_eq!(third.written, 2 << 12, "the two dirtied pages only");
         let mut b = vec![0u8; 4 << 16];
         m.read_slice(&mut b, GuestAddress(0x4_0000)).unwrap();
         assert_eq!(&b[..3 << 16], &text[..]);
