@@ -6,6 +6,8 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use super::*;
 use crate::cpu::{CpuState, Reg};
 use crate::memory;
+use crate::opal::config::ConfigError;
+use crate::opal::engine::EngineError;
 use crate::opal::regdata::{decode_thread, THREAD_SIZE};
 use crate::range::GuestRange;
 
@@ -329,6 +331,26 @@ fn config_is_checked() {
     let mut c = config();
     c.dump_area = GuestRange::new(127 * MIB, 2 * MIB).unwrap();
     assert!(MpiplEngine::new(c, &m).is_err(), "past RAM");
+}
+
+#[test]
+fn absurd_thread_count_is_a_config_error() {
+    let m = mem();
+    for threads in [
+        usize::MAX,
+        usize::MAX / THREAD_SIZE + 1,
+        usize::MAX / THREAD_SIZE,
+    ] {
+        let mut c = config();
+        c.max_threads = threads;
+        assert!(
+            matches!(
+                MpiplEngine::new(c, &m),
+                Err(EngineError::Config(ConfigError::TooManyThreads(t))) if t == threads
+            ),
+            "{threads} threads"
+        );
+    }
 }
 
 #[test]
