@@ -315,10 +315,11 @@ impl MpiplEngine {
     /// resets and reboots.
     ///
     /// In order: copy every table entry (OPAL's own, then the kernel's in registration order);
-    /// write the register records of every thread the source reports into the dump area; write
-    /// the CPU and OPAL metadata; move the registered tags into the dump. A range that cannot be
-    /// copied is recorded as failed in the result table and the rest goes on. Nothing is written
-    /// outside registered destinations and the dump area.
+    /// write the register records of every thread the source reports into the dump area (at most
+    /// `max_threads`: the first ones, always including the crashing thread); write the CPU and
+    /// OPAL metadata; move the registered tags into the dump. A range that cannot be copied is
+    /// recorded as failed in the result table and the rest goes on. Nothing is written outside
+    /// registered destinations and the dump area.
     pub fn preserve<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
@@ -344,13 +345,21 @@ impl MpiplEngine {
 
         let area = self.config.dump_area;
         let mut states = cpus.online_cpu_states();
-        if states.len() > self.config.max_threads {
+        let max = self.config.max_threads;
+        if states.len() > max {
             warn!(
-                "MPIPL: {} threads, room for {}: the rest are not saved",
-                states.len(),
-                self.config.max_threads
+                "MPIPL: {} threads, room for {max}: the last ones are not saved (the crashing \
+                 thread {crashing_pir:#x} is)",
+                states.len()
             );
-            states.truncate(self.config.max_threads);
+            // The crashing thread's registers are the ones the capture kernel needs most: when it
+            // falls past the cut, it takes the last place kept.
+            if let Some(i) = states.iter().position(|s| s.id == crashing_pir) {
+                if i >= max && max > 0 {
+                    states.swap(i, max - 1);
+                }
+            }
+            states.truncate(max);
         }
         let regs_at = area.start() + REGDATA_OFFSET;
         let records = regdata::encode(&states);

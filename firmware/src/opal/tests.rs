@@ -6,7 +6,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use super::*;
 use crate::cpu::{CpuState, Reg};
 use crate::memory;
-use crate::opal::config::ConfigError;
+use crate::opal::config::{ConfigError, REGDATA_OFFSET};
 use crate::opal::engine::EngineError;
 use crate::opal::regdata::{decode_thread, THREAD_SIZE};
 use crate::range::GuestRange;
@@ -522,5 +522,29 @@ fn random_calls_never_panic_or_write_elsewhere() {
             allowed.iter().any(|r| r.contains_addr(addr)),
             "preservation wrote outside destinations at {addr:#x}"
         );
+    }
+}
+
+#[test]
+fn crashing_thread_is_kept_when_threads_exceed_the_dump_area() {
+    let m = mem();
+    let mut c = config();
+    c.max_threads = 2;
+    let area = c.dump_area;
+    for (crashing, want) in [
+        (0x13, [0x10, 0x13]),
+        (0x11, [0x10, 0x11]),
+        (0x10, [0x10, 0x11]),
+    ] {
+        let mut e = MpiplEngine::new(c.clone(), &m).unwrap();
+        assert_eq!(e.preserve(&m, &mut cpus(), crashing).threads, 2);
+        let pirs: Vec<u32> = (0..2)
+            .map(|i| {
+                let at = area.start() + REGDATA_OFFSET + (i * THREAD_SIZE) as u64;
+                let rec = memory::read_bytes(&m, at, THREAD_SIZE).unwrap();
+                decode_thread(&rec).unwrap().pir
+            })
+            .collect();
+        assert_eq!(pirs, want, "crashing PIR {crashing:#x}");
     }
 }
