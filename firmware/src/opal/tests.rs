@@ -548,3 +548,28 @@ fn crashing_thread_is_kept_when_threads_exceed_the_dump_area() {
         assert_eq!(pirs, want, "crashing PIR {crashing:#x}");
     }
 }
+
+/// A restored engine skips [`MpiplConfig::validate`]: its dump area may be too small for the
+/// records or sit at the top of the address space. The preservation must stay inside it.
+#[test]
+fn restored_engine_with_a_bad_dump_area_writes_nothing_outside_it() {
+    let m = mem();
+    for (start, len) in [
+        (u64::MAX - 0x10, 0x10),
+        (122 * MIB, 0x100),
+        (122 * MIB, 0x1100),
+    ] {
+        let mut json = serde_json::to_value(MpiplEngine::new(config(), &m).unwrap()).unwrap();
+        json["config"]["dump_area"] = serde_json::json!({ "start": start, "len": len });
+        let mut e: MpiplEngine = serde_json::from_value(json).unwrap();
+        memory::zero_fill(&m, 122 * MIB, MIB).unwrap();
+        let dump = e.preserve(&m, &mut cpus(), 0x11).clone();
+        assert_eq!(dump.tags.cpu, 0, "no register data at {start:#x}+{len:#x}");
+        let past = (122 * MIB + len).min(123 * MIB);
+        let after = memory::read_bytes(&m, past, (123 * MIB - past) as usize).unwrap();
+        assert!(
+            after.iter().all(|&b| b == 0),
+            "wrote past {start:#x}+{len:#x}"
+        );
+    }
+}
