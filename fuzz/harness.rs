@@ -248,7 +248,7 @@ fn call_action(
 fn registered_destinations(rtas: &Rtas) -> Vec<GuestRange> {
     match rtas.fadump().state() {
         FadumpState::Registered(s) => s
-            .sections
+            .sections()
             .iter()
             .filter_map(|x| x.destination_range())
             .collect(),
@@ -262,14 +262,14 @@ fn check_registration(mem: &GuestMemoryMmap, rtas: &Rtas) {
         panic!("status 0 but not registered");
     };
     let dests: Vec<GuestRange> = s
-        .sections
+        .sections()
         .iter()
         .filter_map(|x| x.destination_range())
         .filter(|r| !r.is_empty())
         .collect();
     assert_eq!(
         dests.len(),
-        s.sections.iter().filter(|x| x.source_len > 0).count(),
+        s.sections().iter().filter(|x| x.source_len > 0).count(),
         "a destination overflowed"
     );
     for (i, a) in dests.iter().enumerate() {

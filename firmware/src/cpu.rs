@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum Reg {
     /// ACOP, Available Coprocessor Register (SPR 31).
     Acop,
-    /// AMR, Authority Mask Register (SPR 13, the problem-state number; the privileged alias is 29).
+    /// AMR, Authority Mask Register (SPR 29, Linux's `SPRN_AMR` and the number QEMU writes; 13
+    /// is the problem-state alias).
     Amr,
     /// BESCR, Branch Event Status and Control Register (SPR 806).
     Bescr,
@@ -61,8 +62,7 @@ pub enum Reg {
     Fscr,
     /// IAMR, Instruction Authority Mask Register (SPR 61).
     Iamr,
-    /// IC, Instruction Counter. The Power ISA number is SPR 0x350 (848), but [`Reg::spr_number`]
-    /// answers 350; IC is in no OPAL register list, so nothing written uses that number.
+    /// IC, Instruction Counter (SPR 0x350, i.e. 848).
     Ic,
     /// LR, Link Register (SPR 8).
     Lr,
@@ -101,8 +101,7 @@ pub enum Reg {
     Vrsave,
     /// VSCR, Vector Status and Control Register: not an SPR, so it has no OPAL entry.
     Vscr,
-    /// VTB, Virtual Time Base. The Power ISA number is SPR 0x351 (849), but [`Reg::spr_number`]
-    /// answers 351; VTB is in no OPAL register list, so nothing written uses that number.
+    /// VTB, Virtual Time Base (SPR 0x351, i.e. 849).
     Vtb,
     /// WORT, Workload Optimization Register Thread (SPR 895).
     Wort,
@@ -286,7 +285,7 @@ impl Reg {
             Reg::Dscr => 17,
             Reg::Lr => 8,
             Reg::Ctr => 9,
-            Reg::Amr => 13,
+            Reg::Amr => 29,
             Reg::Dsisr => 18,
             Reg::Dar => 19,
             Reg::Srr0 => 26,
@@ -319,8 +318,8 @@ impl Reg {
             Reg::Hsrr1 => 315,
             Reg::Lpcr => 318,
             Reg::Hmer => 336,
-            Reg::Ic => 350,
-            Reg::Vtb => 351,
+            Reg::Ic => 0x350,
+            Reg::Vtb => 0x351,
             Reg::Tir => 446,
             Reg::Ebbhr => 804,
             Reg::Ebbrr => 805,
@@ -402,6 +401,71 @@ mod tests {
         sorted.dedup();
         assert_eq!(names, sorted);
         assert!(names.iter().all(|n| n.len() <= 8 && n.is_ascii()));
+    }
+
+    /// Every SPR number against Linux's `arch/powerpc/include/asm/reg.h` (`SPRN_*`, in the hex
+    /// Linux writes them in), so a decimal/hex slip cannot hide in the table.
+    #[test]
+    fn spr_numbers_match_linux_reg_h() {
+        let linux = [
+            (Reg::Xer, 0x001),    // SPRN_XER
+            (Reg::Lr, 0x008),     // SPRN_LR
+            (Reg::Ctr, 0x009),    // SPRN_CTR
+            (Reg::Dscr, 0x11),    // SPRN_DSCR
+            (Reg::Dsisr, 0x012),  // SPRN_DSISR
+            (Reg::Dar, 0x013),    // SPRN_DAR
+            (Reg::Srr0, 0x01a),   // SPRN_SRR0
+            (Reg::Srr1, 0x01b),   // SPRN_SRR1
+            (Reg::Cfar, 0x1c),    // SPRN_CFAR
+            (Reg::Amr, 0x1d),     // SPRN_AMR
+            (Reg::Acop, 0x1f),    // SPRN_ACOP
+            (Reg::Iamr, 0x03d),   // SPRN_IAMR
+            (Reg::Tfhar, 0x80),   // SPRN_TFHAR
+            (Reg::Tfiar, 0x81),   // SPRN_TFIAR
+            (Reg::Texasr, 0x82),  // SPRN_TEXASR
+            (Reg::Ctrl, 0x088),   // SPRN_CTRLF
+            (Reg::Fscr, 0x099),   // SPRN_FSCR
+            (Reg::Uamor, 0x9d),   // SPRN_UAMOR
+            (Reg::Pspb, 0x09f),   // SPRN_PSPB
+            (Reg::Dpdes, 0x0b0),  // SPRN_DPDES
+            (Reg::Dawr0, 0xb4),   // SPRN_DAWR0
+            (Reg::Dawr1, 0xb5),   // SPRN_DAWR1
+            (Reg::Rpr, 0xba),     // SPRN_RPR
+            (Reg::Ciabr, 0xbb),   // SPRN_CIABR
+            (Reg::Dawrx0, 0xbc),  // SPRN_DAWRX0
+            (Reg::Dawrx1, 0xbd),  // SPRN_DAWRX1
+            (Reg::Vrsave, 0x100), // SPRN_VRSAVE
+            (Reg::Sprg0, 0x110),  // SPRN_SPRG0
+            (Reg::Sprg1, 0x111),  // SPRN_SPRG1
+            (Reg::Sprg2, 0x112),  // SPRN_SPRG2
+            (Reg::Sprg3, 0x113),  // SPRN_SPRG3
+            (Reg::Pvr, 0x11f),    // SPRN_PVR
+            (Reg::Spurr, 0x134),  // SPRN_SPURR
+            (Reg::Hsrr0, 0x13a),  // SPRN_HSRR0
+            (Reg::Hsrr1, 0x13b),  // SPRN_HSRR1
+            (Reg::Lpcr, 0x13e),   // SPRN_LPCR
+            (Reg::Hmer, 0x150),   // SPRN_HMER
+            (Reg::Ic, 0x350),     // SPRN_IC
+            (Reg::Vtb, 0x351),    // SPRN_VTB
+            (Reg::Tir, 0x1be),    // SPRN_TIR
+            (Reg::Ebbhr, 804),    // SPRN_EBBHR
+            (Reg::Ebbrr, 805),    // SPRN_EBBRR
+            (Reg::Bescr, 806),    // SPRN_BESCR
+            (Reg::Tar, 0x32f),    // SPRN_TAR
+            (Reg::Wort, 895),     // SPRN_WORT
+            (Reg::Dabr, 0x3f5),   // SPRN_DABR
+            (Reg::Dabrx, 0x3f7),  // SPRN_DABRX
+            (Reg::Pir, 0x3ff),    // SPRN_PIR
+        ];
+        for (reg, n) in linux {
+            assert_eq!(reg.spr_number(), Some(n), "{reg:?}: Linux SPRN_ is {n:#x}");
+        }
+        let all = Reg::PAPR_SAVED.iter().chain(&Reg::OPAL_SAVED);
+        for reg in
+            all.filter(|r| !matches!(r, Reg::Nia | Reg::Msr | Reg::Cr | Reg::Fpscr | Reg::Vscr))
+        {
+            assert!(linux.iter().any(|(r, _)| r == reg), "{reg:?} not checked");
+        }
     }
 
     #[test]

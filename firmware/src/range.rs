@@ -7,12 +7,38 @@ use vm_memory::GuestAddress;
 
 /// A non-empty or empty half-open range of guest physical addresses, `[start, start + len)`.
 ///
-/// Construction checks that the end does not overflow 64 bits, so every method can use plain
-/// arithmetic afterwards.
+/// Construction checks that the end does not overflow 64 bits, and so does deserialization (a
+/// saved state is as hostile as the guest), so every method can use plain arithmetic afterwards.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "SavedRange", into = "SavedRange")]
 pub struct GuestRange {
     start: u64,
     len: u64,
+}
+
+/// The serialized form of [`GuestRange`] (the same fields), checked on the way in.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct SavedRange {
+    start: u64,
+    len: u64,
+}
+
+impl TryFrom<SavedRange> for GuestRange {
+    type Error = String;
+
+    fn try_from(r: SavedRange) -> Result<Self, String> {
+        GuestRange::new(r.start, r.len)
+            .ok_or_else(|| format!("range {:#x} + {:#x} overflows 64 bits", r.start, r.len))
+    }
+}
+
+impl From<GuestRange> for SavedRange {
+    fn from(r: GuestRange) -> Self {
+        Self {
+            start: r.start,
+            len: r.len,
+        }
+    }
 }
 
 impl GuestRange {
@@ -115,6 +141,19 @@ impl fmt::Display for GuestRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deserialization_rejects_overflow() {
+        let r: GuestRange = serde_json::from_str(r#"{"start":4096,"len":8192}"#).unwrap();
+        assert_eq!((r.start(), r.end()), (4096, 12288));
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"start":4096,"len":8192}"#
+        );
+        let bad = format!(r#"{{"start":{},"len":2}}"#, u64::MAX);
+        let r = serde_json::from_str::<GuestRange>(&bad);
+        assert!(r.is_err(), "{:?}", r.map(|r| r.end()));
+    }
 
     #[test]
     fn construction_rejects_overflow() {

@@ -413,7 +413,8 @@ fn scenarios(b: &mut Bench) {
             let back: FadumpState = serde_json::from_str(&json).map_err(|e| e.to_string())?;
             ensure(back == state, || "state differs".into())?;
             let restored =
-                firmware::fadump::Fadump::restore(g.rtas.fadump().config().clone(), back);
+                firmware::fadump::Fadump::restore(g.rtas.fadump().config().clone(), back)
+                    .map_err(|e| e.to_string())?;
             ensure(
                 restored.kernel_dump_property() == g.rtas.fadump().kernel_dump_property(),
                 || "ibm,kernel-dump differs".into(),
@@ -433,7 +434,8 @@ fn scenarios(b: &mut Bench) {
             let state = big.rtas.fadump().state().clone();
             let mut small = Guest::new(&[(0, 64 * MIB)], c.ncpus, 0);
             *small.rtas.fadump_mut() =
-                firmware::fadump::Fadump::restore(big.rtas.fadump().config().clone(), state);
+                firmware::fadump::Fadump::restore(big.rtas.fadump().config().clone(), state)
+                    .map_err(|e| e.to_string())?;
             let report = small.machine_handles_crash(0);
             ensure(report.status == 0xe000, || {
                 format!("status {:#x}", report.status)

@@ -23,11 +23,14 @@ pub const NUM_ENTRIES_OFFSET: u32 = 0x18;
 pub const ENTRY_SIZE: u64 = 24;
 
 /// Bytes the area needs for an HPT of `capacity` entries (0 for radix guests: no section data).
+///
+/// Saturates at `u64::MAX` for a capacity no HPT can have (above 2^64 / 24 entries): no section
+/// is that long, so REGISTER then refuses every HPTE section instead of the size wrapping.
 pub fn area_size(capacity: u64) -> u64 {
     if capacity == 0 {
         0
     } else {
-        HEADER_SIZE + capacity * ENTRY_SIZE
+        HEADER_SIZE.saturating_add(capacity.saturating_mul(ENTRY_SIZE))
     }
 }
 
@@ -99,5 +102,11 @@ mod tests {
         assert_eq!(a.len(), 0x38);
         assert!(build(&e, 0x20).is_none());
         assert_eq!(build(&[], 0), Some(vec![]));
+    }
+
+    #[test]
+    fn absurd_capacity_saturates() {
+        assert_eq!(area_size(u64::MAX), u64::MAX);
+        assert_eq!(area_size(u64::MAX / ENTRY_SIZE), u64::MAX);
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::be::{BeReader, BeWriter};
 use crate::range::GuestRange;
@@ -264,43 +265,148 @@ impl DumpSection {
     }
 }
 
+/// Why [`KernelDumpStructure::decode`] (or deserializing a saved structure) refused the bytes.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes (the count carried here) than the 40-byte header.
+    #[error("{0} bytes is shorter than the {HEADER_SIZE}-byte header")]
+    ShortHeader(usize),
+    /// `dump_num_sections` is 0: there is nothing to dump.
+    #[error("no sections")]
+    NoSections,
+    /// `offset_first_dump_section` (carried here) is below 0x28: the sections would overlap the
+    /// header.
+    #[error("first section at {0:#x}, inside the {HEADER_SIZE}-byte header")]
+    SectionsInHeader(u32),
+    /// The sections run past the end of the bytes.
+    #[error("{count} sections at {offset:#x} run past the {len} bytes")]
+    SectionsOutside {
+        /// `offset_first_dump_section`.
+        offset: u32,
+        /// `dump_num_sections`.
+        count: u16,
+        /// Bytes available.
+        len: usize,
+    },
+    /// A saved structure holds a different number of decoded sections (the second value) than
+    /// its header's `dump_num_sections` (the first).
+    #[error("header announces {0} sections, {1} are held")]
+    SectionCountMismatch(u16, usize),
+}
+
+/// Checks that `header` places `sections` sections inside `len` bytes without touching the header:
+/// the invariant [`KernelDumpStructure::encode`] relies on. Returns the end of the last section.
+fn check_shape(header: &DumpHeader, sections: usize, len: usize) -> Result<usize, DecodeError> {
+    if len < HEADER_SIZE {
+        return Err(DecodeError::ShortHeader(len));
+    }
+    let (offset, count) = (header.offset_first_section, header.num_sections);
+    if count == 0 {
+        return Err(DecodeError::NoSections);
+    }
+    if (offset as usize) < HEADER_SIZE {
+        return Err(DecodeError::SectionsInHeader(offset));
+    }
+    if sections != count as usize {
+        return Err(DecodeError::SectionCountMismatch(count, sections));
+    }
+    (offset as usize)
+        .checked_add(count as usize * SECTION_SIZE)
+        .filter(|&end| end <= len)
+        .ok_or(DecodeError::SectionsOutside { offset, count, len })
+}
+
 /// A registered structure: the guest's bytes (up to the end of the last section) plus the
 /// decoded header and sections.
 ///
-/// [`KernelDumpStructure::encode`] writes `header` and `sections` back over the kept bytes at
-/// the positions the *current* header gives, so a caller that edits these fields must keep
-/// `num_sections`, `offset_first_section` and the number of sections as decoded (otherwise
-/// `encode` writes elsewhere or panics).
+/// Every value places its sections after the header and inside the kept bytes ([`decode`]
+/// refuses anything else, and so does deserializing a saved structure), and only the fields the
+/// platform owns can change afterwards, so [`encode`] always writes where the guest registered.
+///
+/// [`decode`]: KernelDumpStructure::decode
+/// [`encode`]: KernelDumpStructure::encode
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SavedStructure", into = "SavedStructure")]
 pub struct KernelDumpStructure {
     raw: Vec<u8>,
-    /// The decoded header.
-    pub header: DumpHeader,
-    /// The decoded sections, in registration order (the order `ibm,kernel-dump` keeps: kernels
-    /// before 6.10 read CPU, HPTE and boot memory at fixed offsets).
-    pub sections: Vec<DumpSection>,
+    header: DumpHeader,
+    sections: Vec<DumpSection>,
+}
+
+/// The serialized form of [`KernelDumpStructure`] (the same fields), checked on the way in.
+#[derive(Serialize, Deserialize)]
+struct SavedStructure {
+    raw: Vec<u8>,
+    header: DumpHeader,
+    sections: Vec<DumpSection>,
+}
+
+impl TryFrom<SavedStructure> for KernelDumpStructure {
+    type Error = DecodeError;
+
+    fn try_from(s: SavedStructure) -> Result<Self, DecodeError> {
+        check_shape(&s.header, s.sections.len(), s.raw.len())?;
+        Ok(Self {
+            raw: s.raw,
+            header: s.header,
+            sections: s.sections,
+        })
+    }
+}
+
+impl From<KernelDumpStructure> for SavedStructure {
+    fn from(k: KernelDumpStructure) -> Self {
+        Self {
+            raw: k.raw,
+            header: k.header,
+            sections: k.sections,
+        }
+    }
 }
 
 impl KernelDumpStructure {
-    /// Decodes `bytes`, which must hold the header and `num_sections` sections at
-    /// `offset_first_section` (the caller validated the counts; this only refuses short input).
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let header = DumpHeader::from_be_bytes(bytes.get(..HEADER_SIZE)?.try_into().ok()?);
-        let first = header.offset_first_section as usize;
-        let n = header.num_sections as usize;
-        let end = first.checked_add(n.checked_mul(SECTION_SIZE)?)?;
-        let raw = bytes.get(..end)?.to_vec();
-        let sections = (0..n)
-            .map(|i| {
-                let off = first + i * SECTION_SIZE;
-                DumpSection::from_be_bytes(raw[off..off + SECTION_SIZE].try_into().unwrap())
-            })
+    /// Decodes `bytes`, which must hold the header and `num_sections` (at least one) sections
+    /// from `offset_first_section` (at least 0x28) on. The header's other fields are not checked
+    /// here: that is [`validate`](crate::fadump::validate::validate)'s job.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let head: &[u8; HEADER_SIZE] = bytes
+            .get(..HEADER_SIZE)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(DecodeError::ShortHeader(bytes.len()))?;
+        let header = DumpHeader::from_be_bytes(head);
+        let end = check_shape(&header, header.num_sections as usize, bytes.len())?;
+        let raw = bytes[..end].to_vec();
+        let sections = raw[header.offset_first_section as usize..]
+            .chunks_exact(SECTION_SIZE)
+            .map(|c| DumpSection::from_be_bytes(c.try_into().expect("exact chunk")))
             .collect();
-        Some(Self {
+        Ok(Self {
             raw,
             header,
             sections,
         })
+    }
+
+    /// The decoded header, with the status the platform set.
+    pub fn header(&self) -> &DumpHeader {
+        &self.header
+    }
+
+    /// The decoded sections, in registration order (the order `ibm,kernel-dump` keeps: kernels
+    /// before 6.10 read CPU, HPTE and boot memory at fixed offsets), with the error flags and
+    /// bytes dumped the platform set.
+    pub fn sections(&self) -> &[DumpSection] {
+        &self.sections
+    }
+
+    /// Sets `dump_status_flag` (platform-owned).
+    pub(crate) fn set_status(&mut self, status: u16) {
+        self.header.status = status;
+    }
+
+    /// The sections, to record their results (their number cannot change).
+    pub(crate) fn sections_mut(&mut self) -> &mut [DumpSection] {
+        &mut self.sections
     }
 
     /// The bytes of a format-1 registration of `sections` (header, then the sections from
@@ -328,11 +434,14 @@ impl KernelDumpStructure {
     /// header and sections written over them.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.raw.clone();
-        out[..HEADER_SIZE].copy_from_slice(&self.header.to_be_bytes());
+        // The shape was checked when the value was made: every slot below exists.
+        if let Some(h) = out.get_mut(..HEADER_SIZE) {
+            h.copy_from_slice(&self.header.to_be_bytes());
+        }
         let first = self.header.offset_first_section as usize;
-        for (i, s) in self.sections.iter().enumerate() {
-            let off = first + i * SECTION_SIZE;
-            out[off..off + SECTION_SIZE].copy_from_slice(&s.to_be_bytes());
+        let slots = out.get_mut(first..).unwrap_or_default();
+        for (slot, s) in slots.chunks_exact_mut(SECTION_SIZE).zip(&self.sections) {
+            slot.copy_from_slice(&s.to_be_bytes());
         }
         out
     }
@@ -378,12 +487,35 @@ mod tests {
         bytes[..0x28].copy_from_slice(&h.to_be_bytes());
         bytes[0x28..0x38].copy_from_slice(b"guest-owned-gap!");
         let mut k = KernelDumpStructure::decode(&bytes).unwrap();
-        h.status = status::DUMP_PERFORMED;
-        k.header = h;
+        k.set_status(status::DUMP_PERFORMED);
         let out = k.encode();
         assert_eq!(&out[0x28..0x38], b"guest-owned-gap!");
         assert_eq!(&out[6..8], &[0x80, 0]);
-        assert!(KernelDumpStructure::decode(&bytes[..0x40]).is_none());
+        assert_eq!(
+            KernelDumpStructure::decode(&bytes[..0x40]),
+            Err(DecodeError::SectionsOutside {
+                offset: 0x38,
+                count: 1,
+                len: 0x40
+            })
+        );
+        h.offset_first_section = 0x10;
+        bytes[..0x28].copy_from_slice(&h.to_be_bytes());
+        assert_eq!(
+            KernelDumpStructure::decode(&bytes),
+            Err(DecodeError::SectionsInHeader(0x10))
+        );
+        h.offset_first_section = 0x28;
+        h.num_sections = 0;
+        bytes[..0x28].copy_from_slice(&h.to_be_bytes());
+        assert_eq!(
+            KernelDumpStructure::decode(&bytes),
+            Err(DecodeError::NoSections)
+        );
+        assert_eq!(
+            KernelDumpStructure::decode(&bytes[..0x27]),
+            Err(DecodeError::ShortHeader(0x27))
+        );
     }
 
     #[test]
@@ -395,9 +527,9 @@ mod tests {
         let b = KernelDumpStructure::registration_bytes(&secs);
         assert_eq!(b.len(), 0x28 + 2 * 0x28);
         let k = KernelDumpStructure::decode(&b).unwrap();
-        assert_eq!(k.header.format_version, 1);
-        assert_eq!(k.header.offset_first_section, 0x28);
-        assert_eq!(k.sections, secs);
+        assert_eq!(k.header().format_version, 1);
+        assert_eq!(k.header().offset_first_section, 0x28);
+        assert_eq!(k.sections(), secs);
         assert_eq!(k.encode(), b);
     }
 

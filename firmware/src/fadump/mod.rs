@@ -164,14 +164,26 @@ pub struct Fadump {
 impl Fadump {
     /// An idle engine for a partition described by `config`.
     pub fn new(config: FadumpConfig) -> Self {
-        Self::restore(config, FadumpState::Idle)
+        Self {
+            config,
+            state: FadumpState::Idle,
+        }
     }
 
-    /// Rebuilds an engine from saved state. The state is taken as it is, not validated again, so
-    /// it should come from an engine with the same `config` and RAM map: a registration checked
-    /// against others can fail at dump time (error flags) instead of at REGISTER.
-    pub fn restore(config: FadumpConfig, state: FadumpState) -> Self {
-        Self { config, state }
+    /// Rebuilds an engine from saved state. A saved structure must obey REGISTER's rules on the
+    /// structure itself ([`validate::check_structure`]: format version 1, 1 to 10 sections, no
+    /// disk dump, at most 512 bytes); the first rule it breaks is returned. Its sections are not
+    /// checked against memory again, so the state should come from an engine with the same
+    /// `config` and RAM map: a registration checked against others can fail at dump time (error
+    /// flags) instead of at REGISTER.
+    pub fn restore(config: FadumpConfig, state: FadumpState) -> Result<Self, RegistrationError> {
+        match &state {
+            FadumpState::Idle => {}
+            FadumpState::Registered(s) | FadumpState::DumpActive(s) => {
+                validate::check_structure(s)?
+            }
+        }
+        Ok(Self { config, state })
     }
 
     /// The partition description the engine was built with.
@@ -202,7 +214,7 @@ impl Fadump {
         let FadumpState::DumpActive(s) = &self.state else {
             return None;
         };
-        s.sections
+        s.sections()
             .iter()
             .filter(|x| x.data_type == SectionType::REAL_MODE_REGION)
             .filter_map(|x| x.source_range().map(|r| r.end()))
@@ -218,7 +230,7 @@ impl Fadump {
         let FadumpState::Registered(s) = &self.state else {
             return Vec::new();
         };
-        s.sections
+        s.sections()
             .iter()
             .filter(|x| !(x.data_type.kind() == SectionKind::Copy && x.is_in_place()))
             .filter_map(DumpSection::destination_range)
@@ -290,10 +302,10 @@ impl Fadump {
         }
         match validate::validate(mem, &self.config, addr, len) {
             Ok(mut structure) => {
-                structure.header.status = 0;
+                structure.set_status(0);
                 info!(
                     "fadump: registered {} sections from {addr:#x} ({len} bytes)",
-                    structure.sections.len()
+                    structure.sections().len()
                 );
                 self.state = FadumpState::Registered(structure);
                 Ok(())
@@ -332,12 +344,12 @@ impl Fadump {
             return Err(DumpError::NotRegistered);
         };
         let mut structure = structure.clone();
-        for s in &mut structure.sections {
+        for s in structure.sections_mut() {
             s.error_flags = 0;
             s.bytes_dumped = 0;
         }
         let mut bytes_copied = 0;
-        for (i, s) in structure.sections.iter_mut().enumerate() {
+        for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             match s.data_type.kind() {
                 SectionKind::Copy => {
                     if let Some(n) = copy_section(mem, i, s) {
@@ -354,7 +366,7 @@ impl Fadump {
             }
         }
         let mut hpt = hpt;
-        for (i, s) in structure.sections.iter_mut().enumerate() {
+        for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             if s.data_type == SectionType::HPTE {
                 let entries = match hpt.as_deref_mut() {
                     None => Ok(Vec::new()),
@@ -370,20 +382,21 @@ impl Fadump {
             }
         }
         let cpu_states = cpus.online_cpu_states();
-        for (i, s) in structure.sections.iter_mut().enumerate() {
+        for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             if s.data_type == SectionType::CPU_STATE {
                 let area = regsave::build(&cpu_states, s.source_len);
                 write_area(mem, i, s, area, "register save area");
             }
         }
-        let failed = structure.sections.iter().any(|s| s.error_flags != 0);
-        structure.header.status = status::DUMP_PERFORMED | status::DUMP_TRIGGERED;
+        let failed = structure.sections().iter().any(|s| s.error_flags != 0);
+        let mut dump_status = status::DUMP_PERFORMED | status::DUMP_TRIGGERED;
         if failed {
-            structure.header.status |= status::DUMP_ERROR;
+            dump_status |= status::DUMP_ERROR;
         }
+        structure.set_status(dump_status);
         let report = DumpReport {
             sections: structure
-                .sections
+                .sections()
                 .iter()
                 .map(|s| SectionOutcome {
                     data_type: s.data_type,
@@ -391,7 +404,7 @@ impl Fadump {
                     bytes_dumped: s.bytes_dumped,
                 })
                 .collect(),
-            status: structure.header.status,
+            status: dump_status,
             cpus_saved: cpu_states.len(),
             bytes_copied,
             kernel_dump: structure.encode(),
@@ -515,21 +528,101 @@ mod tests {
     use super::*;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-    #[test]
-    fn dump_without_registration_leaves_state_alone() {
-        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
-        let cfg = FadumpConfig {
+    fn header(offset: u32, count: u16) -> DumpHeader {
+        DumpHeader {
+            format_version: 1,
+            num_sections: count,
+            status: 0xc000,
+            offset_first_section: offset,
+            dd_block_size: 0,
+            dd_block_offset: 0,
+            dd_num_blocks: 0,
+            dd_offset_disk_path: 0,
+            max_time_auto: 0,
+        }
+    }
+
+    /// A saved state as an embedder might restore it: `raw_len` bytes kept, `held` sections.
+    fn saved_state(raw_len: usize, header: &DumpHeader, held: usize) -> String {
+        let sections = vec![DumpSection::request(SectionType::PARAM_AREA, 0, 0, 0); held];
+        format!(
+            r#"{{"DumpActive":{{"raw":{:?},"header":{},"sections":{}}}}}"#,
+            vec![0u8; raw_len],
+            serde_json::to_string(header).unwrap(),
+            serde_json::to_string(&sections).unwrap()
+        )
+    }
+
+    fn cfg() -> FadumpConfig {
+        FadumpConfig {
             max_cpus: 1,
             hpte_capacity: 0,
             rma_size: 0x10000,
             firmware_reserved: vec![],
-        };
+        }
+    }
+
+    /// Before structures were checked on the way in, each of these restored and then panicked
+    /// in `encode` (`kernel_dump_property`, `rtas_properties`) or wrote sections over the header.
+    #[test]
+    fn corrupt_restored_state_is_refused_not_a_panic() {
+        for (raw_len, offset, count, held) in [
+            (8, 0x28, 0, 0),    // kept bytes shorter than the header, no sections
+            (0x28, 0x10, 1, 1), // the section overlaps the header
+            (0x50, 0x28, 2, 2), // the second section runs past the kept bytes
+            (0x50, 0x28, 1, 2), // more sections held than announced
+            (0x50, 0x28, 1, 0), // fewer
+        ] {
+            let json = saved_state(raw_len, &header(offset, count), held);
+            assert!(
+                serde_json::from_str::<FadumpState>(&json).is_err(),
+                "deserialized {json}"
+            );
+        }
+        let good = saved_state(0x50, &header(0x28, 1), 1);
+        let state: FadumpState = serde_json::from_str(&good).unwrap();
+        let f = Fadump::restore(cfg(), state).unwrap();
+        assert_eq!(f.kernel_dump_property().map(|b| b.len()), Some(0x50));
+        assert_eq!(f.rtas_properties().len(), 3);
+    }
+
+    #[test]
+    fn restore_applies_the_structure_rules_of_register() {
+        let mut v2 = header(0x28, 1);
+        v2.format_version = 2;
+        let mut disk = header(0x28, 1);
+        disk.dd_block_size = 512;
+        for (raw_len, h, held, want) in [
+            (0x50, v2, 1, RegistrationError::FormatVersion(2)),
+            (
+                0x28 + 11 * 0x28,
+                header(0x28, 11),
+                11,
+                RegistrationError::SectionCount(11),
+            ),
+            (0x50, disk, 1, RegistrationError::DiskDump),
+            (
+                0x210,
+                header(0x1e8, 1),
+                1,
+                RegistrationError::BufferLength(0x210),
+            ),
+        ] {
+            let state: FadumpState = serde_json::from_str(&saved_state(raw_len, &h, held)).unwrap();
+            assert_eq!(Fadump::restore(cfg(), state), Err(want));
+        }
+    }
+
+    #[test]
+    fn dump_without_registration_leaves_state_alone() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let cfg = cfg();
         let mut raw = vec![0u8; 0x28 + 0x28];
         raw[3] = 1;
         raw[5] = 1;
         raw[11] = 0x28;
         let active = FadumpState::DumpActive(KernelDumpStructure::decode(&raw).unwrap());
-        let mut f = Fadump::restore(cfg.clone(), active.clone());
+        let mut f = Fadump::restore(cfg.clone(), active.clone()).unwrap();
         let mut cpus = vec![CpuState::new(0)];
         assert_eq!(
             f.perform_dump(&m, &mut cpus, None),

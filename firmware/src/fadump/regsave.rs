@@ -32,9 +32,10 @@ pub const ENTRIES_PER_CPU: u64 = 1 + 32 + Reg::PAPR_SAVED.len() as u64 + 1;
 pub const BYTES_PER_CPU: u64 = ENTRIES_PER_CPU * ENTRY_SIZE;
 
 /// Bytes the area needs for `cpus` CPUs (what `ibm,configure-kernel-dump-sizes` advertises for
-/// the maximum vCPU count).
+/// the maximum vCPU count). Saturates at `u64::MAX` (no section is that long) instead of
+/// wrapping; a `u32` vCPU count never gets near it.
 pub fn area_size(cpus: u64) -> u64 {
-    HEADER_SIZE + cpus * BYTES_PER_CPU
+    HEADER_SIZE.saturating_add(cpus.saturating_mul(BYTES_PER_CPU))
 }
 
 /// The 8-byte identifier for `name`, as Linux's `fadump_str_to_u64()` builds it.
@@ -115,6 +116,7 @@ mod tests {
         );
         assert_eq!(area_size(1), 0x510);
         assert_eq!(area_size(4), 0x13e0);
+        assert_eq!(area_size(u64::MAX), u64::MAX, "saturates");
     }
 
     #[test]

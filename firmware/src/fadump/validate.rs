@@ -10,7 +10,7 @@ use vm_memory::GuestMemoryBackend;
 
 use crate::fadump::layout::{
     DumpHeader, DumpSection, KernelDumpStructure, SectionKind, SectionType, FORMAT_VERSION,
-    HEADER_SIZE, MAX_SECTIONS, MAX_STRUCT_SIZE, REQUEST_FLAG_COPY, SECTION_SIZE,
+    HEADER_SIZE, MAX_SECTIONS, MAX_STRUCT_SIZE, REQUEST_FLAG_COPY,
 };
 use crate::fadump::FadumpConfig;
 use crate::memory;
@@ -140,35 +140,54 @@ pub fn validate<M: GuestMemoryBackend>(
         memory::read_bytes(mem, buffer.start(), len as usize).map_err(E::BufferUnreadable)?;
 
     let header = DumpHeader::from_be_bytes(bytes[..HEADER_SIZE].try_into().expect("checked"));
+    check_header(&header)?;
+    let structure = KernelDumpStructure::decode(&bytes).map_err(|_| E::SectionsOutsideBuffer {
+        offset: header.offset_first_section,
+        count: header.num_sections,
+        len,
+    })?;
+    if !disk_dump_fields_zero(&header) {
+        return Err(E::DiskDump);
+    }
+    check_sections(mem, config, structure.sections())?;
+    Ok(structure)
+}
+
+/// The checks REGISTER makes of the structure alone (no memory, no configuration): format
+/// version 1, 1 to [`MAX_SECTIONS`] sections, no disk dump, at most [`MAX_STRUCT_SIZE`] bytes
+/// (as [`RegistrationError::BufferLength`]). [`Fadump::restore`](crate::fadump::Fadump::restore)
+/// applies them to a saved structure.
+pub fn check_structure(structure: &KernelDumpStructure) -> Result<(), RegistrationError> {
+    let len = structure.encode().len();
+    if len > MAX_STRUCT_SIZE {
+        return Err(RegistrationError::BufferLength(
+            u32::try_from(len).unwrap_or(u32::MAX),
+        ));
+    }
+    check_header(structure.header())?;
+    if !disk_dump_fields_zero(structure.header()) {
+        return Err(RegistrationError::DiskDump);
+    }
+    Ok(())
+}
+
+/// Format version and section count, in REGISTER's order of checks.
+fn check_header(header: &DumpHeader) -> Result<(), RegistrationError> {
     if header.format_version != FORMAT_VERSION {
-        return Err(E::FormatVersion(header.format_version));
+        return Err(RegistrationError::FormatVersion(header.format_version));
     }
     let n = header.num_sections;
     if n == 0 || n as usize > MAX_SECTIONS {
-        return Err(E::SectionCount(n));
+        return Err(RegistrationError::SectionCount(n));
     }
-    let fits = (header.offset_first_section as usize)
-        .checked_add(n as usize * SECTION_SIZE)
-        .is_some_and(|end| {
-            header.offset_first_section as usize >= HEADER_SIZE && end <= len as usize
-        });
-    if !fits {
-        return Err(E::SectionsOutsideBuffer {
-            offset: header.offset_first_section,
-            count: n,
-            len,
-        });
-    }
-    if header.dd_block_size != 0
-        || header.dd_block_offset != 0
-        || header.dd_num_blocks != 0
-        || header.dd_offset_disk_path != 0
-    {
-        return Err(E::DiskDump);
-    }
-    let structure = KernelDumpStructure::decode(&bytes).expect("sizes checked above");
-    check_sections(mem, config, &structure.sections)?;
-    Ok(structure)
+    Ok(())
+}
+
+fn disk_dump_fields_zero(header: &DumpHeader) -> bool {
+    header.dd_block_size == 0
+        && header.dd_block_offset == 0
+        && header.dd_num_blocks == 0
+        && header.dd_offset_disk_path == 0
 }
 
 fn check_sections<M: GuestMemoryBackend>(

@@ -90,6 +90,10 @@ pub enum ConfigError {
         /// `max_threads` as configured.
         threads: usize,
     },
+    /// The register records of `max_threads` (carried here) threads would not fit in 64 bits
+    /// of address space.
+    #[error("{0} threads: their register records overflow 64 bits")]
+    TooManyThreads(usize),
     /// A `fw-load-area` range ends above [`LINUX_FW_LOAD_LIMIT`]: Linux would print "F/W version
     /// not supported!" and disable fadump.
     #[error("fw-load-area {0} ends above {LINUX_FW_LOAD_LIMIT:#x}: Linux would disable fadump")]
@@ -97,9 +101,12 @@ pub enum ConfigError {
 }
 
 impl MpiplConfig {
-    /// Bytes of dump area `threads` threads need.
-    pub fn dump_area_size(threads: usize) -> u64 {
-        REGDATA_OFFSET + (threads * THREAD_SIZE) as u64
+    /// Bytes of dump area `threads` threads need; `None` when that does not fit in 64 bits.
+    pub fn dump_area_size(threads: usize) -> Option<u64> {
+        u64::try_from(threads)
+            .ok()?
+            .checked_mul(THREAD_SIZE as u64)?
+            .checked_add(REGDATA_OFFSET)
     }
 
     /// skiboot's `fw-load-area`.
@@ -133,9 +140,9 @@ impl MpiplConfig {
 
     /// Checks the configuration against the RAM map of `mem`, in this order: OPAL memory fits a
     /// 32-bit table entry and its copy does not overflow; every firmware-owned area is RAM; those
-    /// areas are pairwise disjoint; the dump area holds `max_threads` records; no `fw-load-area`
-    /// range ends above [`LINUX_FW_LOAD_LIMIT`]. The `fw-load-area` ranges themselves need not be
-    /// RAM.
+    /// areas are pairwise disjoint; the size of `max_threads` records fits in 64 bits and the dump
+    /// area holds them; no `fw-load-area` range ends above [`LINUX_FW_LOAD_LIMIT`]. The
+    /// `fw-load-area` ranges themselves need not be RAM.
     pub fn validate<M: GuestMemoryBackend>(&self, mem: &M) -> Result<(), ConfigError> {
         if let Some(o) = self.opal_memory {
             if o.src.len() > MAX_RANGE_SIZE {
@@ -162,6 +169,7 @@ impl MpiplConfig {
             }
         }
         let need = Self::dump_area_size(self.max_threads)
+            .ok_or(ConfigError::TooManyThreads(self.max_threads))?
             .max(OPAL_METADATA_OFFSET + (metadata::HEADER_SIZE + metadata::REGION_SIZE) as u64);
         if self.dump_area.len() < need {
             return Err(ConfigError::DumpAreaTooSmall {

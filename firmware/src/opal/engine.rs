@@ -315,10 +315,11 @@ impl MpiplEngine {
     /// resets and reboots.
     ///
     /// In order: copy every table entry (OPAL's own, then the kernel's in registration order);
-    /// write the register records of every thread the source reports into the dump area; write
-    /// the CPU and OPAL metadata; move the registered tags into the dump. A range that cannot be
-    /// copied is recorded as failed in the result table and the rest goes on. Nothing is written
-    /// outside registered destinations and the dump area.
+    /// write the register records of every thread the source reports into the dump area (at most
+    /// `max_threads`: the first ones, always including the crashing thread); write the CPU and
+    /// OPAL metadata; move the registered tags into the dump. A range that cannot be copied is
+    /// recorded as failed in the result table and the rest goes on. Nothing is written outside
+    /// registered destinations and the dump area.
     pub fn preserve<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
@@ -344,34 +345,41 @@ impl MpiplEngine {
 
         let area = self.config.dump_area;
         let mut states = cpus.online_cpu_states();
-        if states.len() > self.config.max_threads {
+        let max = self.config.max_threads;
+        if states.len() > max {
             warn!(
-                "MPIPL: {} threads, room for {}: the rest are not saved",
-                states.len(),
-                self.config.max_threads
+                "MPIPL: {} threads, room for {max}: the last ones are not saved (the crashing \
+                 thread {crashing_pir:#x} is)",
+                states.len()
             );
-            states.truncate(self.config.max_threads);
+            // The crashing thread's registers are the ones the capture kernel needs most: when it
+            // falls past the cut, it takes the last place kept.
+            if let Some(i) = states.iter().position(|s| s.id == crashing_pir) {
+                if i >= max && max > 0 {
+                    states.swap(i, max - 1);
+                }
+            }
+            states.truncate(max);
         }
-        let regs_at = area.start() + REGDATA_OFFSET;
         let records = regdata::encode(&states);
         let mut cpu_tag = 0;
         if !states.is_empty() {
-            let cpu_meta = MpiplFadump {
-                version: MPIPL_VERSION,
-                crashing_pir: 0,
-                cpu_data_version: CPU_DATA_VERSION,
-                cpu_data_size: THREAD_SIZE as u32,
-                regions: vec![MpiplRegion {
-                    src: regs_at,
-                    dest: regs_at,
-                    size: records.len() as u64,
-                }],
-            };
-            let meta_at = area.start() + CPU_METADATA_OFFSET;
-            match memory::write_bytes(mem, regs_at, &records)
-                .and_then(|_| memory::write_bytes(mem, meta_at, &cpu_meta.to_be_bytes()))
-            {
-                Ok(()) => cpu_tag = meta_at,
+            let written = write_in_area(mem, area, REGDATA_OFFSET, &records).and_then(|regs_at| {
+                let cpu_meta = MpiplFadump {
+                    version: MPIPL_VERSION,
+                    crashing_pir: 0,
+                    cpu_data_version: CPU_DATA_VERSION,
+                    cpu_data_size: THREAD_SIZE as u32,
+                    regions: vec![MpiplRegion {
+                        src: regs_at,
+                        dest: regs_at,
+                        size: records.len() as u64,
+                    }],
+                };
+                write_in_area(mem, area, CPU_METADATA_OFFSET, &cpu_meta.to_be_bytes())
+            });
+            match written {
+                Ok(meta_at) => cpu_tag = meta_at,
                 Err(err) => warn!("MPIPL: register data not written: {err}"),
             }
         }
@@ -394,9 +402,8 @@ impl MpiplEngine {
                 cpu_data_size: 0,
                 regions: opal_regions,
             };
-            let meta_at = area.start() + OPAL_METADATA_OFFSET;
-            match memory::write_bytes(mem, meta_at, &opal_meta.to_be_bytes()) {
-                Ok(()) => opal_tag = meta_at,
+            match write_in_area(mem, area, OPAL_METADATA_OFFSET, &opal_meta.to_be_bytes()) {
+                Ok(meta_at) => opal_tag = meta_at,
                 Err(err) => warn!("MPIPL: OPAL metadata not written: {err}"),
             }
         }
@@ -442,4 +449,28 @@ impl MpiplEngine {
     pub fn reserved_ranges(&self) -> Vec<(&'static str, GuestRange)> {
         self.config.firmware_owned()
     }
+}
+
+/// Writes `bytes` at `offset` in the dump area and returns their address. Refused, with nothing
+/// written, when they would not lie inside the area: [`MpiplConfig::validate`] rules that out, but
+/// a restored (deserialized) engine never went through it.
+fn write_in_area<M: GuestMemoryBackend>(
+    mem: &M,
+    area: GuestRange,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<u64, String> {
+    let slot = area
+        .start()
+        .checked_add(offset)
+        .and_then(|at| GuestRange::new(at, bytes.len() as u64))
+        .filter(|slot| area.contains(slot))
+        .ok_or_else(|| {
+            format!(
+                "{} bytes at offset {offset:#x} do not fit the dump area {area}",
+                bytes.len()
+            )
+        })?;
+    memory::write_bytes(mem, slot.start(), bytes).map_err(|e| e.to_string())?;
+    Ok(slot.start())
 }

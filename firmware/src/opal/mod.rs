@@ -30,7 +30,7 @@
 //! | register-entry `offset` | 0x10 (entries follow the 24-byte header; counted from the offset field) | 0 | reads `thread + 8 + offset` (the capture kernel logs "Offset: 8"): with 0 it takes header bytes 8..23 as a type-0 entry (ignored) and drops the last real entry (HMEER); works by accident |
 //! | CR | pseudo-SPR 0x7D2 | not written | reads 0x7D2 into `ccr`: QEMU's non-crashing threads show CR 0 in the vmcore |
 //! | `core_state` | 0x00 (running) | 0xFF | skips only 0x0F: both accepted |
-//! | entries per thread | 32 GPR + 28 SPR, each once (stride 984) | 32 GPR + 34 SPR, CTR/DAR/DSISR/CFAR twice, AMR as SPR 29, CTRL as 152, HMEER (stride 1080) | reads GPRs, CTR, LR, XER, DAR, DSISR, NIP, MSR, CCR only; last value wins |
+//! | entries per thread | 32 GPR + 28 SPR, each once (stride 984) | 32 GPR + 34 SPR, CTR/DAR/DSISR/CFAR twice, CTRL as 152 (the write number), HMEER (stride 1080) | reads GPRs, CTR, LR, XER, DAR, DSISR, NIP, MSR, CCR only; last value wins |
 //! | TAG_CPU / TAG_OPAL metadata and register data | in the machine's dump area | skiboot heap / `ibm,firmware-arch-registers` | `__va()` of whatever QUERY_TAG returns |
 //! | result table (MDRT) `src`/`dest` | start addresses | start + ceil(size / 32 MiB) x 32 MiB (recorded after the copy loop advanced them) | skiboot builds `TAG_OPAL` from the MDRT and `opal-core` reads OPAL's copy at `region.dest`: QEMU's points past the copy (its first bytes are not OPAL's image; the registered destination's are); the kernel's vmcore is unaffected (Linux uses its own metadata) |
 //! | `mpipl-boot` | empty (skiboot's form) | u64 1 | presence only: both accepted |

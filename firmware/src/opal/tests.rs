@@ -6,6 +6,8 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use super::*;
 use crate::cpu::{CpuState, Reg};
 use crate::memory;
+use crate::opal::config::{ConfigError, REGDATA_OFFSET};
+use crate::opal::engine::EngineError;
 use crate::opal::regdata::{decode_thread, THREAD_SIZE};
 use crate::range::GuestRange;
 
@@ -332,6 +334,26 @@ fn config_is_checked() {
 }
 
 #[test]
+fn absurd_thread_count_is_a_config_error() {
+    let m = mem();
+    for threads in [
+        usize::MAX,
+        usize::MAX / THREAD_SIZE + 1,
+        usize::MAX / THREAD_SIZE,
+    ] {
+        let mut c = config();
+        c.max_threads = threads;
+        assert!(
+            matches!(
+                MpiplEngine::new(c, &m),
+                Err(EngineError::Config(ConfigError::TooManyThreads(t))) if t == threads
+            ),
+            "{threads} threads"
+        );
+    }
+}
+
+#[test]
 fn dump_node() {
     let props = dt::dump_node_properties(&MpiplConfig::skiboot_fw_load_area(), false);
     assert_eq!(props[0].value.to_fdt_bytes(), b"ibm,opal-dump\0");
@@ -499,6 +521,55 @@ fn random_calls_never_panic_or_write_elsewhere() {
         assert!(
             allowed.iter().any(|r| r.contains_addr(addr)),
             "preservation wrote outside destinations at {addr:#x}"
+        );
+    }
+}
+
+#[test]
+fn crashing_thread_is_kept_when_threads_exceed_the_dump_area() {
+    let m = mem();
+    let mut c = config();
+    c.max_threads = 2;
+    let area = c.dump_area;
+    for (crashing, want) in [
+        (0x13, [0x10, 0x13]),
+        (0x11, [0x10, 0x11]),
+        (0x10, [0x10, 0x11]),
+    ] {
+        let mut e = MpiplEngine::new(c.clone(), &m).unwrap();
+        assert_eq!(e.preserve(&m, &mut cpus(), crashing).threads, 2);
+        let pirs: Vec<u32> = (0..2)
+            .map(|i| {
+                let at = area.start() + REGDATA_OFFSET + (i * THREAD_SIZE) as u64;
+                let rec = memory::read_bytes(&m, at, THREAD_SIZE).unwrap();
+                decode_thread(&rec).unwrap().pir
+            })
+            .collect();
+        assert_eq!(pirs, want, "crashing PIR {crashing:#x}");
+    }
+}
+
+/// A restored engine skips [`MpiplConfig::validate`]: its dump area may be too small for the
+/// records or sit at the top of the address space. The preservation must stay inside it.
+#[test]
+fn restored_engine_with_a_bad_dump_area_writes_nothing_outside_it() {
+    let m = mem();
+    for (start, len) in [
+        (u64::MAX - 0x10, 0x10),
+        (122 * MIB, 0x100),
+        (122 * MIB, 0x1100),
+    ] {
+        let mut json = serde_json::to_value(MpiplEngine::new(config(), &m).unwrap()).unwrap();
+        json["config"]["dump_area"] = serde_json::json!({ "start": start, "len": len });
+        let mut e: MpiplEngine = serde_json::from_value(json).unwrap();
+        memory::zero_fill(&m, 122 * MIB, MIB).unwrap();
+        let dump = e.preserve(&m, &mut cpus(), 0x11).clone();
+        assert_eq!(dump.tags.cpu, 0, "no register data at {start:#x}+{len:#x}");
+        let past = (122 * MIB + len).min(123 * MIB);
+        let after = memory::read_bytes(&m, past, (123 * MIB - past) as usize).unwrap();
+        assert!(
+            after.iter().all(|&b| b == 0),
+            "wrote past {start:#x}+{len:#x}"
         );
     }
 }

@@ -40,8 +40,9 @@ pub enum ArgsError {
 /// A decoded argument block, remembering where its return cells live.
 ///
 /// [`RtasArgs::read`] guarantees `args.len() == nargs` and `nargs + nret <= MAX_CELLS`.
-/// [`RtasArgs::write_rets`] trusts `addr`, `nargs` and `nret`: a value built by hand must describe
-/// the guest's block.
+/// [`RtasArgs::write_rets`] writes where `addr`, `nargs` and `nret` say, so a value built by hand
+/// must describe the guest's block; return cells past the end of the address space or outside
+/// RAM are refused ([`ArgsError::Unwritable`]), never wrapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtasArgs {
     /// Guest real address of the block (the `H_RTAS` argument in r4). The return cells start at
@@ -102,7 +103,15 @@ impl RtasArgs {
             return Ok(());
         }
         let bytes: Vec<u8> = rets[..n].iter().flat_map(|v| v.to_be_bytes()).collect();
-        let at = self.addr + 12 + 4 * self.nargs as u64;
+        // 12 + 4 * nargs fits in 64 bits; the sum with a hand-built `addr` may not.
+        let skip = 12 + 4 * u64::from(self.nargs);
+        let at =
+            self.addr
+                .checked_add(skip)
+                .ok_or(ArgsError::Unwritable(MemoryError::Overflow {
+                    addr: self.addr,
+                    len: skip,
+                }))?;
         memory::write_bytes(mem, at, &bytes).map_err(ArgsError::Unwritable)
     }
 
@@ -167,6 +176,25 @@ mod tests {
             RtasArgs::read(&m, u64::MAX - 3),
             Err(ArgsError::Unreadable(_))
         ));
+    }
+
+    #[test]
+    fn hand_built_block_at_the_top_of_the_address_space_is_refused() {
+        let m = mem();
+        for (addr, nargs) in [(u64::MAX - 4, 3), (u64::MAX - 11, 0), (0x100, u32::MAX)] {
+            let a = RtasArgs {
+                addr,
+                token: 0x2000,
+                nargs,
+                nret: 1,
+                args: vec![],
+            };
+            assert!(
+                matches!(a.write_rets(&m, &[0]), Err(ArgsError::Unwritable(_))),
+                "{addr:#x} + {nargs} args"
+            );
+            a.write_status(&m, RtasStatus::Success);
+        }
     }
 
     #[test]

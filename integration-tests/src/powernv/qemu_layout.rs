@@ -18,12 +18,12 @@ fn sprs(c: &CpuState) -> Vec<(u32, u64)> {
     let v = |r: Reg| c.get(r);
     vec![
         (31, v(Reg::Acop)),
-        (13, v(Reg::Amr)),
+        (29, v(Reg::Amr)),
         (806, v(Reg::Bescr)),
         (28, v(Reg::Cfar)),
         (187, v(Reg::Ciabr)),
         (9, 0),
-        (136, v(Reg::Ctrl)),
+        (152, v(Reg::Ctrl)),
         (1013, v(Reg::Dabr)),
         (1015, v(Reg::Dabrx)),
         (19, v(Reg::Dar)),

@@ -178,9 +178,10 @@ pub fn verify_hpte_section<M: GuestMemoryBackend>(
     kernel_dump: &[u8],
     snap: &HptSnapshot,
 ) -> Result<HpteCheck, HpteCheckError> {
-    let structure = KernelDumpStructure::decode(kernel_dump).ok_or(HpteCheckError::BadStructure)?;
+    let structure =
+        KernelDumpStructure::decode(kernel_dump).map_err(|_| HpteCheckError::BadStructure)?;
     let s = structure
-        .sections
+        .sections()
         .iter()
         .find(|s| s.data_type == SectionType::HPTE)
         .ok_or(HpteCheckError::NoSection)?;
