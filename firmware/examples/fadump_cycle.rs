@@ -15,7 +15,7 @@
 //!    kernel reads to export `/proc/vmcore`.
 
 use firmware::fadump::{DumpSection, FadumpConfig, KernelDumpStructure, SectionType, CMD_REGISTER};
-use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
+use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, TimeOfDay};
 use firmware::{memory, CpuState, PropValue};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
@@ -41,10 +41,7 @@ impl Platform for Bench {
 
 /// Writes an RTAS argument block (token, nargs, nret, args, room for the returns) at `addr`.
 fn rtas_block(mem: &GuestMemoryMmap<()>, addr: u64, call: RtasCall, args: &[u32], nret: u32) {
-    let mut cells = vec![call.token(), args.len() as u32, nret];
-    cells.extend_from_slice(args);
-    cells.extend(std::iter::repeat_n(0, nret as usize));
-    let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+    let bytes = RtasArgs::block_bytes(call.token(), args, nret, 0);
     memory::write_bytes(mem, addr, &bytes).expect("argument block in RAM");
 }
 

@@ -82,6 +82,18 @@ impl RtasArgs {
         })
     }
 
+    /// The big-endian bytes of an argument block as a caller builds it (Linux's `rtas_call()`,
+    /// a test bench): `token`, `nargs`, `nret`, the arguments, then `nret` return cells holding
+    /// `fill` (a marker makes a return the firmware never wrote visible).
+    pub fn block_bytes(token: u32, args: &[u32], nret: u32, fill: u32) -> Vec<u8> {
+        [token, args.len() as u32, nret]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(std::iter::repeat_n(fill, nret as usize))
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    }
+
     /// Argument `i` (0 when absent; callers check `nargs` first).
     pub fn arg(&self, i: usize) -> u32 {
         self.args.get(i).copied().unwrap_or(0)
@@ -148,6 +160,18 @@ mod tests {
             memory::read_bytes(&m, 0x118, 4).unwrap(),
             (-10i32).to_be_bytes()
         );
+    }
+
+    #[test]
+    fn an_encoded_block_reads_back_with_its_marker_in_the_returns() {
+        let m = mem();
+        let b = RtasArgs::block_bytes(0x202d, &[1, 0x2000, 160], 2, 0xdead_beef);
+        assert_eq!(b.len(), 4 * (3 + 3 + 2));
+        memory::write_bytes(&m, 0x100, &b).unwrap();
+        let a = RtasArgs::read(&m, 0x100).unwrap();
+        assert_eq!((a.token, a.nargs, a.nret), (0x202d, 3, 2));
+        assert_eq!(a.args, [1, 0x2000, 160]);
+        assert_eq!(&b[24..28], &0xdead_beef_u32.to_be_bytes());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use firmware::fadump::{DumpReport, FadumpConfig, HptEntry};
-use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasCall, TimeOfDay};
+use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, TimeOfDay};
 use firmware::{CpuState, GuestRange, Reg};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
@@ -115,11 +115,7 @@ impl Guest {
     /// Writes an argument block at `at` as Linux's `rtas_call()` builds it (rets pre-filled with
     /// a marker so an unwritten status is visible).
     pub fn write_args_block(&self, at: u64, token: u32, args: &[u32], nret: u32) {
-        let mut cells = vec![token, args.len() as u32, nret];
-        cells.extend_from_slice(args);
-        cells.extend(std::iter::repeat_n(0xdead_beef, nret as usize));
-        let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
-        self.write(at, &bytes);
+        self.write(at, &RtasArgs::block_bytes(token, args, nret, 0xdead_beef));
     }
 
     /// Enters RTAS with the block already at `at` (`nargs`/`nret` as written there).

@@ -316,10 +316,7 @@ mod tests {
     }
 
     fn block(mem: &GuestMemoryMmap<()>, call: RtasCall, args: &[u32], nret: u32) {
-        let mut cells = vec![call.token(), args.len() as u32, nret];
-        cells.extend_from_slice(args);
-        cells.extend(std::iter::repeat_n(0, nret as usize));
-        let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+        let bytes = RtasArgs::block_bytes(call.token(), args, nret, 0);
         memory::write_bytes(mem, ARGS, &bytes).unwrap();
     }
 
@@ -407,6 +404,16 @@ mod tests {
         })
     }
 
+    /// The report and missing vCPUs of a crash that must have dumped.
+    fn dumped(out: CrashOutcome) -> (DumpReport, Vec<u32>) {
+        match out {
+            CrashOutcome::Dumped {
+                report, missing, ..
+            } => (report, missing),
+            CrashOutcome::Refused(r) => panic!("no dump: {r:?}"),
+        }
+    }
+
     fn os_term_status_cell(m: &FakeMachine) -> i32 {
         let b = memory::read_bytes(&m.mem, ARGS + 12 + 4, 4).unwrap();
         i32::from_be_bytes(b.try_into().unwrap())
@@ -416,13 +423,7 @@ mod tests {
     fn stop_dump_reset_boot_in_that_order_with_every_vcpu_saved() {
         let (mut m, args) = crashed(&[Behaviour::Answers; 3], 1, true);
         m.timeout = ANSWER_TIMEOUT;
-        let out = fadump_crash(&mut m, 1, &args).unwrap();
-        let CrashOutcome::Dumped {
-            report, missing, ..
-        } = out
-        else {
-            panic!("no dump: {out:?}")
-        };
+        let (report, missing) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
         assert_eq!(m.steps, ["dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 3);
         assert!(missing.is_empty());
@@ -474,13 +475,7 @@ mod tests {
             2,
             true,
         );
-        let out = fadump_crash(&mut m, 2, &args).unwrap();
-        let CrashOutcome::Dumped {
-            report, missing, ..
-        } = out
-        else {
-            panic!("no dump: {out:?}")
-        };
+        let (report, missing) = dumped(fadump_crash(&mut m, 2, &args).unwrap());
         assert_eq!(m.steps, ["dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 2);
         assert_eq!(missing, vec![1]);
