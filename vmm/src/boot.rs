@@ -128,7 +128,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         initrd: layout.initrd,
         rtas: layout.rtas,
         reservations: vec![],
-        hypertas_functions: HypertasFunction::implemented(mmu),
+        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
         rtas_properties: spec.rtas_properties.clone(),
@@ -157,6 +157,18 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
             fdt: t.elapsed() - initrd_done,
         },
     })
+}
+
+/// `/rtas/ibm,hypertas-functions`: what KVM and the VMM serve, plus the TCE hcalls when there
+/// is a PHB (its DMA windows are the only LIOBNs; `hcall-multi-tce` gives Linux
+/// `H_PUT_TCE_INDIRECT` and `H_STUFF_TCE`, so mapping all of RAM into a DDW or clearing the
+/// default window takes one call per 512 TCEs instead of one per TCE).
+fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
+    let mut v = HypertasFunction::implemented(mmu);
+    if pci {
+        v.extend([HypertasFunction::Tce, HypertasFunction::MultiTce]);
+    }
+    v
 }
 
 /// The `/memory` nodes: all of RAM, split at the end of the real-mode area when that is
