@@ -19,7 +19,8 @@ memory="${memory:-1536M}"
 # room for what the guest touches (its kernel and pattern pages, the boot memory fadump keeps,
 # the capture kernel) beside itself. Untouched guest RAM costs L1 nothing: reads of it, as the
 # capture kernel's save does, map the zero page.
-mem_mib=$(( ${memory%[MG]} * $(case "$memory" in *G) echo 1024 ;; *) echo 1 ;; esac) ))
+mem_mib="${memory%[MG]}"
+case "$memory" in *G) mem_mib=$((mem_mib * 1024)) ;; esac
 if [ "$mem_mib" -gt 2048 ]; then
     out_size="${out_size:-$(( mem_mib / 1024 + 2 ))G}"
     l1_mem="${l1_mem:-6G}"
