@@ -145,7 +145,7 @@ pub fn build_with_pci(
 
     let root = w.begin("")?;
     nodes::root::write(&mut w)?;
-    nodes::chosen::write(&mut w, desc, !phbs.is_empty())?;
+    nodes::chosen::write(&mut w, desc)?;
     nodes::aliases::write(&mut w)?;
     nodes::cpus::write(&mut w, desc)?;
     nodes::memory::write(&mut w, desc)?;

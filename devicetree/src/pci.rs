@@ -19,6 +19,25 @@ pub struct PciWindow {
     pub size: u64,
 }
 
+/// The PHB's default DMA window (`ibm,dma-window`): `size` bytes of I/O bus addresses from
+/// `bus_addr`, translated by the TCE table named `liobn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmaWindowDescription {
+    pub liobn: u32,
+    pub bus_addr: u64,
+    pub size: u64,
+}
+
+/// RTAS tokens of the dynamic DMA window calls (`ibm,ddw-applicable`: query, create,
+/// remove; `ibm,ddw-extensions`: reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdwTokens {
+    pub query: u32,
+    pub create: u32,
+    pub remove: u32,
+    pub reset: u32,
+}
+
 /// A BAR as placed: config register (0x10, 0x14, …), PCI bus address, size.
 /// Only 32-bit memory BARs are described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +76,13 @@ pub struct PhbDescription {
     /// XICS interrupt number of INTA# of slot 0; slot `s` pin `p` raises
     /// `lsi_base + (s + p - 1) % 4`.
     pub lsi_base: u32,
+    /// The default DMA window. Every PHB needs one: a pseries kernel builds each device's
+    /// IOMMU table from it (without one, and without `linux,iommu-off`, 6.12 dereferences a
+    /// null table in `pci_dma_find()`).
+    pub dma_window: DmaWindowDescription,
+    /// The DDW calls, when the VMM implements them (`ibm,ddw-applicable`,
+    /// `ibm,ddw-extensions`).
+    pub ddw: Option<DdwTokens>,
     pub devices: Vec<PciDeviceDescription>,
 }
 
@@ -87,6 +113,15 @@ impl PhbDescription {
         }
         if self.mem32.pci_addr + self.mem32.size > 1 << 32 {
             return bad("the 32-bit window ends above 4 GiB on the PCI side".into());
+        }
+        let dw = self.dma_window;
+        if dw.liobn == 0
+            || dw.size == 0
+            || dw.size % 4096 != 0
+            || dw.bus_addr % 4096 != 0
+            || dw.bus_addr.checked_add(dw.size).is_none()
+        {
+            return bad(format!("DMA window {dw:x?} is empty, unaligned or wraps"));
         }
         if self.lsi_base.checked_add(3).is_none() {
             return bad(format!("LSI base {:#x} wraps", self.lsi_base));

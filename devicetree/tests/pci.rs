@@ -8,7 +8,9 @@
 
 use common::decompile;
 use devicetree::blob::find_property;
-use devicetree::pci::{BarAssignment, PciDeviceDescription, PciWindow, PhbDescription};
+use devicetree::pci::{
+    BarAssignment, DdwTokens, DmaWindowDescription, PciDeviceDescription, PciWindow, PhbDescription,
+};
 use devicetree::{
     build, build_with_pci, CpuModel, CpuTopology, Error, HypertasFunction, InterruptController,
     MachineDescription, Mmu,
@@ -53,6 +55,17 @@ fn phb() -> PhbDescription {
             size: 0x1_0000,
         },
         lsi_base: 0x1200,
+        dma_window: DmaWindowDescription {
+            liobn: 0x8000_0000,
+            bus_addr: 0,
+            size: 0x4000_0000,
+        },
+        ddw: Some(DdwTokens {
+            query: 0x2026,
+            create: 0x2027,
+            remove: 0x2028,
+            reset: 0x2029,
+        }),
         devices: vec![PciDeviceDescription {
             slot: 1,
             vendor_id: 0x1af4,
@@ -122,7 +135,7 @@ fn phb_properties_match_qemu_where_they_overlap() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 12);
+    assert_eq!(compared, 17);
 }
 
 #[test]
@@ -212,6 +225,16 @@ fn bad_phb_descriptions_are_refused() {
             Box::new(|p| p[0].devices[0].bars[0].register = 0x30),
         ),
         ("same BUID twice", Box::new(|p| p.push(p[0].clone()))),
+        ("LIOBN 0", Box::new(|p| p[0].dma_window.liobn = 0)),
+        ("empty DMA window", Box::new(|p| p[0].dma_window.size = 0)),
+        (
+            "unaligned DMA window",
+            Box::new(|p| p[0].dma_window.bus_addr = 0x800),
+        ),
+        (
+            "wrapping DMA window",
+            Box::new(|p| p[0].dma_window.bus_addr = u64::MAX - 0xfff),
+        ),
     ];
     for (what, f) in cases {
         let mut phbs = vec![phb()];
@@ -224,12 +247,28 @@ fn bad_phb_descriptions_are_refused() {
 }
 
 #[test]
-fn with_a_phb_the_guest_is_told_no_iommu_and_no_msi() {
+fn with_a_phb_the_guest_gets_a_dma_window_no_iommu_off_and_no_msi() {
     let with = build_with_pci(&machine(), &[phb()]).unwrap();
     assert_eq!(
         find_property(&with, "/chosen", "linux,iommu-off"),
-        Some(vec![]),
-        "pci_dma_find() oopses on a bus without a DMA window unless the IOMMU is off"
+        None,
+        "with it, kernels whose early scan honours it ignore RAM above 2 GiB"
+    );
+    let cells = |name: &str| -> Vec<u32> {
+        find_property(&with, "/pci@800000020000000", name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    assert_eq!(cells("ibm,dma-window"), [0x8000_0000, 0, 0, 0, 0x4000_0000]);
+    assert_eq!(cells("ibm,ddw-applicable"), [0x2026, 0x2027, 0x2028]);
+    let mut no_ddw = phb();
+    no_ddw.ddw = None;
+    let blob = build_with_pci(&machine(), &[no_ddw]).unwrap();
+    assert_eq!(
+        find_property(&blob, "/pci@800000020000000", "ibm,ddw-applicable"),
+        None
     );
     assert_eq!(
         find_property(&with, "/pci@800000020000000", "ibm,pe-total-#msi"),

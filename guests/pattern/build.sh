@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Build fadump-pattern (static ppc64le) and print its path. Cached by a hash of the source.
+# Build one of the guest helpers (static ppc64le) and print its path. Cached by a hash of the
+# source.
 #
-#   guests/pattern/build.sh
+#   guests/pattern/build.sh [fadump-pattern|vmcore-save]      (default fadump-pattern)
 #
 # Environment: PPC_VMM_CACHE (default ~/.cache/ppc-vmm), NO_INSTALL=1 to skip apt-get.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
-src="$here/fadump-pattern.c"
+prog="${1:-fadump-pattern}"
+case "$prog" in
+    fadump-pattern|vmcore-save) ;;
+    *) echo "guests/pattern: unknown program $prog" >&2; exit 2 ;;
+esac
+src="$here/$prog.c"
 if [ "${NO_INSTALL:-0}" != 1 ]; then
     missing=()
     for p in gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross; do
@@ -20,7 +26,7 @@ if [ "${NO_INSTALL:-0}" != 1 ]; then
     fi
 fi
 key="$(cat "$src" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-out="$cache/pattern/$key/fadump-pattern"
+out="$cache/pattern/$key/$prog"
 if [ ! -x "$out" ]; then
     mkdir -p "$(dirname "$out")"
     powerpc64le-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -o "$out.tmp" "$src"

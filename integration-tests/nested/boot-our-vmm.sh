@@ -14,6 +14,7 @@
 #                                                     |kdump|kdump-hardlockup]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
+#                                            [--crashkernel SIZE] [--save dd|sparse] [--l1-mem SIZE]
 #   integration-tests/nested/boot-our-vmm.sh --recheck RUN_DIR   (the checks only, on a past run)
 #
 # --guest-kernel ours (default) builds guests/kernel (cached), `6.1` its --series 6.1; `debian` boots the L1 kernel
@@ -31,7 +32,12 @@
 # BUG / PANIC, hardlockup = LKDTM HARDLOCKUP pinned to cpu1 then sysrq on cpu0, second = a
 # second sysrq crash inside the capture kernel before release, unregistered = no fadump=on:
 # the VMM must reboot plainly). The capture kernel saves /proc/vmcore raw onto the disk,
-# releases the memory, registers again and carries on. kdump / kdump-hardlockup: the same
+# releases the memory, registers again and carries on. --crashkernel SIZE sets the boot
+# memory (crashkernel=, default 384M; write it in M). --save sparse saves the vmcore with
+# guests/pattern/vmcore-save (every byte read, only non-zero 64 KiB blocks written, so the
+# disk reads back identical) instead of dd: for guests of hosting size, whose untouched RAM
+# would otherwise be written as gigabytes of zeros. --l1-mem SIZE: L1's memory (default 3G;
+# crash mode raises it and the export disk for guests above 2 GiB). kdump / kdump-hardlockup: the same
 # guest and crash as sysrq / hardlockup with kdump instead of fadump: no fadump=on, crashkernel=
 # sized for kdump (CRASHKERNEL, default 256M), the guest's /init loads the same vmlinux with a
 # capture initramfs as the crash kernel (`kexec -p`, Debian's kexec-tools, setup-kexec-tools.sh);
@@ -67,7 +73,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 guest_kernel=ours cpus=2 mode=drive timeout=1500 memory="" peer=1 append="" guest_cmd="" crash=sysrq
-recheck="" vmm=ours l0=pseries mmu=radix debuginfo="" run_dir=""
+recheck="" vmm=ours l0=pseries mmu=radix debuginfo="" run_dir="" save=dd l1_mem="" out_size=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --guest-kernel) guest_kernel="$2"; shift 2 ;;
@@ -85,6 +91,9 @@ while [ $# -gt 0 ]; do
         --mmu) mmu="$2"; shift 2 ;;
         --debuginfo) debuginfo="$2"; shift 2 ;;
         --run-dir) run_dir="$2"; shift 2 ;;
+        --crashkernel) export CRASHKERNEL="$2"; shift 2 ;;
+        --save) save="$2"; shift 2 ;;
+        --l1-mem) l1_mem="$2"; shift 2 ;;
         -h|--help) sed -n "2,$(grep -n '^set -euo' "$0" | cut -d: -f1)p" "$0" | sed '$d'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -155,9 +164,12 @@ mmu_arg=""
 [ "$mmu" = hash ] && append="disable_radix${append:+ $append}" mmu_arg=" --mmu hash"
 memory="${memory:-1G}"
 
+case "$save" in dd|sparse) ;; *) echo "unknown --save $save" >&2; exit 2 ;; esac
 pattern_bin="$("$repo/guests/pattern/build.sh")"
+save_bin="$("$repo/guests/pattern/build.sh" vmcore-save)"
 "$repo/guests/initramfs/build.sh" --out "$run/l2-initrd.cpio.gz" --init "$repo/guests/initramfs/guest-init.sh" \
-    --add "$pattern_bin=bin/fadump-pattern" --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench" "${l2_add[@]}"
+    --add "$pattern_bin=bin/fadump-pattern" --add "$save_bin=bin/vmcore-save" \
+    --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench" "${l2_add[@]}"
 
 # The settings, in the run directory (lib/checks.py and --recheck read them) and in the payload.
 echo "--kernel /payload/guest/vmlinux --initramfs /payload/guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg" > "$run/vmm-args"
@@ -165,6 +177,7 @@ echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"
 echo "$crash" > "$run/vmm-crash"
+echo "$save" > "$run/vmm-save"
 echo "$gk" > "$run/guest-kernel"
 echo "$vmm" > "$run/vmm-which"
 echo "$l0" > "$run/l0-machine"
@@ -179,7 +192,7 @@ ln -s "$here/lib/l1-vmm.sh" "$payload/l1-vmm.sh"
 ln -s "$vmm_bin" "$payload/ppc-vmm"
 ln -s "$gk" "$payload/guest/vmlinux"
 ln -s "$run/l2-initrd.cpio.gz" "$payload/guest/initrd.cpio.gz"
-for f in vmm-args vmm-cmdline vmm-guest-cmd vmm-crash; do ln -s "$run/$f" "$payload/$f"; done
+for f in vmm-args vmm-cmdline vmm-guest-cmd vmm-crash vmm-save; do ln -s "$run/$f" "$payload/$f"; done
 # --vmm qemu-sid: the same run with QEMU 11.1 (Debian sid) as the VMM instead of ours.
 [ "$vmm" = ours ] || ln -s "$("$here/setup-qemu-sid.sh")" "$payload/qemu-sid"
 if [ "$peer" = 1 ]; then
@@ -202,14 +215,14 @@ fi
 out_args=()
 if [ "$out_image" = 1 ]; then
     # L0 gives L1 one raw disk (sparse) to carry results out: the vmcore, the disk backing file.
-    out_args=(--out-image "$run/export.img")
+    out_args=(--out-image "$run/export.img" --out-size "${out_size:-4G}")
 fi
 l1_cpus="${L1_CPUS:-2}"
 log "L0: qemu-system-ppc64 $l0 TCG, L1 -smp $l1_cpus; log in $run/console.log"
 # run-l1.sh serializes runs (a lock) and waits for other emulators (--wait-idle). Its status
 # is the scenario's (the VMM's); the checks below are the verdict either way.
 rc=0
-"$here/run-l1.sh" "$payload" --machine "$l0" --smp "$l1_cpus" --mem 3G --timeout "$timeout" \
+"$here/run-l1.sh" "$payload" --machine "$l0" --smp "$l1_cpus" --mem "${l1_mem:-3G}" --timeout "$timeout" \
     --append "nmi_watchdog=0" --wait-idle "${NESTED_WAIT_IDLE:-600}" --run-dir "$run" \
     --stamped-console "${out_args[@]}" || rc=$?
 log "run-l1.sh exited $rc"

@@ -22,8 +22,9 @@
 # for the chosen cases; exit 3 then, nothing run.
 #
 # Cases (--list): sysrq-2cpu, sysrq-1cpu, lkdtm-bug, lkdtm-panic, hardlockup, second-crash,
-# unregistered (the default set, 2-4 minutes each here), linux-6.1 (builds the 6.1 kernel once),
-# hash-powernv (hash-MMU guest on the powernv L0, 4-5 minutes), and kdump-sysrq /
+# unregistered (the default set, 2-4 minutes each here), hosting-8g (an 8 GiB guest with 1 GiB
+# of boot memory, pattern pages above 4 GiB, vmcore saved sparse), linux-6.1 (builds the 6.1
+# kernel once), hash-powernv (hash-MMU guest on the powernv L0, 4-5 minutes), and kdump-sysrq /
 # kdump-hardlockup (the same guest and crash captured by kdump; run with sysrq-2cpu /
 # hardlockup they add a kdump-vs-fadump table).
 # Exit status: 0 when every run of our VMM passed (QEMU's failures under --vmm both are

@@ -128,7 +128,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
         initrd: layout.initrd,
         rtas: layout.rtas,
         reservations: vec![],
-        hypertas_functions: HypertasFunction::implemented(mmu),
+        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
         rtas_properties: spec.rtas_properties.clone(),
@@ -157,6 +157,18 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
             fdt: t.elapsed() - initrd_done,
         },
     })
+}
+
+/// `/rtas/ibm,hypertas-functions`: what KVM and the VMM serve, plus the TCE hcalls when there
+/// is a PHB (its DMA windows are the only LIOBNs; `hcall-multi-tce` gives Linux
+/// `H_PUT_TCE_INDIRECT` and `H_STUFF_TCE`, so mapping all of RAM into a DDW or clearing the
+/// default window takes one call per 512 TCEs instead of one per TCE).
+fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
+    let mut v = HypertasFunction::implemented(mmu);
+    if pci {
+        v.extend([HypertasFunction::Tce, HypertasFunction::MultiTce]);
+    }
+    v
 }
 
 /// The `/memory` nodes: all of RAM, split at the end of the real-mode area when that is
@@ -335,6 +347,100 @@ mod tests {
         let mut b = vec![0u8; ir.len() as usize];
         mem.read_slice(&mut b, ir.start_addr()).unwrap();
         assert_eq!(b, b"the initramfs at start-up");
+    }
+
+    /// A guest of hosting size: 64 GiB, mapped without reserve (vm-memory maps anonymous RAM
+    /// `MAP_NORESERVE`: only the pages the loader writes become resident, so this runs on a
+    /// small x86 host). The layout keeps the
+    /// firmware low, the device tree has one `/memory` node for all of it (two for hash,
+    /// split at the VRMA), the PHB offers a DDW that maps all of it, and the fadump engine's
+    /// configuration for it is what a 64 GiB partition needs.
+    #[test]
+    fn a_64_gib_guest_is_laid_out_and_described_without_allocating_it() {
+        use crate::devices::phb::{IrqLine, Phb, PhbConfig};
+        struct NoIrq;
+        impl IrqLine for NoIrq {
+            fn set_level(&self, _: u32, _: bool) {}
+        }
+        const G64: u64 = 64 << 30;
+        let cli =
+            crate::cli::parse(["--kernel", "k", "--memory", "64G"].map(String::from)).unwrap();
+        let crate::cli::Command::Run { config, .. } = cli else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(config.memory, G64);
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), G64 as usize)]).unwrap();
+        let kernel = file_with(&make_elf(0, &[0x60; 4096], 0x3000, 0x10));
+        let images = BootImages::read(kernel.as_path(), None).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let phb = Phb::new(PhbConfig::qemu_like(0), std::sync::Arc::new(NoIrq));
+        let q = phb.dma().query(G64);
+        assert_eq!(
+            q.largest_block << 24,
+            G64,
+            "the DDW offered maps all 64 GiB"
+        );
+        let pci = [phb.description()];
+        let node = |dtb: &[u8], n: &str| {
+            let v = find_property(dtb, n, "reg").unwrap_or_else(|| panic!("{n}"));
+            (
+                u64::from_be_bytes(v[0..8].try_into().unwrap()),
+                u64::from_be_bytes(v[8..16].try_into().unwrap()),
+            )
+        };
+        for (mmu, rma, nodes) in [
+            (
+                Mmu::Radix { gtse: true },
+                G64,
+                vec![("/memory@0", (0, G64))],
+            ),
+            (
+                Mmu::Hash {
+                    htab_shift: crate::hash::sizing::order_for(G64, 12, 256 << 20),
+                },
+                crate::hash::sizing::rma_size(G64, 29, 12),
+                vec![
+                    ("/memory@0", (0, 1 << 34)),
+                    ("/memory@400000000", (1 << 34, G64 - (1 << 34))),
+                ],
+            ),
+        ] {
+            let spec = BootSpec {
+                images: &images,
+                cmdline: "console=hvc0 fadump=on crashkernel=4G",
+                memory: config.memory,
+                cpus: 8,
+                cpu: &cpu,
+                rtas_properties: vec![],
+                pci: &pci,
+                mmu,
+                rma_size: rma,
+            };
+            let img = load(&mem, &spec).unwrap();
+            assert_eq!(img.layout.rtas.end(), crate::layout::LOW_TOP_MAX);
+            let mut dtb = vec![0u8; img.dtb_len];
+            mem.read_slice(&mut dtb, GuestAddress(img.fdt_addr))
+                .unwrap();
+            for (n, reg) in nodes {
+                assert_eq!(node(&dtb, n), reg, "{mmu:?} {n}");
+            }
+            assert!(find_property(&dtb, "/chosen", "linux,iommu-off").is_none());
+            let fadump = FadumpConfig {
+                max_cpus: 8,
+                hpte_capacity: match mmu {
+                    Mmu::Hash { htab_shift } => crate::hash::sizing::entries(htab_shift),
+                    Mmu::Radix { .. } => 0,
+                },
+                rma_size: crate::layout::low_top(G64, rma),
+                firmware_reserved: vec![img.layout.rtas],
+            };
+            let props = Rtas::new(fadump).properties();
+            assert!(props
+                .iter()
+                .any(|p| p.name == "ibm,configure-kernel-dump-sizes"));
+        }
+        // 2^29 bytes of HPT for 64 GiB (RAM/128); its VRMA is 16 GiB on 4 KiB host pages.
+        assert_eq!(crate::hash::sizing::order_for(G64, 12, 256 << 20), 29);
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the

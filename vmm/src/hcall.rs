@@ -5,6 +5,7 @@
 //! Register convention: `nr` = r3, `args[0..9]` = r4..r12; the return code goes to r3 and the
 //! outputs into `args` (KVM writes all nine back to r4..r12 on the next KVM_RUN).
 
+use crate::devices::phb::tce::{TceCall, TceError};
 use crate::kvm::bindings::{
     kvm_ppc_cpu_char, kvm_ppc_mmuv3_cfg, KVM_PPC_MMUV3_GTSE, KVM_PPC_MMUV3_RADIX, LPCR_AIL,
     LPCR_AIL_SHIFT, LPCR_ILE,
@@ -23,6 +24,10 @@ pub enum ServedBy {
     /// KVM serves it in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL` (the machine
     /// enables these at start-up); otherwise it reaches us and gets H_FUNCTION.
     KernelWhenEnabled,
+    /// KVM serves it for a LIOBN whose TCE table is in the kernel (`KVM_CREATE_SPAPR_TCE_64`;
+    /// the multi-TCE calls once enabled); the VMM serves every other LIOBN, and answers what
+    /// KVM bounces (`H_TOO_HARD`) with the PAPR code.
+    KernelOrVmm,
     /// The VMM (this module's [`HcallHandler`]).
     Vmm,
     /// Not the VMM: when it reaches us the guest gets H_FUNCTION (KVM serves some of these in
@@ -81,8 +86,8 @@ hcalls! {
     ClearMod = 0x10, "H_CLEAR_MOD", KernelWhenEnabled;
     ClearRef = 0x14, "H_CLEAR_REF", KernelWhenEnabled;
     Protect = 0x18, "H_PROTECT", Kernel;
-    GetTce = 0x1c, "H_GET_TCE", Unsupported;
-    PutTce = 0x20, "H_PUT_TCE", Unsupported;
+    GetTce = 0x1c, "H_GET_TCE", KernelOrVmm;
+    PutTce = 0x20, "H_PUT_TCE", KernelOrVmm;
     SetSprg0 = 0x24, "H_SET_SPRG0", Unsupported;
     SetDabr = 0x28, "H_SET_DABR", Kernel;
     PageInit = 0x2c, "H_PAGE_INIT", KernelWhenEnabled;
@@ -105,8 +110,8 @@ hcalls! {
     SendCrq = 0x11c, "H_SEND_CRQ", Unsupported;
     BulkRemove = 0x124, "H_BULK_REMOVE", Kernel;
     SetXdabr = 0x134, "H_SET_XDABR", Kernel;
-    StuffTce = 0x138, "H_STUFF_TCE", Unsupported;
-    PutTceIndirect = 0x13c, "H_PUT_TCE_INDIRECT", Unsupported;
+    StuffTce = 0x138, "H_STUFF_TCE", KernelOrVmm;
+    PutTceIndirect = 0x13c, "H_PUT_TCE_INDIRECT", KernelOrVmm;
     GetCpuCharacteristics = 0x1c8, "H_GET_CPU_CHARACTERISTICS", Vmm;
     Join = 0x298, "H_JOIN", Unsupported;
     HomeNodeAssociativity = 0x2ec, "H_HOME_NODE_ASSOCIATIVITY", Unsupported;
@@ -137,13 +142,19 @@ pub const H_CLEAR_HPT: u64 = Hcall::ClearHpt.nr();
 /// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
 pub const H_RTAS: u64 = Hcall::Rtas.nr();
 
-/// The hcalls KVM serves in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL`.
+/// The hcalls KVM serves in the kernel once enabled with `KVM_CAP_PPC_ENABLE_HCALL` (the
+/// TCE calls among them: KVM serves them for its own tables only).
 pub fn kernel_when_enabled() -> impl Iterator<Item = Hcall> {
-    Hcall::ALL
-        .iter()
-        .copied()
-        .filter(|h| h.served_by() == ServedBy::KernelWhenEnabled)
+    Hcall::ALL.iter().copied().filter(|h| {
+        matches!(
+            h.served_by(),
+            ServedBy::KernelWhenEnabled | ServedBy::KernelOrVmm
+        )
+    })
 }
+
+/// The multi-TCE hcalls, which KVM has only with `KVM_CAP_SPAPR_MULTITCE`.
+pub const MULTI_TCE: [Hcall; 2] = [Hcall::StuffTce, Hcall::PutTceIndirect];
 
 // ---- return codes ----
 pub const H_SUCCESS: i64 = 0;
@@ -202,6 +213,9 @@ pub trait HcallOps {
     fn cpu_characteristics(&mut self) -> Option<kvm_ppc_cpu_char>;
     /// Hand an RTAS argument block to the firmware; `None` if the block was unreadable.
     fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction>;
+    /// A TCE hcall KVM did not serve, for the PHBs' DMA windows; `Ok` carries H_GET_TCE's
+    /// value.
+    fn tce(&mut self, call: TceCall) -> Result<u64, TceError>;
 }
 
 /// The outcome of one hcall: the value for r3 and, for H_RTAS, what the machine must do.
@@ -303,6 +317,9 @@ impl HcallHandler {
             Some(Hcall::GetCpuCharacteristics) => {
                 HcallResult::ret(get_cpu_characteristics(args, ops))
             }
+            Some(h @ (Hcall::PutTce | Hcall::GetTce | Hcall::StuffTce | Hcall::PutTceIndirect)) => {
+                HcallResult::ret(tce(vcpu, h, args, ops))
+            }
             Some(Hcall::Rtas) => {
                 // RTAS runs in real mode; like QEMU, ignore the top address nibble.
                 let addr = args[0] & 0x0fff_ffff_ffff_ffff;
@@ -317,6 +334,49 @@ impl HcallHandler {
             _ => {
                 self.report_unhandled(vcpu, nr);
                 HcallResult::ret(H_FUNCTION)
+            }
+        }
+    }
+}
+
+/// The TCE hcalls (see `devices::phb::tce` for the rules): r4.. = liobn, ioba, then the TCE
+/// (H_PUT_TCE), the list and count (H_PUT_TCE_INDIRECT) or the value and count
+/// (H_STUFF_TCE). H_GET_TCE returns the entry in r4. A refused call is H_PARAMETER, or
+/// H_HARDWARE when only KVM holds the table.
+fn tce(vcpu: u32, h: Hcall, args: &mut [u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    let (liobn, ioba) = (args[0], args[1]);
+    let call = match h {
+        Hcall::PutTce => TceCall::Put {
+            liobn,
+            ioba,
+            tce: args[2],
+        },
+        Hcall::GetTce => TceCall::Get { liobn, ioba },
+        Hcall::PutTceIndirect => TceCall::PutIndirect {
+            liobn,
+            ioba,
+            list: args[2],
+            npages: args[3],
+        },
+        _ => TceCall::Stuff {
+            liobn,
+            ioba,
+            value: args[2],
+            npages: args[3],
+        },
+    };
+    match ops.tce(call) {
+        Ok(v) => {
+            if h == Hcall::GetTce {
+                args[0] = v;
+            }
+            H_SUCCESS
+        }
+        Err(e) => {
+            crate::guest_warn!("vcpu {vcpu}: {}: {e}", h.name());
+            match e {
+                TceError::InKernelTable(_) => H_HARDWARE,
+                _ => H_PARAMETER,
             }
         }
     }
@@ -522,6 +582,7 @@ mod tests {
         mmu_err: Option<i32>,
         cpu_char: Option<kvm_ppc_cpu_char>,
         rtas_calls: Vec<(u32, u64)>,
+        tce_calls: Vec<TceCall>,
     }
 
     impl HcallOps for Mock {
@@ -557,6 +618,14 @@ mod tests {
         fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
             self.rtas_calls.push((vcpu, args_addr));
             (args_addr != 0xdead).then_some(RtasAction::PowerOff)
+        }
+        fn tce(&mut self, call: TceCall) -> Result<u64, TceError> {
+            self.tce_calls.push(call);
+            match call.liobn() {
+                0x8000_0000 => Ok(0x1234_0003),
+                0x8000_0001 => Err(TceError::InKernelTable(0x8000_0001)),
+                other => Err(TceError::UnknownLiobn(other)),
+            }
         }
     }
 
@@ -859,6 +928,62 @@ mod tests {
     }
 
     #[test]
+    fn tce_hcalls_are_decoded_and_their_errors_mapped() {
+        let mut m = Mock::default();
+        let (r, a) = call(&mut m, Hcall::GetTce.nr(), &[0x8000_0000, 0x2000]);
+        assert_eq!(
+            (r, a[0]),
+            (H_SUCCESS, 0x1234_0003),
+            "the entry comes back in r4"
+        );
+        let (r, a) = call(&mut m, Hcall::PutTce.nr(), &[0x8000_0000, 0x3000, 7]);
+        assert_eq!(
+            (r, a[0]),
+            (H_SUCCESS, 0x8000_0000),
+            "H_PUT_TCE leaves r4 alone"
+        );
+        assert_eq!(
+            call(
+                &mut m,
+                Hcall::PutTceIndirect.nr(),
+                &[0x8000_0001, 0, 0x10000, 4]
+            )
+            .0,
+            H_HARDWARE
+        );
+        assert_eq!(
+            call(&mut m, Hcall::StuffTce.nr(), &[0x42, 0, 0, 8]).0,
+            H_PARAMETER
+        );
+        assert_eq!(
+            m.tce_calls,
+            vec![
+                TceCall::Get {
+                    liobn: 0x8000_0000,
+                    ioba: 0x2000
+                },
+                TceCall::Put {
+                    liobn: 0x8000_0000,
+                    ioba: 0x3000,
+                    tce: 7
+                },
+                TceCall::PutIndirect {
+                    liobn: 0x8000_0001,
+                    ioba: 0,
+                    list: 0x10000,
+                    npages: 4
+                },
+                TceCall::Stuff {
+                    liobn: 0x42,
+                    ioba: 0,
+                    value: 0,
+                    npages: 8
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn one_table_names_numbers_and_servers() {
         for &h in Hcall::ALL {
             assert_eq!(Hcall::from_nr(h.nr()), Some(h), "{}", h.name());
@@ -877,9 +1002,13 @@ mod tests {
             [
                 "H_CLEAR_MOD",
                 "H_CLEAR_REF",
+                "H_GET_TCE",
+                "H_PUT_TCE",
                 "H_PAGE_INIT",
                 "H_LOGICAL_CI_LOAD",
                 "H_LOGICAL_CI_STORE",
+                "H_STUFF_TCE",
+                "H_PUT_TCE_INDIRECT",
                 "H_SET_MODE"
             ]
         );
@@ -892,10 +1021,17 @@ mod tests {
             H_CLEAR_HPT,
             H_GET_CPU_CHARACTERISTICS,
             H_RTAS,
+            Hcall::PutTce.nr(),
+            Hcall::GetTce.nr(),
+            Hcall::StuffTce.nr(),
+            Hcall::PutTceIndirect.nr(),
         ] {
             let h = Hcall::from_nr(nr).unwrap();
             assert!(
-                matches!(h.served_by(), ServedBy::Vmm | ServedBy::KernelWhenEnabled),
+                matches!(
+                    h.served_by(),
+                    ServedBy::Vmm | ServedBy::KernelWhenEnabled | ServedBy::KernelOrVmm
+                ),
                 "{}",
                 h.name()
             );

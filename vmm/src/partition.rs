@@ -4,6 +4,7 @@
 //! (MMIO, RTAS, hcall support).
 
 use crate::console::Console;
+use crate::devices::phb::tce::{TceCall, TceError};
 use crate::devices::phb::Phb;
 use crate::events::EventSender;
 use crate::events::MachineEvent;
@@ -135,11 +136,22 @@ impl Partition {
             .any(|p| p.mmio_write(addr, data))
     }
 
-    /// An RTAS call the firmware routed to the machine: the PCI config calls go to the PHBs
-    /// (which write the return cells). False if nothing here serves `call`.
+    /// An RTAS call the firmware routed to the machine: the PCI config and DDW calls go to
+    /// the PHBs (which write the return cells). False if nothing here serves `call`.
     pub fn machine_rtas_call(&self, call: RtasCall, args: &RtasArgs) -> bool {
+        use crate::devices::phb::{ddw, rtas};
         let mut phbs = self.lock_phbs();
-        crate::devices::phb::rtas::handle_config_call(&mut phbs, &self.mem, call, args)
+        rtas::handle_config_call(&mut phbs, &self.mem, call, args)
+            || ddw::handle_ddw_call(&mut phbs, &self.mem, call, args)
+    }
+
+    /// A TCE hcall KVM did not serve: the PHB owning its LIOBN answers.
+    pub fn tce_call(&self, call: TceCall) -> Result<u64, TceError> {
+        let mut phbs = self.lock_phbs();
+        match phbs.iter_mut().find(|p| p.dma().owns(call.liobn())) {
+            Some(phb) => phb.dma_mut().tce_call(&self.mem, call),
+            None => Err(TceError::UnknownLiobn(call.liobn())),
+        }
     }
 
     /// Queues `ev` for the main thread (tagged with the current boot) and wakes it.

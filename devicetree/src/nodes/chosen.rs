@@ -13,17 +13,10 @@ use crate::writer::TreeWriter;
 ///   (`hvc_vio_init_early()`) finds the `vty` node through `of_stdout` and uses its `reg` as
 ///   the terminal number of H_PUT_TERM_CHAR.
 /// * `ibm,architecture-vec-5`: see [`crate::vec5`]; without it the guest turns radix off.
-/// * `linux,iommu-off` (only with PCI host bridges, `iommu_off`): our PHBs have no IOMMU, so
-///   devices reach guest RAM at guest-physical addresses. Without it, and without an
-///   `ibm,dma-window`, a 6.12 pseries kernel dereferences a null table in `pci_dma_find()`
-///   while scanning the bus (seen in the nested run). Caveat: with it, `prom.c` ignores RAM
-///   above 2 GiB, so guests with PCI are limited to 2 GiB until the PHB offers a real
-///   `ibm,dma-window` (and the VMM answers `H_PUT_TCE`).
-pub(crate) fn write(
-    w: &mut TreeWriter,
-    d: &MachineDescription,
-    iommu_off: bool,
-) -> Result<(), Error> {
+///
+/// No `linux,iommu-off`: every PHB has a DMA window (`ibm,dma-window`, see `nodes::pci`), and
+/// with that property kernels whose early scan honours it ignore RAM above 2 GiB.
+pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription) -> Result<(), Error> {
     let n = w.begin("chosen")?;
     w.string("bootargs", &d.cmdline)?;
     if let Some(initrd) = d.initrd {
@@ -46,8 +39,5 @@ pub(crate) fn write(
         "ibm,architecture-vec-5",
         &architecture_vec5(d.mmu, d.interrupt_controller),
     )?;
-    if iommu_off {
-        w.bytes("linux,iommu-off", &[])?;
-    }
     w.end(n)
 }

@@ -10,11 +10,15 @@
 //!
 //! Compared with QEMU 11.1's node (reference run): same name, `compatible`, `device_type`,
 //! `reg`, cell counts, `bus-range`, `ibm,pci-config-space-type`, `used-by-rtas`, the IO and
-//! 32-bit `ranges`, and the same `interrupt-map` shape. Left out: the 64-bit window (no device
-//! uses it), `ibm,dma-window` and the DDW tokens (no IOMMU: virtio without ACCESS_PLATFORM
-//! uses guest-physical addresses; `/chosen/linux,iommu-off` says so) and the
-//! dynamic-reconfiguration (`ibm,drc-*`) properties (no hot-plug). MSI: `ibm,pe-total-#msi` is
-//! 0 (QEMU offers 0xd00), see [`write`].
+//! 32-bit `ranges`, the same `interrupt-map` shape, and the same DMA properties:
+//! `ibm,#dma-address-cells`/`ibm,#dma-size-cells` = 2 and `ibm,dma-window` = <LIOBN, bus
+//! address (2 cells), size (2 cells)> (read by `of_parse_dma_window()`), and for dynamic DMA
+//! windows `ibm,ddw-applicable` = <query, create, remove tokens> and `ibm,ddw-extensions` =
+//! <2, reset token, 1> (two extensions: `ibm,reset-pe-dma-window`, and 1 = the query answers
+//! in six cells with a 64-bit largest block; read by `enable_ddw()`, `query_ddw()` and
+//! `ddw_read_ext()`). Left out: the 64-bit MMIO window (no device uses it) and the
+//! dynamic-reconfiguration (`ibm,drc-*`) properties (no hot-plug). MSI: `ibm,pe-total-#msi`
+//! is 0 (QEMU offers 0xd00), see [`write`].
 
 use crate::error::Error;
 use crate::pci::{PciDeviceDescription, PhbDescription};
@@ -49,6 +53,17 @@ pub(crate) fn write(w: &mut TreeWriter, phb: &PhbDescription) -> Result<(), Erro
     w.cells("bus-range", &[0, 0xff])?;
     w.u32("ibm,pci-config-space-type", 1)?;
     w.null("used-by-rtas")?;
+    let dw = phb.dma_window;
+    w.u32("ibm,#dma-address-cells", 2)?;
+    w.u32("ibm,#dma-size-cells", 2)?;
+    let mut window = vec![dw.liobn];
+    window.extend(hi_lo(dw.bus_addr));
+    window.extend(hi_lo(dw.size));
+    w.cells("ibm,dma-window", &window)?;
+    if let Some(t) = phb.ddw {
+        w.cells("ibm,ddw-applicable", &[t.query, t.create, t.remove])?;
+        w.cells("ibm,ddw-extensions", &[2, t.reset, 1])?;
+    }
 
     let mut ranges = Vec::with_capacity(14);
     for (code, win) in [(SS_IO, phb.io), (SS_MEM32, phb.mem32)] {

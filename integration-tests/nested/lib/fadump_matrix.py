@@ -46,6 +46,10 @@ CASES = {
                      "a second sysrq crash in the capture kernel before release", True),
     "unregistered": (["--cpus", "2", "--crash", "unregistered"],
                      "no fadump=on: the crash reboots plainly, no dump", True),
+    "hosting-8g": (["--cpus", "2", "--crash", "sysrq", "--memory", "8G", "--crashkernel", "1024M",
+                    "--append", "kernelcore=4G", "--save", "sparse", "--timeout", "2400"],
+                   "8 GiB guest, 1 GiB boot memory; kernelcore=4G puts user pages (the "
+                   "pattern) above 4 GiB; vmcore saved sparse", False),
     "linux-6.1": (["--cpus", "2", "--crash", "sysrq", "--guest-kernel", "6.1"],
                   "Linux 6.1 guest (pre-6.10 layout, FADMPINF), sysrq c", False),
     "hash-powernv": (["--cpus", "2", "--crash", "sysrq", "--l0", "powernv", "--mmu", "hash",

@@ -45,6 +45,7 @@ CASE_TRAITS = {
     "hardlockup": {"fadump", "lkdtm", "sysrq", "smp", "radix"},
     "second-crash": {"fadump", "sysrq", "smp", "radix"},
     "unregistered": {"sysrq", "smp", "radix"},
+    "hosting-8g": {"fadump", "sysrq", "smp", "radix"},
     "linux-6.1": {"fadump", "sysrq", "smp", "radix"},
     "hash-powernv": {"fadump", "sysrq", "smp", "hash"},
     "kdump-sysrq": {"kdump", "sysrq", "smp", "radix"},

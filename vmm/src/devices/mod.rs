@@ -32,6 +32,7 @@
 
 pub mod disk_spec;
 pub mod irq;
+pub mod kvm_tce;
 pub mod phb;
 pub mod virtio_blk;
 

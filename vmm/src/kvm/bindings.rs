@@ -37,6 +37,7 @@ pub const KVM_EXIT_SYSTEM_EVENT: u32 = 24;
 pub const KVM_CAP_NR_VCPUS: u32 = 9;
 pub const KVM_CAP_PPC_UNSET_IRQ: u32 = 53;
 pub const KVM_CAP_PPC_IRQ_LEVEL: u32 = 58;
+pub const KVM_CAP_SPAPR_TCE: u32 = 63;
 pub const KVM_CAP_PPC_SMT: u32 = 64;
 pub const KVM_CAP_MAX_VCPUS: u32 = 66;
 pub const KVM_CAP_PPC_PAPR: u32 = 68;
@@ -46,9 +47,11 @@ pub const KVM_CAP_PPC_ALLOC_HTAB: u32 = 80;
 pub const KVM_CAP_PPC_HTAB_FD: u32 = 84;
 pub const KVM_CAP_PPC_RTAS: u32 = 91;
 pub const KVM_CAP_IRQ_XICS: u32 = 92;
+pub const KVM_CAP_SPAPR_MULTITCE: u32 = 94;
 pub const KVM_CAP_PPC_FIXUP_HCALL: u32 = 103;
 pub const KVM_CAP_PPC_ENABLE_HCALL: u32 = 104;
 pub const KVM_CAP_PPC_HWRNG: u32 = 115;
+pub const KVM_CAP_SPAPR_TCE_64: u32 = 125;
 pub const KVM_CAP_MAX_VCPU_ID: u32 = 128;
 pub const KVM_CAP_PPC_MMU_RADIX: u32 = 134;
 pub const KVM_CAP_PPC_MMU_HASH_V3: u32 = 135;
@@ -275,6 +278,21 @@ pub struct kvm_ppc_cpu_char {
     pub behaviour: u64,
     pub character_mask: u64,
     pub behaviour_mask: u64,
+}
+
+/// `KVM_CREATE_SPAPR_TCE_64` (`KVM_CAP_SPAPR_TCE_64`): an in-kernel TCE table for one DMA
+/// window, so `H_PUT_TCE`/`H_GET_TCE` (and, once enabled, `H_PUT_TCE_INDIRECT`/`H_STUFF_TCE`)
+/// on `liobn` are served inside KVM. `offset` and `size` are in IOMMU pages of
+/// `2^page_shift` bytes; the window is bus addresses `offset << page_shift ..
+/// (offset + size) << page_shift`. The ioctl returns an fd; closing it removes the table.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct kvm_create_spapr_tce_64 {
+    pub liobn: u64,
+    pub page_shift: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub size: u64,
 }
 
 /// `KVM_PPC_RTAS_DEFINE_TOKEN`: lets the kernel serve an RTAS call (the XICS ones).

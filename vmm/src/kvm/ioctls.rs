@@ -69,6 +69,7 @@ kvm_ioctls! {
     KVM_ENABLE_CAP = iow(0xa3, kvm_enable_cap);
     KVM_PPC_GET_SMMU_INFO = ior(0xa6, kvm_ppc_smmu_info);
     KVM_PPC_ALLOCATE_HTAB = iowr(0xa7, u32);
+    KVM_CREATE_SPAPR_TCE_64 = iow(0xa8, kvm_create_spapr_tce_64);
     KVM_PPC_GET_HTAB_FD = iow(0xaa, kvm_get_htab_fd);
     KVM_PPC_RTAS_DEFINE_TOKEN = iow(0xac, kvm_rtas_token_args);
     KVM_PPC_CONFIGURE_V3_MMU = iow(0xaf, kvm_ppc_mmuv3_cfg);
@@ -120,6 +121,7 @@ mod tests {
             ("KVM_ENABLE_CAP", 0x8068aea3),
             ("KVM_PPC_GET_SMMU_INFO", 0x4250aea6),
             ("KVM_PPC_ALLOCATE_HTAB", 0xc004aea7),
+            ("KVM_CREATE_SPAPR_TCE_64", 0x8020aea8),
             ("KVM_PPC_GET_HTAB_FD", 0x8020aeaa),
             ("KVM_GET_ONE_REG", 0x8010aeab),
             ("KVM_SET_ONE_REG", 0x8010aeac),

@@ -177,6 +177,17 @@ fn c_source() -> String {
     );
     fields!(
         a,
+        "struct kvm_create_spapr_tce_64",
+        kvm_create_spapr_tce_64 {
+            liobn,
+            page_shift,
+            flags,
+            offset,
+            size
+        }
+    );
+    fields!(
+        a,
         "struct kvm_rtas_token_args",
         kvm_rtas_token_args { name, token }
     );

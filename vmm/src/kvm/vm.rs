@@ -77,6 +77,19 @@ impl VmFd {
         self.enable_cap(&cap)
     }
 
+    /// `KVM_CREATE_SPAPR_TCE_64`: an in-kernel TCE table for one DMA window (see
+    /// [`kvm_create_spapr_tce_64`]). The returned file owns the table: KVM serves the TCE
+    /// hcalls on `args.liobn` until it is closed.
+    pub fn create_spapr_tce_64(&self, args: &kvm_create_spapr_tce_64) -> Result<File> {
+        // SAFETY: the kernel reads a kvm_create_spapr_tce_64 of the right layout from `args`.
+        let fd = unsafe { ioctl_with_ref(&self.vm, KVM_CREATE_SPAPR_TCE_64, args) };
+        if fd < 0 {
+            return Err(errno::Error::last());
+        }
+        // SAFETY: on success the return value is a new fd that we now own.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// `KVM_CREATE_VCPU` plus the `kvm_run` mapping.
     pub fn create_vcpu(&self, id: u64) -> Result<VcpuFd> {
         // SAFETY: the id is passed by value; on success a new fd owned by nobody else.

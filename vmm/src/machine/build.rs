@@ -10,6 +10,8 @@ use crate::config::{MmuMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
 use crate::devices::irq::{configure_lsis, KvmIrqLine};
+use crate::devices::kvm_tce::KvmTces;
+use crate::devices::phb::ddw::DDW_CALLS;
 use crate::devices::phb::rtas::PCI_CONFIG_CALLS;
 use crate::devices::phb::Phb;
 use crate::error::{kvm_err, Error};
@@ -44,6 +46,8 @@ const XICS_RTAS_CALLS: [RtasCall; 4] = [
 struct Caps {
     cpu_char: Option<kvm_ppc_cpu_char>,
     ail_mode_3: bool,
+    /// In-kernel TCE tables (`KVM_CAP_SPAPR_TCE_64`).
+    spapr_tce_64: bool,
 }
 
 impl Machine {
@@ -55,7 +59,7 @@ impl Machine {
         let mem = map_memory(&vm, config.memory)?;
         let (mmu, rma_size) = hash::setup_mmu(&vm, config.mmu, config.memory)?;
         let xics = create_xics(&vm, config.cpus)?;
-        let phbs = create_phbs(&vm, &mem, &config)?;
+        let phbs = create_phbs(&vm, &mem, &config, caps.spapr_tce_64)?;
         configure_lsis(&xics, &phbs)?;
         let (fds, pvr) = create_vcpus(&vm, &xics, config.cpus)?;
         let cpu = cpu_model(pvr, mmu);
@@ -128,8 +132,10 @@ fn check_caps(vm: &VmFd, config: &VmConfig) -> Result<Caps, Error> {
             config.cpus
         )));
     }
+    let multitce = vm.check_extension(KVM_CAP_SPAPR_MULTITCE);
     if vm.check_extension(KVM_CAP_PPC_ENABLE_HCALL) {
-        for h in crate::hcall::kernel_when_enabled() {
+        let kernel_has = |h: &crate::hcall::Hcall| multitce || !crate::hcall::MULTI_TCE.contains(h);
+        for h in crate::hcall::kernel_when_enabled().filter(kernel_has) {
             if let Err(e) = vm.enable_hcall(h.nr(), true) {
                 debug!("in-kernel {}: {e}", h.name());
             }
@@ -140,9 +146,16 @@ fn check_caps(vm: &VmFd, config: &VmConfig) -> Result<Caps, Error> {
     } else {
         None
     };
+    let spapr_tce_64 = vm.check_extension(KVM_CAP_SPAPR_TCE_64);
+    info!(
+        "TCE tables: {}; multi-TCE hcalls: {}",
+        if spapr_tce_64 { "in KVM" } else { "in the VMM" },
+        if multitce { "in KVM" } else { "in the VMM" }
+    );
     Ok(Caps {
         cpu_char,
         ail_mode_3: vm.check_extension(KVM_CAP_PPC_AIL_MODE_3),
+        spapr_tce_64,
     })
 }
 
@@ -192,16 +205,26 @@ fn create_xics(vm: &VmFd, cpus: u32) -> Result<DeviceFd, Error> {
     Ok(xics)
 }
 
-/// One PCI host bridge carrying the `--disk`s (none without disks).
-fn create_phbs(vm: &VmFd, mem: &GuestMemory, config: &VmConfig) -> Result<Vec<Phb>, Error> {
+/// One PCI host bridge carrying the `--disk`s (none without disks); its TCE tables in KVM
+/// when `kernel_tces`.
+fn create_phbs(
+    vm: &VmFd,
+    mem: &GuestMemory,
+    config: &VmConfig,
+    kernel_tces: bool,
+) -> Result<Vec<Phb>, Error> {
     if config.disks.is_empty() {
         return Ok(Vec::new());
     }
-    let irq = KvmIrqLine::new(
+    let dup = || {
         vm.try_clone()
-            .map_err(|e| Error::Runtime(format!("dup VM fd: {e}")))?,
-    );
-    let phb = build_pci(mem, &config.disks, Arc::new(irq))?;
+            .map_err(|e| Error::Runtime(format!("dup VM fd: {e}")))
+    };
+    let irq = KvmIrqLine::new(dup()?);
+    let mut phb = build_pci(mem, &config.disks, Arc::new(irq))?;
+    if kernel_tces {
+        phb.use_kernel_tces(Arc::new(KvmTces::new(dup()?)));
+    }
     for slot in phb.occupied_slots() {
         info!(
             "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x})",
@@ -292,7 +315,7 @@ fn build_rtas(
             .map_err(kvm_err("define XICS RTAS token"))?;
     }
     if has_pci {
-        for call in PCI_CONFIG_CALLS {
+        for call in PCI_CONFIG_CALLS.into_iter().chain(DDW_CALLS) {
             rtas.enable_machine_call(call);
         }
     }

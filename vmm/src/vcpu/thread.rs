@@ -3,6 +3,7 @@
 
 use super::handle::{Next, VcpuBody, VcpuControl};
 use super::state::StartRequest;
+use crate::devices::phb::tce::{TceCall, TceError};
 use crate::events::MachineEvent;
 use crate::hcall::{HcallHandler, HcallOps};
 use crate::kvm::bindings::*;
@@ -355,6 +356,9 @@ impl HcallOps for VcpuOps<'_> {
     }
     fn rtas(&mut self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
         self.partition.rtas(vcpu, args_addr)
+    }
+    fn tce(&mut self, call: TceCall) -> Result<u64, TceError> {
+        self.partition.tce_call(call)
     }
 }
 

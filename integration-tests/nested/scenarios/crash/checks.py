@@ -52,20 +52,52 @@ def saved_bytes(r):
 
 def cut_vmcore(r):
     """The dump the capture kernel wrote raw at the start of the export disk, as RUN/vmcore
-    (a --recheck of a run whose export image was already dropped reuses its vmcore)."""
+    (a --recheck of a run whose export image was already dropped reuses its vmcore). Copied
+    sparse: all-zero chunks become holes (a hosting-size guest's vmcore is mostly untouched,
+    zero RAM), so the file reads back the same and costs only the data on disk."""
     n = saved_bytes(r)
     if not n:
         return
     if os.path.exists(r.path("export.img")):
+        chunk_size = 1 << 20
         with open(r.path("export.img"), "rb") as src, open(r.path("vmcore"), "wb") as dst:
             left = n
             while left:
-                chunk = src.read(min(left, 1 << 24))
+                chunk = src.read(min(left, chunk_size))
                 if not chunk:
                     break
-                dst.write(chunk)
+                if chunk.count(0) == len(chunk):
+                    dst.seek(len(chunk), os.SEEK_CUR)
+                else:
+                    dst.write(chunk)
                 left -= len(chunk)
+            dst.truncate(n - left)
     r.show(f"vmcore: {r.path('vmcore')} ({n} bytes)")
+
+
+def memory_bytes(r):
+    """The guest's --memory from the VMM arguments."""
+    m = re.search(r"--memory (\d+)([MG])", r.args)
+    return int(m.group(1)) << (20 if m.group(2) == "M" else 30) if m else 0
+
+
+def pattern_phys(r):
+    return [int(m, 16) for m in
+            (re.search(r"phys=0x([0-9a-f]+)", ln).group(1) for ln in r.grep(PATTERN_PAGE)
+             if "GUEST-RUN" not in ln)]
+
+
+def dump_covers_ram(r):
+    """The PT_LOAD headers vmcore-save printed cover RAM up to its end (minus what the
+    crashed kernel reserved for the dump itself, which fadump leaves out)."""
+    loads = [(int(a, 16), int(b, 16)) for a, b in
+             (re.search(r"paddr=0x([0-9a-f]+) memsz=0x([0-9a-f]+)", ln).groups()
+              for ln in r.grep(r"GUEST-SAVE VMCORE-SAVE-LOAD paddr="))]
+    r.values["loads"] = loads
+    return bool(loads) and max(a + b for a, b in loads) == memory_bytes(r)
+
+
+HIGH = 4 << 30
 
 
 def is_elf64_core(r):
@@ -194,6 +226,12 @@ CHECKS = [
           when=fadump),
     Check("pattern pages recorded with physical addresses", lambda r: pattern_pages(r) >= 4,
           when=captured),
+    # A guest of hosting size: some pattern pages above 4 GiB (drgn then reads them back from
+    # the vmcore with the others).
+    Check(lambda r: f"pattern pages above 4 GiB: {sum(p >= HIGH for p in pattern_phys(r))} "
+                    f"of {pattern_pages(r)}",
+          lambda r: any(p >= HIGH for p in pattern_phys(r)),
+          when=lambda r: captured(r) and memory_bytes(r) > HIGH),
     # What the crashing kernel says about stopping the other CPU (kexec/crash.c), and how our
     # VMM answered the NMI IPI (H_SIGNAL_SYS_RESET) it tried first.
     show_lines(r"Sending IPI to other CPUs|IPI complete|cpu\(s\) not responding|Activate "
@@ -226,6 +264,11 @@ CHECKS = [
     Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
                     "virtio-blk disk",
           lambda r: (saved_bytes(r) or 0) > 0, when=captured),
+    Check("--save sparse: vmcore-save read the whole vmcore and its PT_LOADs reach the end of RAM",
+          lambda r: dump_covers_ram(r) and r.has(rf"VMCORE-SAVE-DONE read={saved_bytes(r)} "),
+          when=lambda r: captured(r) and r.setting("vmm-save") == "sparse"),
+    show_lines(r"VMCORE-SAVE-DONE", label="VMCORE-SAVE-DONE",
+               when=lambda r: captured(r) and r.setting("vmm-save") == "sparse"),
     Step(cut_vmcore, when=captured),
     Check("vmcore on the host is an ELF64 core", is_elf64_core,
           when=lambda r: captured(r) and (saved_bytes(r) or 0) > 0),

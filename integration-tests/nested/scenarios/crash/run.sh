@@ -82,7 +82,13 @@ if ready 1; then
             guest_step 300 "$(cat "$P"/vmm-guest-cmd)" || echo "NESTED-GUEST-CMD-TIMEOUT"
         fi
         # Save the dump raw onto the VMM's virtio-blk disk (L1's export disk underneath).
-        guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+        # --save sparse: every byte read, only non-zero blocks written (vmcore-save).
+        if [ "$(cat "$P"/vmm-save 2>/dev/null || echo dd)" = sparse ]; then
+            save='vmcore-save /proc/vmcore /dev/vda 2>&1 | sed "s/^/GUEST-SAVE /"'
+        else
+            save='dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"'
+        fi
+        guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); '"$save"'; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
         if [ "$capture" = kdump ]; then
             # kdump's way back: the kdump kernel reboots (our VMM resets the machine and boots
             # the production kernel), whose /init loads the crash kernel again.

@@ -15,6 +15,16 @@ case "$crash" in
 esac
 peer=0
 memory="${memory:-1536M}"
+# A guest of hosting size: the export disk holds its whole vmcore (RAM + headers), and L1 gets
+# room for what the guest touches (its kernel and pattern pages, the boot memory fadump keeps,
+# the capture kernel) beside itself. Untouched guest RAM costs L1 nothing: reads of it, as the
+# capture kernel's save does, map the zero page.
+mem_mib="${memory%[MG]}"
+case "$memory" in *G) mem_mib=$((mem_mib * 1024)) ;; esac
+if [ "$mem_mib" -gt 2048 ]; then
+    out_size="${out_size:-$(( mem_mib / 1024 + 2 ))G}"
+    l1_mem="${l1_mem:-6G}"
+fi
 vmm_choices="ours qemu-sid"
 # The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
 disks=" --disk path=/dev/vda"

@@ -11,8 +11,13 @@
 //! `0x2000_8000_0000`, 2 GiB).
 
 pub mod config;
+pub mod ddw;
+pub mod dma;
 pub mod rtas;
+pub mod tce;
 
+#[cfg(test)]
+mod dma_tests;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +27,8 @@ use log::debug;
 
 use crate::devices::PciDevice;
 use config::CONFIG_SPACE_SIZE;
+use dma::DmaWindows;
+use tce::{KernelTces, NoKernelTces};
 
 /// BUID of the first PHB (QEMU's `SPAPR_PCI_BASE_BUID`); PHB `n` has BUID + n.
 pub const BASE_BUID: u64 = 0x0800_0000_2000_0000;
@@ -46,6 +53,8 @@ pub trait IrqLine: Send + Sync {
 /// Where the PHB sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhbConfig {
+    /// Which PHB of the machine (0 for the first): picks its LIOBNs ([`dma::liobn`]).
+    pub index: u32,
     pub buid: u64,
     pub mem32_pci_base: u64,
     pub mem32_cpu_base: u64,
@@ -61,6 +70,7 @@ impl PhbConfig {
     pub fn qemu_like(index: u32) -> Self {
         let i = u64::from(index);
         Self {
+            index,
             buid: BASE_BUID + i,
             mem32_pci_base: MEM32_PCI_BASE,
             mem32_cpu_base: MEM32_CPU_BASE + i * 0x1_0000_0000,
@@ -100,6 +110,8 @@ pub struct Phb {
     /// Next free PCI bus address in the 32-bit window.
     next_bar: u64,
     irq: Arc<dyn IrqLine>,
+    /// The DMA windows and their TCE tables.
+    dma: DmaWindows,
 }
 
 impl std::fmt::Debug for Phb {
@@ -135,7 +147,22 @@ impl Phb {
             slots: (0..SLOTS).map(|_| None).collect(),
             next_bar: cfg.mem32_pci_base,
             irq,
+            dma: DmaWindows::new(cfg.index, Arc::new(NoKernelTces)),
         }
+    }
+
+    /// Keeps the TCE tables in KVM from now on where `kernel` can make them.
+    pub fn use_kernel_tces(&mut self, kernel: Arc<dyn KernelTces>) {
+        self.dma.set_kernel_tces(kernel);
+    }
+
+    /// The DMA windows.
+    pub fn dma(&self) -> &DmaWindows {
+        &self.dma
+    }
+
+    pub fn dma_mut(&mut self) -> &mut DmaWindows {
+        &mut self.dma
     }
 
     pub fn config(&self) -> &PhbConfig {
@@ -345,8 +372,10 @@ impl Phb {
     }
 
     /// Power-on reset (system-reboot, fadump reboot): every device resets, its header returns
-    /// to the firmware-placed state, and every LSI is lowered.
+    /// to the firmware-placed state, every LSI is lowered, and the DMA windows go back to the
+    /// default window with every TCE unmapped.
     pub fn reset(&mut self) {
+        self.dma.reset();
         let cfg = self.cfg;
         for (slot, s) in self.slots.iter_mut().enumerate() {
             let Some(s) = s else { continue };
@@ -360,9 +389,13 @@ impl Phb {
         }
     }
 
-    /// What the device tree must say about this PHB and its devices.
+    /// What the device tree must say about this PHB and its devices: its power-on DMA window
+    /// (`ibm,dma-window`) and the DDW calls' tokens among the rest.
     pub fn description(&self) -> devicetree::pci::PhbDescription {
-        use devicetree::pci::{BarAssignment, PciDeviceDescription, PciWindow};
+        use devicetree::pci::{
+            BarAssignment, DdwTokens, DmaWindowDescription, PciDeviceDescription, PciWindow,
+        };
+        use firmware::rtas::RtasCall;
         let devices = self
             .slots
             .iter()
@@ -404,6 +437,20 @@ impl Phb {
                 size: self.cfg.io_size,
             },
             lsi_base: self.cfg.lsi_base,
+            dma_window: {
+                let g = self.dma.default_geometry();
+                DmaWindowDescription {
+                    liobn: g.liobn,
+                    bus_addr: g.bus_offset,
+                    size: g.size(),
+                }
+            },
+            ddw: Some(DdwTokens {
+                query: RtasCall::IbmQueryPeDmaWindow.token(),
+                create: RtasCall::IbmCreatePeDmaWindow.token(),
+                remove: RtasCall::IbmRemovePeDmaWindow.token(),
+                reset: RtasCall::IbmResetPeDmaWindow.token(),
+            }),
             devices,
         }
     }

@@ -10,7 +10,7 @@ use crate::devices::PciDevice;
 
 /// Records every `set_level` call.
 #[derive(Default)]
-struct Lines(Mutex<Vec<(u32, bool)>>);
+pub(super) struct Lines(Mutex<Vec<(u32, bool)>>);
 
 impl IrqLine for Lines {
     fn set_level(&self, irq: u32, level: bool) {
@@ -33,7 +33,7 @@ struct Seen {
 }
 
 /// A device with the given BARs that records its accesses and raises INTx while `pending`.
-struct Fake {
+pub(super) struct Fake {
     cfg: ConfigSpace,
     seen: Arc<Mutex<Seen>>,
 }
@@ -100,7 +100,7 @@ impl PciDevice for Fake {
     }
 }
 
-fn phb_with(devs: Vec<(u8, Box<Fake>)>) -> (Phb, Arc<Lines>) {
+pub(super) fn phb_with(devs: Vec<(u8, Box<Fake>)>) -> (Phb, Arc<Lines>) {
     let lines = Arc::new(Lines::default());
     let mut phb = Phb::new(PhbConfig::qemu_like(0), lines.clone());
     for (slot, d) in devs {
@@ -111,14 +111,14 @@ fn phb_with(devs: Vec<(u8, Box<Fake>)>) -> (Phb, Arc<Lines>) {
 
 // ---- RTAS plumbing -------------------------------------------------------------------------
 
-const ARGS_AT: u64 = 0x1000;
+pub(super) const ARGS_AT: u64 = 0x1000;
 
 fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap()
 }
 
 /// Writes an argument block (token, nargs, nret, args, zeroed rets) and decodes it.
-fn args(m: &GuestMemoryMmap, call: RtasCall, a: &[u32], nret: u32) -> RtasArgs {
+pub(super) fn args(m: &GuestMemoryMmap, call: RtasCall, a: &[u32], nret: u32) -> RtasArgs {
     let mut cells = vec![call.token(), a.len() as u32, nret];
     cells.extend_from_slice(a);
     cells.extend(std::iter::repeat_n(0xdead_beef, nret as usize));
@@ -127,7 +127,7 @@ fn args(m: &GuestMemoryMmap, call: RtasCall, a: &[u32], nret: u32) -> RtasArgs {
     RtasArgs::read(m, ARGS_AT).unwrap()
 }
 
-fn rets(m: &GuestMemoryMmap, a: &RtasArgs) -> Vec<u32> {
+pub(super) fn rets(m: &GuestMemoryMmap, a: &RtasArgs) -> Vec<u32> {
     (0..a.nret)
         .map(|i| {
             let mut b = [0u8; 4];
@@ -155,7 +155,7 @@ fn call(
     (handled, rets(m, &a))
 }
 
-fn buid_cells() -> (u32, u32) {
+pub(super) fn buid_cells() -> (u32, u32) {
     ((BASE_BUID >> 32) as u32, BASE_BUID as u32)
 }
 
