@@ -9,12 +9,13 @@
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours|6.1] [--cpus N]
 #                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
 #                                            [--memory SIZE (1G; crash mode 1536M)] [--no-peer]
+#                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
 #                                                     |kdump|kdump-hardlockup]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
-#                                            [--crashkernel SIZE] [--save dd|sparse] [--l1-mem SIZE]
+#                                            [--save dd|sparse]
 #   integration-tests/nested/boot-our-vmm.sh --recheck RUN_DIR   (the checks only, on a past run)
 #
 # --guest-kernel ours (default) builds guests/kernel (cached), `6.1` its --series 6.1; `debian` boots the L1 kernel
@@ -172,7 +173,7 @@ save_bin="$("$repo/guests/pattern/build.sh" vmcore-save)"
     --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench" "${l2_add[@]}"
 
 # The settings, in the run directory (lib/checks.py and --recheck read them) and in the payload.
-echo "--kernel /payload/guest/vmlinux --initramfs /payload/guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg" > "$run/vmm-args"
+echo "--kernel /payload/guest/vmlinux --initramfs /payload/guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg${VMM_PRESERVE:+ --fadump-preserve $VMM_PRESERVE}" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"

@@ -3,8 +3,11 @@
 //!
 //! Run: `cargo test -p integration-tests --test pseries_bench` (prints one line per case).
 
-use firmware::fadump::{FadumpState, HptEntry, CMD_INVALIDATE, CMD_REGISTER, CMD_UNREGISTER};
+use firmware::fadump::{
+    FadumpState, HptEntry, PoisonPreserver, CMD_INVALIDATE, CMD_REGISTER, CMD_UNREGISTER,
+};
 use firmware::rtas::{RtasAction, RtasCall};
+use firmware::GuestRange;
 use firmware::Reg;
 use integration_tests::bench::{ensure, Bench, CaseResult};
 use integration_tests::linux::pt_regs::PtRegs;
@@ -17,6 +20,8 @@ use integration_tests::pseries::guest::{Guest, RTAS_ENTRY};
 use integration_tests::pseries::KernelGen;
 
 const MIB: u64 = 1 << 20;
+/// What [`PoisonPreserver`] writes over boot memory after preserving it.
+const POISON: u8 = 0xa5;
 
 struct Cycle {
     gen: KernelGen,
@@ -30,9 +35,30 @@ struct Cycle {
     hpt: Vec<HptEntry>,
 }
 
+/// How the bench machine preserves boot memory, and for which host huge-page size the
+/// firmware pads the advertised CPU state (0: no padding).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Preserve {
+    Copy,
+    /// Copy, then overwrite every source byte the firmware need not keep.
+    Poison {
+        dest_alignment: u64,
+    },
+}
+
 /// Returns the guest after the capture kernel accepted the dump, plus the vmcore.
 fn run_cycle(c: &Cycle) -> Result<(Guest, capture_kernel::Vmcore, String), String> {
+    run_cycle_with(c, Preserve::Copy)
+}
+
+fn run_cycle_with(
+    c: &Cycle,
+    how: Preserve,
+) -> Result<(Guest, capture_kernel::Vmcore, String), String> {
     let mut g = Guest::new(&c.ram, c.ncpus, c.hpte_capacity);
+    if let Preserve::Poison { dest_alignment } = how {
+        g.rtas.fadump_mut().set_dest_alignment(dest_alignment);
+    }
     g.hpt = c.hpt.clone();
     pattern::fill(&g.mem, 0x5eed_0000 ^ c.ncpus as u64);
     for s in &c.stopped {
@@ -84,10 +110,37 @@ fn run_cycle(c: &Cycle) -> Result<(Guest, capture_kernel::Vmcore, String), Strin
     ensure(message == "OS panic: sysrq triggered crash", || {
         format!("message {message:?}")
     })?;
-    let report = g.machine_handles_crash(c.crashing_cpu);
+    let mut poison = PoisonPreserver::new(POISON);
+    let report = match how {
+        Preserve::Copy => g.machine_handles_crash(c.crashing_cpu),
+        Preserve::Poison { .. } => g.machine_handles_crash_with(c.crashing_cpu, &mut poison),
+    };
     ensure(!report.has_errors(), || {
         format!("dump errors: {:?}", report.sections)
     })?;
+    // Boot memory the poisoner may overwrite: every moved source but the in-place sections.
+    let in_place: Vec<GuestRange> = reg
+        .sections
+        .iter()
+        .filter(|s| s.source == s.dest)
+        .filter_map(|s| GuestRange::new(s.source, s.len))
+        .collect();
+    let poisonable: Vec<(u64, u64)> = match how {
+        Preserve::Copy => Vec::new(),
+        Preserve::Poison { .. } => reg
+            .sections
+            .iter()
+            .filter(|s| s.data_type == TYPE_RMR)
+            .filter_map(|s| GuestRange::new(s.source, s.len))
+            .flat_map(|r| r.subtract(&in_place))
+            .map(|r| (r.start(), r.end()))
+            .collect(),
+    };
+    ensure(
+        how == Preserve::Copy
+            || poison.poisoned == poisonable.iter().map(|(s, e)| e - s).sum::<u64>(),
+        || format!("{} bytes poisoned", poison.poisoned),
+    )?;
     ensure(report.status == 0xc000, || {
         format!("status {:#x}", report.status)
     })?;
@@ -101,7 +154,8 @@ fn run_cycle(c: &Cycle) -> Result<(Guest, capture_kernel::Vmcore, String), Strin
     for ((start, old), (_, new)) in before.iter().zip(pattern::snapshot(&g.mem)) {
         for (i, (a, b)) in old.iter().zip(&new).enumerate() {
             let addr = start + i as u64;
-            if a != b && !dests.iter().any(|(d, e)| addr >= *d && addr < *e) {
+            let allowed = dests.iter().chain(&poisonable);
+            if a != b && !allowed.clone().any(|(d, e)| addr >= *d && addr < *e) {
                 return Err(format!("firmware wrote outside destinations at {addr:#x}"));
             }
         }
@@ -354,6 +408,73 @@ fn scenarios(b: &mut Bench) {
             Ok("os-term returns 0, REGISTER -10, dump survives reboot".into())
         },
     );
+    // Zero-copy preservation: the firmware pads the advertised CPU state so Linux's boot-memory
+    // destinations land on a 2 MiB boundary, and the source is poisoned after the dump: the
+    // capture side (vmcore, vmcoreinfo, the in-place parameter area) must read only what was
+    // preserved or kept.
+    for (name, c) in [
+        (
+            "linux-6.12 poisoned: boot regions across holes + param area, 2 MiB-aligned destinations",
+            Cycle {
+                gen: KernelGen::V6_12,
+                ram: vec![(0, 64 * MIB), (96 * MIB, 96 * MIB), (256 * MIB, 256 * MIB)],
+                ncpus: 4,
+                boot_mem: 192 * MIB,
+                param: Some(512 * MIB - 0x800),
+                crashing_cpu: 1,
+                stopped: vec![],
+                hpte_capacity: 0,
+                hpt: vec![],
+            },
+        ),
+        (
+            "linux-6.12 poisoned: param area inside boot memory (hash layout) stays in place",
+            Cycle {
+                gen: KernelGen::V6_12,
+                ram: vec![(0, 320 * MIB)],
+                ncpus: 2,
+                boot_mem: 96 * MIB,
+                param: Some(40 * MIB),
+                crashing_cpu: 0,
+                stopped: vec![],
+                hpte_capacity: 4096,
+                hpt: vec![],
+            },
+        ),
+        (
+            "linux-6.1 poisoned: 3 sections, 2 MiB-aligned destination",
+            Cycle {
+                gen: KernelGen::V6_1,
+                ram: vec![(0, 384 * MIB)],
+                ncpus: 4,
+                boot_mem: 128 * MIB,
+                param: None,
+                crashing_cpu: 2,
+                stopped: vec![],
+                hpte_capacity: 0,
+                hpt: vec![],
+            },
+        ),
+    ] {
+        b.case(name, move || {
+            const G: u64 = 2 * MIB;
+            let (_, vm, d) = run_cycle_with(&c, Preserve::Poison { dest_alignment: G })?;
+            let rmr: Vec<_> = vm.sections.iter().filter(|s| s.data_type == TYPE_RMR).collect();
+            ensure(!rmr.is_empty(), || "no boot-memory section".into())?;
+            for s in rmr {
+                ensure(s.dest % G == 0, || {
+                    format!("boot memory {:#x} lands at {:#x}, not 2 MiB-aligned", s.source, s.dest)
+                })?;
+            }
+            let cpu = vm.sections.iter().find(|s| s.data_type == TYPE_CPU).unwrap();
+            let hpte = vm.sections.iter().find(|s| s.data_type == TYPE_HPTE).unwrap();
+            // Both areas need less than G here: the padding rounds them up to exactly G.
+            ensure(cpu.len + hpte.len == G, || {
+                format!("cpu {:#x} + hpte {:#x}", cpu.len, hpte.len)
+            })?;
+            Ok(format!("{d}, source poisoned"))
+        });
+    }
     b.case("guest that never registered crashes: plain os-term", || {
         let mut g = Guest::new(&[(0, 64 * MIB)], 2, 0);
         g.write(first_kernel::OS_TERM_MSG_ADDR, b"OS panic: no fadump\0");

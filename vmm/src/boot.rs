@@ -5,7 +5,9 @@
 
 use crate::error::Error;
 use crate::layout::{Layout, FDT_MAX_SIZE};
-use crate::loader::Ppc64Elf;
+use crate::loader::{LoadedKernel, Ppc64Elf};
+use crate::memory::staged::Staging;
+use crate::memory::GuestMemory;
 use crate::rtas_blob::write_rtas_stub;
 use devicetree::{
     CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
@@ -79,15 +81,17 @@ pub struct BootImage {
     pub kernel_written: u64,
     /// How long each part of the load took (the capture boot's set-up is on the crash path).
     pub timings: LoadTimings,
+    /// The kernel and initramfs came from [`StagedImages`] (moved in, not written).
+    pub staged: bool,
     pub kernel_end: u64,
     pub dtb_len: usize,
 }
 
-/// Loads `spec` into `mem`.
 /// Where [`load`] spends its time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadTimings {
-    /// The kernel's segments copied (and their tails zeroed) into guest memory.
+    /// The kernel's segments copied (and their tails zeroed) into guest memory, or the staged
+    /// pages moved in.
     pub kernel: std::time::Duration,
     /// The initramfs and the RTAS stub written.
     pub initrd: std::time::Duration,
@@ -95,8 +99,20 @@ pub struct LoadTimings {
     pub fdt: std::time::Duration,
 }
 
+/// Loads `spec` into `mem`.
 pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
     let t = std::time::Instant::now();
+    let (kernel, layout, kernel_done) = load_images(mem, spec, t)?;
+    finish(mem, spec, kernel, layout, t, kernel_done)
+}
+
+/// The kernel and the initramfs written; returns the kernel, the layout around it and when the
+/// kernel was done.
+fn load_images<M: GuestMemoryBackend>(
+    mem: &M,
+    spec: &BootSpec<'_>,
+    t: std::time::Instant,
+) -> Result<(LoadedKernel, Layout, std::time::Duration), Error> {
     let images = spec.images;
     let kernel = Ppc64Elf::load_kernel(mem, 0, &mut Cursor::new(images.kernel.as_slice()))
         .map_err(|err| Error::Kernel {
@@ -104,17 +120,32 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
             err,
         })?;
     let kernel_done = t.elapsed();
-    let initrd = images.initramfs.as_ref();
-    let layout = Layout::new(
-        spec.memory,
-        spec.rma_size,
-        kernel.end.0,
-        initrd.map(|d| d.len() as u64),
-    )?;
-    if let (Some(data), Some(r)) = (initrd, layout.initrd) {
+    let layout = layout_for(spec, &kernel)?;
+    if let (Some(data), Some(r)) = (images.initramfs.as_ref(), layout.initrd) {
         mem.write_slice(data, r.start_addr())
             .map_err(|e| Error::Memory(e.to_string()))?;
     }
+    Ok((kernel, layout, kernel_done))
+}
+
+fn layout_for(spec: &BootSpec<'_>, kernel: &LoadedKernel) -> Result<Layout, Error> {
+    Ok(Layout::new(
+        spec.memory,
+        spec.rma_size,
+        kernel.end.0,
+        spec.images.initramfs.as_ref().map(|d| d.len() as u64),
+    )?)
+}
+
+/// The RTAS stub and a fresh device tree written, after the images.
+fn finish<M: GuestMemoryBackend>(
+    mem: &M,
+    spec: &BootSpec<'_>,
+    kernel: LoadedKernel,
+    layout: Layout,
+    t: std::time::Instant,
+    kernel_done: std::time::Duration,
+) -> Result<BootImage, Error> {
     write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
     let initrd_done = t.elapsed();
 
@@ -156,6 +187,7 @@ pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootI
             initrd: initrd_done - kernel_done,
             fdt: t.elapsed() - initrd_done,
         },
+        staged: false,
     })
 }
 
@@ -169,6 +201,84 @@ fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
         v.extend([HypertasFunction::Tce, HypertasFunction::MultiTce]);
     }
     v
+}
+
+/// The kernel and initramfs loaded ahead of time into host pages of their own
+/// ([`Staging`]), for the next boot to take in one page move instead of comparing and writing
+/// them: the capture boot's set-up is on the crash path.
+#[derive(Debug)]
+pub struct StagedImages {
+    staging: Staging,
+    kernel: LoadedKernel,
+    /// The staging area holds the images (it is empty right after an install).
+    filled: bool,
+}
+
+impl StagedImages {
+    /// Loads the images of `spec` into a new staging area covering `[0, end)` (`end`: where
+    /// the last image ends, from a [`BootImage`] of the same spec) with huge pages of `huge`
+    /// bytes.
+    pub fn new(spec: &BootSpec<'_>, end: u64, huge: u64) -> Result<Self, Error> {
+        let staging = Staging::new(end, huge).map_err(|e| Error::Memory(e.to_string()))?;
+        let t = std::time::Instant::now();
+        let (kernel, layout, _) = load_images(staging.mem(), spec, t)?;
+        let last = layout.initrd.map_or(kernel.end.0, |r| r.end());
+        if last > staging.len() {
+            return Err(Error::Memory(format!(
+                "the images end at {last:#x}, past the {:#x} bytes staged",
+                staging.len()
+            )));
+        }
+        Ok(StagedImages {
+            staging,
+            kernel,
+            filled: true,
+        })
+    }
+
+    /// Loads the images again after an install emptied the staging area.
+    pub fn refill(&mut self, spec: &BootSpec<'_>) -> Result<(), Error> {
+        if !self.filled {
+            let t = std::time::Instant::now();
+            let (kernel, _, _) = load_images(self.staging.mem(), spec, t)?;
+            self.kernel = kernel;
+            self.filled = true;
+        }
+        Ok(())
+    }
+
+    /// True when the next [`load_staged`] can install the images.
+    pub fn is_filled(&self) -> bool {
+        self.filled
+    }
+}
+
+/// [`load`] for the machine's guest RAM: the kernel and initramfs come from `staged` when it
+/// holds them (one page move; guest RAM `[0, end of the initramfs)` gets the staged pages and
+/// its old ones are freed), else they are written as by [`load`]. The RTAS stub and the device
+/// tree are written either way.
+pub fn load_staged(
+    mem: &GuestMemory,
+    spec: &BootSpec<'_>,
+    staged: Option<&mut StagedImages>,
+) -> Result<BootImage, Error> {
+    let t = std::time::Instant::now();
+    if let Some(s) = staged.filter(|s| s.filled) {
+        s.filled = false;
+        match s.staging.install(mem) {
+            Ok(()) => {
+                let mut kernel = s.kernel;
+                kernel.written = 0;
+                let layout = layout_for(spec, &kernel)?;
+                let kernel_done = t.elapsed();
+                let mut img = finish(mem, spec, kernel, layout, t, kernel_done)?;
+                img.staged = true;
+                return Ok(img);
+            }
+            Err(e) => log::warn!("boot: staged images not installed ({e}): loading them"),
+        }
+    }
+    load(mem, spec)
 }
 
 /// The `/memory` nodes: all of RAM, split at the end of the real-mode area when that is
@@ -441,6 +551,53 @@ mod tests {
         }
         // 2^29 bytes of HPT for 64 GiB (RAM/128); its VRMA is 16 GiB on 4 KiB host pages.
         assert_eq!(crate::hash::sizing::order_for(G64, 12, 256 << 20), 29);
+    }
+
+    /// The capture boot takes the kernel and initramfs from staged pages: the same bytes in the
+    /// same place as a written load, whatever the crashed kernel left there; the staging area
+    /// is refilled for the boot after.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "qemu-user has no MREMAP_DONTUNMAP"
+    )]
+    #[test]
+    fn a_staged_boot_moves_in_the_same_images_a_load_writes() {
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let code: Vec<u8> = (0..3 << 16).map(|i| (i % 251) as u8).collect();
+        let kernel = file_with(&make_elf(0, &code, 0x5000, 0x10));
+        let initrd = file_with(&b"cpio".repeat(5000));
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let spec = radix_64m(&images, &cpu);
+        let first = load(&mem, &spec).unwrap();
+        let end = first.layout.initrd.unwrap().end();
+        let mut staged = StagedImages::new(&spec, end, 2 << 20).unwrap();
+        let image_bytes = |m: &GuestMemory| {
+            let mut b = vec![0u8; end as usize];
+            m.read_slice(&mut b, GuestAddress(0)).unwrap();
+            b
+        };
+        let want = image_bytes(&mem);
+        // The crashed kernel scribbled over its text, its bss and the initramfs.
+        for at in [0x100u64, (3 << 16) + 0x10, end - 1] {
+            mem.write_slice(&[0xee], GuestAddress(at)).unwrap();
+        }
+        let again = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(again.staged && !staged.is_filled());
+        assert_eq!(again.kernel_written, 0);
+        assert_eq!(image_bytes(&mem), want);
+        assert_eq!(
+            (again.entry, again.layout, again.fdt_addr),
+            (first.entry, first.layout, first.fdt_addr)
+        );
+        // Emptied by the install: the next boot writes, until the area is refilled.
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        let written = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(!written.staged && written.kernel_written > 0);
+        staged.refill(&spec).unwrap();
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        assert!(load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
+        assert_eq!(image_bytes(&mem), want);
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the

@@ -1,6 +1,6 @@
 //! Command-line parsing, in the style of cloud-hypervisor (`--kernel`, `--memory size=…`).
 
-use crate::config::{MmuMode, VmConfig};
+use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::SerialMode;
 use crate::devices::disk_spec::{DiskSpec, DISK_HELP};
 use std::path::PathBuf;
@@ -28,6 +28,10 @@ OPTIONS:
     --mmu <mode>           Guest MMU: `radix` (default) or `hash` (hash page table sized
                            RAM/128 or more; needs a bare-metal POWER9 KVM-HV host, e.g. a
                            powernv L1: a nested pseries KVM runs radix guests only).
+    --fadump-preserve <how>
+                           How a fadump crash preserves boot memory: `copy` (default),
+                           `remap` (move its host pages under the guest mapping instead) or
+                           `remap-zero` (the same, boot memory refaults as zero pages).
     --serial <mode>        Guest console (hvc0): `tty` (stdout/stdin, default),
                            `file=<path>` (append output to a file), or `off`.
     --log-level <level>    VMM log level on stderr: error, warn, info, debug, trace
@@ -118,6 +122,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut log_level = log::LevelFilter::Warn;
     let mut disks = Vec::new();
     let mut mmu = MmuMode::Radix;
+    let mut preserve = PreserveMode::default();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -145,6 +150,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                     "hash" => MmuMode::Hash,
                     other => {
                         return err(format!("invalid --mmu `{other}`: expected radix or hash"))
+                    }
+                }
+            }
+            "--fadump-preserve" => {
+                preserve = match value("--fadump-preserve")?.as_str() {
+                    "copy" => PreserveMode::Copy,
+                    "remap" => PreserveMode::Remap,
+                    "remap-zero" => PreserveMode::RemapZero,
+                    other => {
+                        return err(format!(
+                            "invalid --fadump-preserve `{other}`: expected copy, remap or \
+                             remap-zero"
+                        ))
                     }
                 }
             }
@@ -188,6 +206,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             serial,
             disks,
             mmu,
+            preserve,
         },
         log_level,
     })
@@ -222,6 +241,7 @@ mod tests {
             "--disk=path=/tmp/b.img,readonly=on",
             "--mmu",
             "hash",
+            "--fadump-preserve=copy",
         ])
         .unwrap();
         assert_eq!(
@@ -245,6 +265,7 @@ mod tests {
                         },
                     ],
                     mmu: MmuMode::Hash,
+                    preserve: PreserveMode::Copy,
                 },
                 log_level: log::LevelFilter::Debug,
             }
@@ -304,6 +325,8 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--disk", "path=a,ro=on"]).contains("unknown key"));
         assert_eq!(msg(&["--kernel", "k", "--disk"]), "--disk needs a value");
         assert!(msg(&["--kernel", "k", "--mmu", "segmented"]).contains("invalid --mmu `segmented`"));
+        assert!(msg(&["--kernel", "k", "--fadump-preserve", "move"])
+            .contains("invalid --fadump-preserve `move`"));
         assert!(p(&["--kernel", "k"]).is_ok());
     }
 

@@ -13,6 +13,20 @@ pub enum MmuMode {
     Hash,
 }
 
+/// How a fadump crash preserves boot memory (`--fadump-preserve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreserveMode {
+    /// Copy it (`firmware::fadump::CopyPreserver`).
+    #[default]
+    Copy,
+    /// Move its host pages under the fixed guest mapping, the capture kernel's boot memory
+    /// getting the destination's old (pre-faulted) pages (`memory::remap`, swap). The firmware
+    /// pads the advertised CPU state so Linux's destination is huge-page aligned.
+    Remap,
+    /// As `Remap`, but boot memory is left to refault as zero pages (move only).
+    RemapZero,
+}
+
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -25,4 +39,5 @@ pub struct VmConfig {
     /// `--disk` options, in order (disk `i` is `/dev/vd<a+i>` in the guest).
     pub disks: Vec<crate::devices::disk_spec::DiskSpec>,
     pub mmu: MmuMode,
+    pub preserve: PreserveMode,
 }

@@ -128,6 +128,17 @@ impl Prefaulter {
         cv.notify_all();
     }
 
+    /// Drops a pending request and stops the one in progress at its next chunk, without
+    /// waiting for it (the crash path calls this before moving pages: a populate still running
+    /// only faults pages in, which changes no content).
+    pub fn cancel(&self) {
+        let (lock, cv) = &*self.shared;
+        let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.pending = None;
+        cv.notify_all();
+    }
+
     fn work(shared: &(Mutex<Slot>, Condvar), mem: &GuestMemory) {
         let (lock, cv) = shared;
         loop {

@@ -10,14 +10,16 @@
 //!
 //! * REGISTER takes a private copy of the structure after [`validate`](validate::validate);
 //!   later guest writes to the buffer change nothing.
-//! * The dump ([`Fadump::perform_dump`]) copies every copy section, then writes the HPTE area and
-//!   the Register Save Area (firmware sections last, so no copy can overwrite them), sets the
-//!   status and per-section results, and moves to `DumpActive`.
+//! * The dump ([`Fadump::perform_dump_with`]) hands every copy section to a [`Preserver`] (copy,
+//!   or a VMM's page remapping; [`preserve`]), then writes the HPTE area and the Register Save
+//!   Area (firmware sections last, so no copy can overwrite them), sets the status and
+//!   per-section results, and moves to `DumpActive`.
 //! * While a dump is active `ibm,kernel-dump` is presented under `/rtas` on every boot until
 //!   INVALIDATE (PAPR R1-3).
 
 pub mod hpte;
 pub mod layout;
+pub mod preserve;
 pub mod regsave;
 pub mod validate;
 
@@ -28,6 +30,7 @@ use vm_memory::GuestMemoryBackend;
 
 pub use hpte::{HptEntry, HptSource};
 pub use layout::{DumpHeader, DumpSection, KernelDumpStructure, SectionKind, SectionType};
+pub use preserve::{CopyPreserver, Move, Outcome, PoisonPreserver, Preserver};
 pub use validate::RegistrationError;
 
 #[cfg(test)]
@@ -118,8 +121,11 @@ pub struct DumpReport {
     pub status: u16,
     /// Number of CPUs saved in the Register Save Area.
     pub cpus_saved: usize,
-    /// Bytes moved by copy sections (in-place sections count zero).
+    /// Bytes preserved by copy sections (in-place sections count zero), whether copied or
+    /// remapped.
     pub bytes_copied: u64,
+    /// Of `bytes_copied`, the bytes the [`Preserver`] moved by remapping host pages.
+    pub bytes_remapped: u64,
     /// The `ibm,kernel-dump` property for the next boot.
     pub kernel_dump: Vec<u8>,
 }
@@ -159,6 +165,9 @@ pub enum FadumpRefusal {
 pub struct Fadump {
     config: FadumpConfig,
     state: FadumpState,
+    /// The huge-page size the advertised CPU state size is padded for (0: no padding); see
+    /// [`preserve`].
+    dest_alignment: u64,
 }
 
 impl Fadump {
@@ -167,7 +176,25 @@ impl Fadump {
         Self {
             config,
             state: FadumpState::Idle,
+            dest_alignment: 0,
         }
+    }
+
+    /// Pads the advertised CPU state size so that Linux's first boot-memory destination lands on
+    /// a multiple of `alignment` (the host's huge-page size; 0 turns padding off). Registrations
+    /// that ask only for the unpadded size are still accepted.
+    pub fn set_dest_alignment(&mut self, alignment: u64) {
+        self.dest_alignment = alignment;
+    }
+
+    /// The CPU state size `ibm,configure-kernel-dump-sizes` advertises: what the Register Save
+    /// Area needs ([`FadumpConfig::cpu_state_size`]), padded for the destination alignment.
+    pub fn advertised_cpu_state_size(&self) -> u64 {
+        preserve::padded_cpu_state_size(
+            self.config.cpu_state_size(),
+            self.config.hpte_size(),
+            self.dest_alignment,
+        )
     }
 
     /// Rebuilds an engine from saved state. A saved structure must obey REGISTER's rules on the
@@ -183,7 +210,11 @@ impl Fadump {
                 validate::check_structure(s)?
             }
         }
-        Ok(Self { config, state })
+        Ok(Self {
+            config,
+            state,
+            dest_alignment: 0,
+        })
     }
 
     /// The partition description the engine was built with.
@@ -327,16 +358,30 @@ impl Fadump {
         }
     }
 
-    /// Performs the dump: the machine has stopped every vCPU and devices no longer DMA.
-    ///
-    /// Copies every copy section in registration order, then writes the HPTE area (from `hpt`,
-    /// when the guest uses a hash MMU) and the Register Save Area. A section that cannot be
-    /// honoured gets its error flag and `bytes_dumped = 0`; the others are still dumped.
+    /// Performs the dump with [`CopyPreserver`]: the machine has stopped every vCPU and devices
+    /// no longer DMA. See [`Fadump::perform_dump_with`].
     pub fn perform_dump<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
         cpus: &mut dyn CpuStateSource,
         hpt: Option<&mut dyn HptSource>,
+    ) -> Result<DumpReport, DumpError> {
+        self.perform_dump_with(mem, cpus, hpt, &mut CopyPreserver)
+    }
+
+    /// Performs the dump: the machine has stopped every vCPU and devices no longer DMA.
+    ///
+    /// Preserves every copy section in registration order through `preserver` (in-place
+    /// sections and the sources of later sections are kept intact), then writes the HPTE area
+    /// (from `hpt`, when the guest uses a hash MMU) and the Register Save Area. A section that
+    /// cannot be honoured gets its error flag and `bytes_dumped = 0`; the others are still
+    /// dumped.
+    pub fn perform_dump_with<M: GuestMemoryBackend>(
+        &mut self,
+        mem: &M,
+        cpus: &mut dyn CpuStateSource,
+        hpt: Option<&mut dyn HptSource>,
+        preserver: &mut dyn Preserver<M>,
     ) -> Result<DumpReport, DumpError> {
         // Only a registration turns into a dump; an active dump (a second crash inside the
         // capture kernel) and Idle stay exactly as they are.
@@ -348,14 +393,13 @@ impl Fadump {
             s.error_flags = 0;
             s.bytes_dumped = 0;
         }
-        let mut bytes_copied = 0;
+        let keep_all = kept_ranges(structure.sections());
+        let mut done = Outcome::default();
         for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             match s.data_type.kind() {
                 SectionKind::Copy => {
-                    if let Some(n) = copy_section(mem, i, s) {
-                        if !s.is_in_place() {
-                            bytes_copied += n;
-                        }
+                    if let Some(o) = preserve_section(mem, i, s, &keep_all, preserver) {
+                        done.add(o);
                     }
                 }
                 SectionKind::Unsupported | SectionKind::Reserved => {
@@ -365,6 +409,7 @@ impl Fadump {
                 SectionKind::CpuState | SectionKind::Hpte => {}
             }
         }
+        let bytes_copied = done.remapped + done.copied;
         let mut hpt = hpt;
         for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             if s.data_type == SectionType::HPTE {
@@ -373,7 +418,10 @@ impl Fadump {
                     Some(source) => source.valid_entries(),
                 };
                 match entries {
-                    Ok(e) => write_area(mem, i, s, hpte::build(&e, s.source_len), "HPTE"),
+                    Ok(e) => {
+                        let area = hpte::build(&e, s.source_len);
+                        write_area(mem, i, s, area, "HPTE", preserver)
+                    }
                     Err(msg) => {
                         error!("fadump: section {i}: hash page table unreadable: {msg}");
                         s.error_flags = section_error::INVALID_SOURCE_ADDR;
@@ -385,7 +433,7 @@ impl Fadump {
         for (i, s) in structure.sections_mut().iter_mut().enumerate() {
             if s.data_type == SectionType::CPU_STATE {
                 let area = regsave::build(&cpu_states, s.source_len);
-                write_area(mem, i, s, area, "register save area");
+                write_area(mem, i, s, area, "register save area", preserver);
             }
         }
         let failed = structure.sections().iter().any(|s| s.error_flags != 0);
@@ -407,11 +455,12 @@ impl Fadump {
             status: dump_status,
             cpus_saved: cpu_states.len(),
             bytes_copied,
+            bytes_remapped: done.remapped,
             kernel_dump: structure.encode(),
         };
         info!(
-            "fadump: dump performed: status {:#06x}, {} CPUs, {} bytes copied",
-            report.status, report.cpus_saved, report.bytes_copied
+            "fadump: dump performed: status {:#06x}, {} CPUs, {} bytes preserved ({} remapped)",
+            report.status, report.cpus_saved, report.bytes_copied, report.bytes_remapped
         );
         self.state = FadumpState::DumpActive(structure);
         Ok(report)
@@ -428,7 +477,7 @@ impl Fadump {
     /// The fadump properties under `/rtas` (the token itself is published by the RTAS layer).
     pub fn rtas_properties(&self) -> Vec<Property> {
         let split = |v: u64| [(v >> 32) as u32, v as u32];
-        let cpu = split(self.config.cpu_state_size());
+        let cpu = split(self.advertised_cpu_state_size());
         let hpte = split(self.config.hpte_size());
         let mut props = vec![
             Property::new(
@@ -455,16 +504,70 @@ impl Fadump {
     }
 }
 
-/// Copies one copy section; returns the bytes moved, or records the error flag.
-fn copy_section<M: GuestMemoryBackend>(mem: &M, i: usize, s: &mut DumpSection) -> Option<u64> {
+/// What every move must leave as it is, for each copy section: the sources of the other copy
+/// sections registered after it (their data has not been preserved yet) and of every in-place
+/// section. Indexed like `sections`; empty for other kinds.
+fn kept_ranges(sections: &[DumpSection]) -> Vec<Vec<GuestRange>> {
+    let copy_source = |s: &DumpSection| {
+        (s.data_type.kind() == SectionKind::Copy)
+            .then(|| s.source_range())
+            .flatten()
+    };
+    (0..sections.len())
+        .map(|i| {
+            sections
+                .iter()
+                .enumerate()
+                .filter(|(j, s)| *j > i || s.is_in_place())
+                .filter(|(j, _)| *j != i)
+                .filter_map(|(_, s)| copy_source(s))
+                .collect()
+        })
+        .collect()
+}
+
+/// Preserves one copy section; returns how, or records the error flag. An in-place section
+/// (source == destination) moves nothing.
+fn preserve_section<M: GuestMemoryBackend>(
+    mem: &M,
+    i: usize,
+    s: &mut DumpSection,
+    keep: &[Vec<GuestRange>],
+    preserver: &mut dyn Preserver<M>,
+) -> Option<Outcome> {
     let Some(src) = s.source_range() else {
         s.error_flags = section_error::LENGTH_EXCEEDS_SOURCE;
         return None;
     };
-    match memory::copy_within(mem, src, s.destination_address) {
-        Ok(n) => {
-            s.bytes_dumped = n;
-            Some(n)
+    let checked = if !memory::is_backed(mem, &src) {
+        Err(CopyError::Source(memory::MemoryError::NotBacked(src)))
+    } else {
+        memory::range(s.destination_address, src.len())
+            .and_then(|d| {
+                if memory::is_backed(mem, &d) {
+                    Ok(d)
+                } else {
+                    Err(memory::MemoryError::NotBacked(d))
+                }
+            })
+            .map_err(CopyError::Destination)
+    };
+    let result = checked.and_then(|_| {
+        if s.is_in_place() || src.is_empty() {
+            Ok(Outcome::default())
+        } else {
+            let mv = Move {
+                section: i,
+                src,
+                dst: s.destination_address,
+            };
+            preserver.preserve(mem, &mv, &keep[i])
+        }
+    });
+    match result {
+        Ok(o) => {
+            s.bytes_dumped = src.len();
+            Some(o)
         }
         Err(e) => {
             error!("fadump: section {i}: {e}");
@@ -484,6 +587,7 @@ fn write_area<M: GuestMemoryBackend>(
     s: &mut DumpSection,
     area: Option<Vec<u8>>,
     what: &str,
+    preserver: &mut dyn Preserver<M>,
 ) {
     let Some(area) = area else {
         error!(
@@ -508,11 +612,11 @@ fn write_area<M: GuestMemoryBackend>(
         })
         .and_then(|dst| {
             memory::write_bytes(mem, dst.start(), &area)?;
-            memory::zero_fill(
-                mem,
+            let rest = memory::range(
                 dst.start() + area.len() as u64,
                 dst.len() - area.len() as u64,
-            )
+            )?;
+            preserver.zero(mem, rest)
         });
     match written {
         Ok(()) => s.bytes_dumped = s.source_len,
@@ -611,6 +715,70 @@ mod tests {
             let state: FadumpState = serde_json::from_str(&saved_state(raw_len, &h, held)).unwrap();
             assert_eq!(Fadump::restore(cfg(), state), Err(want));
         }
+    }
+
+    /// Records each move and what it was told to keep, then copies.
+    struct Recorder(Vec<(Move, Vec<GuestRange>)>);
+    impl<M: GuestMemoryBackend> Preserver<M> for Recorder {
+        fn preserve(
+            &mut self,
+            mem: &M,
+            mv: &Move,
+            keep: &[GuestRange],
+        ) -> Result<Outcome, CopyError> {
+            self.0.push((*mv, keep.to_vec()));
+            CopyPreserver.preserve(mem, mv, keep).map(|o| Outcome {
+                remapped: o.copied / 2,
+                copied: o.copied - o.copied / 2,
+            })
+        }
+    }
+
+    #[test]
+    fn the_preserver_moves_copy_sections_and_keeps_in_place_and_later_sources() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let mut f = Fadump::new(FadumpConfig {
+            rma_size: 0x40_0000,
+            ..cfg()
+        });
+        f.set_dest_alignment(0x10_0000);
+        assert_eq!(f.advertised_cpu_state_size(), 0x10_0000);
+        let cpu = f.config().cpu_state_size();
+        let sections = [
+            DumpSection::request(SectionType::CPU_STATE, 0, cpu, 0x20_0000),
+            DumpSection::request(SectionType::HPTE, 0, 0, 0x20_0000 + cpu),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0, 0x8_0000, 0x30_0000),
+            DumpSection::request(SectionType::PARAM_AREA, 0x4_0000, 0x800, 0x4_0000),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0x8_0000, 0x4_0000, 0x38_0000),
+        ];
+        let bytes = KernelDumpStructure::registration_bytes(&sections);
+        memory::write_bytes(&m, 0x1000, &bytes).unwrap();
+        let len = bytes.len() as u32;
+        assert_eq!(
+            f.configure_kernel_dump(&m, CMD_REGISTER, 0x1000, len),
+            Ok(())
+        );
+        let mut rec = Recorder(Vec::new());
+        let mut cpus = vec![CpuState::new(0)];
+        let r = f.perform_dump_with(&m, &mut cpus, None, &mut rec).unwrap();
+        assert!(!r.has_errors());
+        let param = GuestRange::new(0x4_0000, 0x800).unwrap();
+        let second = GuestRange::new(0x8_0000, 0x4_0000).unwrap();
+        let moves: Vec<_> = rec
+            .0
+            .iter()
+            .map(|(m, k)| (m.section, m.dst, k.clone()))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![
+                (2, 0x30_0000, vec![param, second]),
+                (4, 0x38_0000, vec![param])
+            ]
+        );
+        assert_eq!(r.bytes_copied, 0xc_0000, "the in-place section counts zero");
+        assert_eq!(r.bytes_remapped, 0x6_0000);
+        assert_eq!(r.sections[3].bytes_dumped, 0x800);
     }
 
     #[test]

@@ -40,6 +40,7 @@ import zlib
 CASE_TRAITS = {
     "sysrq-2cpu": {"fadump", "sysrq", "smp", "radix"},
     "sysrq-1cpu": {"fadump", "sysrq", "radix"},
+    "sysrq-1g": {"fadump", "sysrq", "smp", "radix"},
     "lkdtm-bug": {"fadump", "lkdtm", "smp", "radix"},
     "lkdtm-panic": {"fadump", "lkdtm", "smp", "radix"},
     "hardlockup": {"fadump", "lkdtm", "sysrq", "smp", "radix"},

@@ -183,6 +183,17 @@ impl Guest {
     /// The machine's side of `ibm,os-term` with a registered dump: stop every vCPU (the caller
     /// is inside RTAS), take their registers, let the firmware dump, reset. Returns the report.
     pub fn machine_handles_crash(&mut self, caller: u32) -> DumpReport {
+        self.machine_handles_crash_with(caller, &mut firmware::fadump::CopyPreserver)
+    }
+
+    /// [`Guest::machine_handles_crash`] with the boot memory preserved by `preserver` (a VMM
+    /// may move pages instead of copying them; [`firmware::fadump::PoisonPreserver`] proves
+    /// nothing reads the source afterwards).
+    pub fn machine_handles_crash_with(
+        &mut self,
+        caller: u32,
+        preserver: &mut dyn firmware::fadump::Preserver<GuestMemoryMmap>,
+    ) -> DumpReport {
         let mut online: Vec<CpuState> = self
             .cpus
             .iter()
@@ -200,7 +211,7 @@ impl Guest {
             if hpt.is_empty() { None } else { Some(&mut hpt) };
         self.rtas
             .fadump_mut()
-            .perform_dump(&self.mem, &mut online, hpt_source)
+            .perform_dump_with(&self.mem, &mut online, hpt_source, preserver)
             .expect("dump registered")
     }
 

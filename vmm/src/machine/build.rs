@@ -6,7 +6,7 @@
 use super::state::MachineState;
 use super::Machine;
 use crate::boot::BootImages;
-use crate::config::{MmuMode, VmConfig};
+use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
 use crate::devices::irq::{configure_lsis, KvmIrqLine};
@@ -57,6 +57,8 @@ impl Machine {
         let vm = create_vm()?;
         let caps = check_caps(&vm, &config)?;
         let mem = map_memory(&vm, config.memory)?;
+        let huge_page = crate::memory::host_huge_page_size().unwrap_or(0);
+        crate::memory::advise_huge_pages(&mem, huge_page);
         let (mmu, rma_size) = hash::setup_mmu(&vm, config.mmu, config.memory)?;
         let xics = create_xics(&vm, config.cpus)?;
         let phbs = create_phbs(&vm, &mem, &config, caps.spapr_tce_64)?;
@@ -69,7 +71,11 @@ impl Machine {
             cpu.name,
             config.memory >> 20
         );
-        let rtas = build_rtas(&vm, &config, mmu, rma_size, !phbs.is_empty())?;
+        let mut rtas = build_rtas(&vm, &config, mmu, rma_size, !phbs.is_empty())?;
+        if config.preserve != PreserveMode::Copy {
+            // Linux's boot-memory destination on a huge-page boundary: whole PMDs move.
+            rtas.fadump_mut().set_dest_alignment(huge_page);
+        }
         let (partition, events) = assemble_partition(&config, vm, mem, phbs, rtas, caps, mmu)?;
         start_vcpu_threads(&partition, fds)?;
         Ok(Machine {
@@ -85,6 +91,9 @@ impl Machine {
             state: MachineState::Created,
             answer_timeout: ANSWER_TIMEOUT,
             last_dump: None,
+            huge_page,
+            staged: None,
+            images_end: 0,
         })
     }
 }

@@ -15,8 +15,10 @@
 //!   refusal above), so a torn dump is never reported as good.
 
 use super::{ms, Machine, MachineState};
+use crate::config::PreserveMode;
 use crate::error::Error;
 use crate::hash::{self, UnreadableHpt};
+use crate::memory::remap::{Mode, RemapPreserver, RemapStats};
 use crate::vcpu::set::{self, Stopped};
 use crate::vcpu::VcpuControl;
 use devicetree::Mmu;
@@ -38,8 +40,8 @@ pub(crate) trait CrashHost {
     fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError>;
     /// Resets vCPUs and devices for the next boot.
     fn reset(&mut self) -> Result<(), Error>;
-    /// Boots the capture kernel.
-    fn boot(&mut self) -> Result<(), Error>;
+    /// Boots the capture kernel; returns when its boot vCPU was asked to start.
+    fn boot(&mut self) -> Result<Instant, Error>;
     /// The caller's `ibm,os-term` returns `status` (written into its argument block).
     fn answer_os_term(&mut self, args: &RtasArgs, status: RtasStatus);
 }
@@ -127,18 +129,18 @@ pub(crate) fn fadump_crash(
     };
     let dump = t0.elapsed() - stop;
     info!(
-        "fadump: dump written: status {:#06x}, {} CPUs saved, {} bytes copied; rebooting into \
-         the capture kernel",
-        report.status, report.cpus_saved, report.bytes_copied
+        "fadump: dump written: status {:#06x}, {} CPUs saved, {} bytes preserved ({} remapped); \
+         rebooting into the capture kernel",
+        report.status, report.cpus_saved, report.bytes_copied, report.bytes_remapped
     );
     host.reset()?;
     let reset = t0.elapsed() - stop - dump;
-    host.boot()?;
+    let started = host.boot()?;
     let phases = Phases {
         stop,
         dump,
         reset,
-        boot: t0.elapsed() - stop - dump - reset,
+        boot: started.saturating_duration_since(t0) - stop - dump - reset,
     };
     info!(
         "fadump: phases: stop + registers {:.1} ms, dump {:.1} ms, reset {:.1} ms, capture boot \
@@ -154,6 +156,66 @@ pub(crate) fn fadump_crash(
         phases,
         missing: dead,
     })
+}
+
+impl Machine {
+    /// The firmware's dump with boot memory preserved as configured (`--fadump-preserve`):
+    /// copied, or its host pages moved ([`RemapPreserver`]), which needs every vCPU stopped
+    /// (checked: otherwise it copies).
+    fn preserve_boot_memory(
+        &self,
+        rtas: &mut firmware::rtas::Rtas,
+        cpus: &mut Vec<CpuState>,
+        hpt: Option<&mut dyn HptSource>,
+    ) -> Result<DumpReport, DumpError> {
+        // A populate still running would only fault pages in, but it competes for the lock
+        // the moves take.
+        self.partition.prefaulter.cancel();
+        let running: Vec<u32> = self
+            .partition
+            .vcpus()
+            .iter()
+            .filter(|v| v.state().runnable())
+            .map(|v| v.id())
+            .collect();
+        let mode = match self.config.preserve {
+            PreserveMode::Copy => None,
+            _ if !running.is_empty() => {
+                error!("fadump: vCPUs {running:?} are runnable: boot memory is copied, not moved");
+                None
+            }
+            PreserveMode::Remap => Some(Mode::Swap),
+            PreserveMode::RemapZero => Some(Mode::Zero),
+        };
+        let mem = &self.partition.mem;
+        let t = Instant::now();
+        let (result, stats) = match mode {
+            None => (
+                rtas.fadump_mut().perform_dump(mem, cpus, hpt),
+                RemapStats::default(),
+            ),
+            Some(mode) => {
+                let mut p = RemapPreserver::new(mode, self.huge_page);
+                let r = rtas.fadump_mut().perform_dump_with(mem, cpus, hpt, &mut p);
+                (r, p.stats)
+            }
+        };
+        if let Ok(r) = &result {
+            info!(
+                "fadump: boot memory preserved ({:?}): {} MiB, {} MiB of it remapped in {} \
+                 chunks ({} mremap calls, {:.1} ms; {} copied instead), in {:.1} ms",
+                self.config.preserve,
+                r.bytes_copied >> 20,
+                r.bytes_remapped >> 20,
+                stats.chunks,
+                stats.syscalls,
+                ms(stats.moving),
+                stats.fallbacks,
+                ms(t.elapsed())
+            );
+        }
+        result
+    }
 }
 
 impl CrashHost for Machine {
@@ -187,8 +249,7 @@ impl CrashHost for Machine {
                 Ok(v) => Some(v),
                 Err(u) => Some(u),
             };
-            rtas.fadump_mut()
-                .perform_dump(&self.partition.mem, cpus, source)
+            self.preserve_boot_memory(&mut rtas, cpus, source)
         };
         if let (Some(Ok(snap)), Ok(report)) = (&snapshot, &result) {
             match hash::stream::verify_hpte_section(&self.partition.mem, &report.kernel_dump, snap)
@@ -213,9 +274,10 @@ impl CrashHost for Machine {
         Machine::reset(self)
     }
 
-    fn boot(&mut self) -> Result<(), Error> {
-        Machine::boot(self)?;
-        self.go_to(MachineState::Running)
+    fn boot(&mut self) -> Result<Instant, Error> {
+        let started = Machine::start_boot(self)?;
+        self.go_to(MachineState::Running)?;
+        Ok(started)
     }
 
     fn answer_os_term(&mut self, args: &RtasArgs, status: RtasStatus) {
@@ -296,7 +358,7 @@ mod tests {
             self.steps.push("reset");
             set::reset_all(&self.vcpus, self.timeout).map_err(|e| Error::Runtime(e.to_string()))
         }
-        fn boot(&mut self) -> Result<(), Error> {
+        fn boot(&mut self) -> Result<Instant, Error> {
             self.steps.push("boot");
             let start = StartRequest {
                 entry: 0x10,
@@ -306,7 +368,7 @@ mod tests {
             if self.vcpus[0].is_dead() || !self.vcpus[0].request_start(start) {
                 return Err(Error::Runtime("boot vCPU is not stopped".into()));
             }
-            Ok(())
+            Ok(Instant::now())
         }
         fn answer_os_term(&mut self, args: &RtasArgs, status: RtasStatus) {
             self.steps.push("os-term answered");

@@ -31,7 +31,7 @@ pub use state::{InvalidTransition, MachineState};
 
 use event_loop::{on_terminate, StdinInput, Wakeup, SIGNALLED, SIGNAL_WAKE};
 
-use crate::boot::{BootImages, BootSpec};
+use crate::boot::{BootImages, BootSpec, StagedImages};
 use crate::config::VmConfig;
 use crate::devices::irq::configure_lsis;
 use crate::error::Error;
@@ -68,6 +68,14 @@ pub struct Machine {
     answer_timeout: Duration,
     /// How the last crash with a registered dump ended.
     last_dump: Option<CrashOutcome>,
+    /// The host's transparent huge page size (0 without THP): fadump's page moves and the
+    /// destination padding are sized for it.
+    huge_page: u64,
+    /// The kernel and initramfs loaded ahead for the next boot (`None` until the first boot
+    /// staged them, or when staging failed).
+    staged: Option<StagedImages>,
+    /// Where the last boot's images ended (what [`Machine::stage_next_boot`] stages).
+    images_end: u64,
 }
 
 impl Machine {
@@ -93,6 +101,13 @@ impl Machine {
     /// Loads everything (kernel, initramfs, RTAS stub, fresh device tree) and starts the boot
     /// vCPU.
     pub fn boot(&mut self) -> Result<(), Error> {
+        self.start_boot().map(|_| ())
+    }
+
+    /// [`Machine::boot`]; returns when the boot vCPU was asked to start (the end of a capture
+    /// boot's set-up: what follows, the boot's log line, runs beside the guest).
+    fn start_boot(&mut self) -> Result<std::time::Instant, Error> {
+        let t = std::time::Instant::now();
         let rtas_properties = self
             .partition
             .rtas
@@ -117,15 +132,29 @@ impl Machine {
             rma_size: self.rma_size,
         };
         let faults = thread_page_faults();
-        let img = crate::boot::load(&self.partition.mem, &spec)?;
+        let img = crate::boot::load_staged(&self.partition.mem, &spec, self.staged.as_mut())?;
         let faults = thread_page_faults()
             .zip(faults)
             .map(|(b, a)| (b.0 - a.0, b.1 - a.1));
+        self.images_end = img.layout.initrd.map_or(img.kernel_end, |r| r.end());
+        // Every vCPU is stopped here: what they send from now on belongs to this boot.
+        self.partition.events.next_boot();
+        let boot = self.partition.vcpu(0).expect("vcpu 0");
+        let start = StartRequest {
+            entry: img.entry,
+            r3: img.fdt_addr,
+            r4: img.kernel_base,
+        };
+        if !boot.request_start(start) {
+            return Err(Error::Runtime("boot vCPU is not stopped".into()));
+        }
+        let started = std::time::Instant::now();
         self.boots += 1;
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
              loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
-             tree {:.1} ms; page faults minor/major {:?})",
+             tree {:.1} ms; page faults minor/major {:?}){}; boot vCPU started {:.1} ms after \
+             the set-up began",
             self.boots,
             img.kernel_base,
             img.kernel_end,
@@ -139,20 +168,49 @@ impl Machine {
             img.kernel_written >> 10,
             ms(img.timings.initrd),
             ms(img.timings.fdt),
-            faults
+            faults,
+            if img.staged {
+                "; kernel and initramfs moved in from the staged pages"
+            } else {
+                ""
+            },
+            ms(started - t)
         );
-        // Every vCPU is stopped here: what they send from now on belongs to this boot.
-        self.partition.events.next_boot();
-        let boot = self.partition.vcpu(0).expect("vcpu 0");
-        let start = StartRequest {
-            entry: img.entry,
-            r3: img.fdt_addr,
-            r4: img.kernel_base,
+        Ok(started)
+    }
+
+    /// Stages the kernel and initramfs for the next boot (the capture boot after a crash), so
+    /// that boot moves them in instead of writing them. Called once a boot has started the
+    /// guest, off the crash path; a failure only means the next boot writes them.
+    fn stage_next_boot(&mut self, end: u64) {
+        let spec = BootSpec {
+            images: &self.images,
+            cmdline: &self.config.cmdline,
+            memory: self.config.memory,
+            cpus: self.config.cpus,
+            cpu: &self.cpu,
+            rtas_properties: Vec::new(),
+            pci: &[],
+            mmu: self.mmu,
+            rma_size: self.rma_size,
         };
-        if !boot.request_start(start) {
-            return Err(Error::Runtime("boot vCPU is not stopped".into()));
+        let t = std::time::Instant::now();
+        let staged = match &mut self.staged {
+            Some(s) if s.is_filled() => return,
+            Some(s) => s.refill(&spec),
+            None => StagedImages::new(&spec, end, self.huge_page).map(|s| self.staged = Some(s)),
+        };
+        match staged {
+            Ok(()) => info!(
+                "boot #{}: kernel and initramfs staged for the next boot in {:.1} ms",
+                self.boots,
+                ms(t.elapsed())
+            ),
+            Err(e) => {
+                warn!("boot images not staged ({e}): the next boot writes them");
+                self.staged = None;
+            }
         }
-        Ok(())
     }
 
     /// Stops every vCPU and resets their state (guest RAM untouched), then every PCI device
@@ -213,7 +271,10 @@ impl Machine {
         let result = self
             .boot()
             .and_then(|()| self.go_to(MachineState::Running))
-            .and_then(|()| self.event_loop(&mut em));
+            .and_then(|()| {
+                self.stage_next_boot(self.images_end);
+                self.event_loop(&mut em)
+            });
         let end = match &result {
             Ok(_) => MachineState::Off,
             Err(_) => MachineState::Failed,
@@ -270,6 +331,7 @@ impl Machine {
                     .on_partition_reset();
                 self.boot()?;
                 self.go_to(MachineState::Running)?;
+                self.stage_next_boot(self.images_end);
                 Ok(None)
             }
             MachineEvent::FadumpCrash { cpu, args } => {
@@ -286,8 +348,10 @@ impl Machine {
     fn fadump_crash(&mut self, cpu: u32, args: &RtasArgs) -> Result<(), Error> {
         self.go_to(MachineState::Dumping)?;
         let outcome = crash::fadump_crash(self, cpu, args)?;
-        if let CrashOutcome::Refused(_) = outcome {
-            self.go_to(MachineState::Running)?;
+        match outcome {
+            CrashOutcome::Refused(_) => self.go_to(MachineState::Running)?,
+            // The capture kernel runs: its own crash or reboot gets staged images too.
+            CrashOutcome::Dumped { .. } => self.stage_next_boot(self.images_end),
         }
         self.last_dump = Some(outcome);
         Ok(())

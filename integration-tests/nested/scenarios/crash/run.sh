@@ -55,8 +55,13 @@ if ready 1; then
             # The guest kernel's own first line about the crash.
             until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)" /tmp/vmm-out; do sleep 0.1; done
             a=$(up)
+            # Host page faults of our VMM (all threads: KVM's faults for the guest count on
+            # the vCPU threads) from the crash to the capture /init: fields 10 and 12.
+            fa="$(cut -d' ' -f10,12 /proc/"$(pidof ppc-vmm)"/stat 2>/dev/null)"
             while [ "$(count GUEST-INIT-REACHED)" -lt 2 ] && [ ! -f /tmp/vmm-rc ]; do sleep 0.1; done
             b=$(up)
+            fb="$(cut -d' ' -f10,12 /proc/"$(pidof ppc-vmm)"/stat 2>/dev/null)"
+            [ -n "$fa" ] && [ -n "$fb" ] && echo "$fa $fb" | awk '{ printf "minflt=%d majflt=%d\n", $3 - $1, $4 - $2 }' > /tmp/crash-faults
             awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", b - a }' > /tmp/crash-to-capture.tmp
             mv /tmp/crash-to-capture.tmp /tmp/crash-to-capture
         ) &
@@ -70,6 +75,7 @@ if ready 1; then
     elif ready 2 "$n"; then
         for _ in $(seq 50); do [ -f /tmp/crash-to-capture ] && break; sleep 0.1; done
         echo "NESTED-PHASE crash-to-capture-init seconds=$(cat /tmp/crash-to-capture 2>/dev/null)"
+        [ -f /tmp/crash-faults ] && echo "NESTED-VMM-FAULTS crash-to-capture-init $(cat /tmp/crash-faults)"
         if [ "$kind" = second ]; then
             # A second crash in the capture kernel, before release: a dump is active, so no
             # second dump, a plain reboot, and the first dump is still there.
