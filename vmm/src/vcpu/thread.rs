@@ -181,6 +181,11 @@ impl VcpuThread {
                 self.partition
                     .send(MachineEvent::FadumpCrash { cpu: id, args });
             }
+            RtasAction::RaiseEvents(classes) => {
+                for class in classes {
+                    crate::devices::irq::pulse_event(&self.partition.vm, class);
+                }
+            }
             RtasAction::Machine { call, args } => {
                 // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); the PCI
                 // config calls go to the PHBs.
