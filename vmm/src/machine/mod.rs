@@ -24,6 +24,7 @@
 mod build;
 mod crash;
 mod event_loop;
+mod nmi;
 mod ops_error;
 mod power;
 pub mod state;
@@ -334,7 +335,10 @@ impl Machine {
     /// refusal is logged and the guest keeps running.
     fn operator_signals(&mut self) {
         if NMI_SIGNALLED.swap(false, Ordering::SeqCst) {
-            warn!("SIGUSR1: NMI requested; not in this build yet");
+            info!("SIGUSR1: NMI requested");
+            if let Err(e) = self.nmi() {
+                warn!("SIGUSR1: NMI not delivered: {e}");
+            }
         }
         if POWER_BUTTON_SIGNALLED.swap(false, Ordering::SeqCst) {
             info!("SIGUSR2: power button pressed");
@@ -371,6 +375,10 @@ impl Machine {
             }
             MachineEvent::FadumpCrash { cpu, args } => {
                 self.fadump_crash(cpu, &args)?;
+                Ok(None)
+            }
+            MachineEvent::SignalSysReset { caller, target } => {
+                self.signal_sys_reset(caller, target);
                 Ok(None)
             }
             MachineEvent::Fatal(m) => Err(Error::Guest(m)),

@@ -3,7 +3,7 @@
 //! `handle_system_shutdown()` then runs `orderly_poweroff()` (the init system shuts down, the
 //! kernel calls RTAS `power-off`, and the VMM exits 0). QEMU's `system_powerdown` on pseries.
 
-use super::{Machine, MachineState, OpError};
+use super::{Machine, OpError};
 use firmware::rtas::events::{power_button_log, QueueError};
 use firmware::rtas::EventClass;
 use log::info;
@@ -12,9 +12,7 @@ impl Machine {
     /// Presses the power button. Refused unless a kernel runs, and when too many events are
     /// already waiting for the guest (a guest that never fetches them).
     pub(crate) fn power_button(&mut self) -> Result<(), OpError> {
-        if self.state != MachineState::Running {
-            return Err(OpError::Busy("the guest is not running"));
-        }
+        super::nmi::refuse_unless_running(self.state)?;
         let (created, plid) = self.partition.event_log_stamp();
         self.partition
             .queue_event(EventClass::Epow, power_button_log(created, plid))
