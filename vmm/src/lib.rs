@@ -42,5 +42,6 @@ pub mod memory;
 pub mod partition;
 pub mod prefault;
 pub mod ratelimit;
+pub mod remote;
 pub mod rtas_blob;
 pub mod vcpu;
