@@ -31,6 +31,7 @@ pub mod config;
 pub mod console;
 pub mod devices;
 pub mod error;
+pub mod event_monitor;
 pub mod events;
 pub mod hash;
 pub mod hcall;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Control a running ppc-vmm through its --api-socket.
 #[derive(Debug, Parser, PartialEq, Eq)]
-#[command(name = "ppc-remote", version, about, long_about = None)]
+#[command(name = "ppc-remote", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     /// The VMM's API socket (its `--api-socket path=`).
     #[arg(long, value_name = "PATH")]
