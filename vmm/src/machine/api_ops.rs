@@ -70,6 +70,7 @@ impl Machine {
             }
             Action::Shutdown => {
                 info!("api: vm.shutdown: ending the run");
+                crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "api" }));
                 return Ok((Reply::no_content(), Some(0)));
             }
             Action::Reboot => {
