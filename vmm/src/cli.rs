@@ -1,6 +1,6 @@
 //! Command-line parsing, in the style of cloud-hypervisor (`--kernel`, `--memory size=…`).
 
-use crate::config::{MmuMode, PreserveMode, VmConfig};
+use crate::config::{MmuMode, OnCrash, PreserveMode, VmConfig};
 use crate::console::SerialMode;
 use crate::devices::disk_spec::{DiskSpec, DISK_HELP};
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ OPTIONS:
                            How a fadump crash preserves boot memory: `copy` (default),
                            `remap` (move its host pages under the guest mapping instead) or
                            `remap-zero` (the same, boot memory refaults as zero pages).
+    --on-crash <action>    When the guest terminates (ibm,os-term) with no dump registered:
+                           `reboot` (default) or `host-dump=<path>` (write an ELF core of
+                           the guest there first, for drgn/crash; then reboot).
     --serial <mode>        Guest console (hvc0): `tty` (stdout/stdin, default),
                            `file=<path>` (append output to a file), or `off`.
     --log-level <level>    VMM log level on stderr: error, warn, info, debug, trace
@@ -123,6 +126,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut disks = Vec::new();
     let mut mmu = MmuMode::Radix;
     let mut preserve = PreserveMode::default();
+    let mut on_crash = OnCrash::default();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -166,6 +170,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                     }
                 }
             }
+            "--on-crash" => {
+                on_crash = OnCrash::parse(&value("--on-crash")?).map_err(CliError)?;
+            }
             "--disk" => {
                 let v = value("--disk")?;
                 disks.push(DiskSpec::parse(&v).map_err(|e| CliError(e.to_string()))?);
@@ -207,6 +214,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             disks,
             mmu,
             preserve,
+            on_crash,
         },
         log_level,
     })
@@ -242,6 +250,7 @@ mod tests {
             "--mmu",
             "hash",
             "--fadump-preserve=copy",
+            "--on-crash=host-dump=/tmp/core",
         ])
         .unwrap();
         assert_eq!(
@@ -266,6 +275,7 @@ mod tests {
                     ],
                     mmu: MmuMode::Hash,
                     preserve: PreserveMode::Copy,
+                    on_crash: OnCrash::HostDump("/tmp/core".into()),
                 },
                 log_level: log::LevelFilter::Debug,
             }
@@ -325,6 +335,8 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--disk", "path=a,ro=on"]).contains("unknown key"));
         assert_eq!(msg(&["--kernel", "k", "--disk"]), "--disk needs a value");
         assert!(msg(&["--kernel", "k", "--mmu", "segmented"]).contains("invalid --mmu `segmented`"));
+        assert!(msg(&["--kernel", "k", "--on-crash", "host-dump="]).contains("--on-crash"));
+        assert!(msg(&["--kernel", "k", "--on-crash", "dump"]).contains("--on-crash"));
         assert!(msg(&["--kernel", "k", "--fadump-preserve", "move"])
             .contains("invalid --fadump-preserve `move`"));
         assert!(p(&["--kernel", "k"]).is_ok());

@@ -22,6 +22,7 @@
 //! it needs no `PPC_IRQ_LEVEL`/`KVM_INTERRUPT` plumbing in the VMM.
 
 mod build;
+mod coredump;
 mod crash;
 mod event_loop;
 mod nmi;
@@ -29,6 +30,7 @@ mod ops_error;
 mod power;
 pub mod state;
 
+pub use coredump::CoredumpReport;
 pub use crash::{CrashOutcome, Phases, Refusal};
 pub use ops_error::OpError;
 pub use state::{InvalidTransition, MachineState};
@@ -354,6 +356,10 @@ impl Machine {
             MachineEvent::PowerOff => {
                 info!("guest powered off");
                 Ok(Some(0))
+            }
+            MachineEvent::OsTerm { cpu } => {
+                self.os_term_host_dump(cpu);
+                self.handle_event(MachineEvent::Reboot)
             }
             MachineEvent::Reboot => {
                 info!("guest requested a reboot: resetting and booting again");

@@ -173,11 +173,11 @@ impl VcpuThread {
                 // any, survives the reboot (Machine::run calls on_partition_reset).
                 warn!(
                     "vcpu {id}: ibm,os-term with no dump registered: {}; rebooting without \
-                     a dump",
+                     a guest dump",
                     message.trim_end()
                 );
                 self.ctl.hold_self();
-                self.partition.send(MachineEvent::Reboot);
+                self.partition.send(MachineEvent::OsTerm { cpu: id });
             }
             RtasAction::FadumpCrash { message, args } => {
                 warn!(
