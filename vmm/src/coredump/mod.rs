@@ -32,6 +32,35 @@ pub struct CoreStats {
     pub vmcoreinfo: Option<(String, bool)>,
 }
 
+/// A vCPU caught inside an RTAS call (our stub's `sc 1`, entered by Linux's `enter_rtas`:
+/// real mode, 32-bit, big-endian, LR = the real address of `rtas_return_loc`, r1 still the
+/// kernel stack of `enter_rtas`'s frame) as the kernel will be when the call returns: NIP and
+/// LR = that return point in the linear map, MSR 64-bit kernel mode with translation on
+/// (SF, IR, DR, RI, ME; LE if `le`). Debuggers can then unwind it from `rtas_return_loc`
+/// through `rtas_call` into its caller (`ibm,os-term` from `panic()` in a host dump).
+/// `None` for a vCPU that is not in that state.
+pub fn rtas_caller_view(s: &CpuState, le: bool) -> Option<CpuState> {
+    use firmware::Reg;
+    const MSR_SF: u64 = 1 << 63;
+    const MSR_IR: u64 = 1 << 5;
+    const MSR_DR: u64 = 1 << 4;
+    const MSR_RI: u64 = 1 << 1;
+    const MSR_ME: u64 = 1 << 12;
+    let msr = s.get(Reg::Msr);
+    let lr = s.get(Reg::Lr);
+    let real = msr & (MSR_IR | MSR_DR) == 0;
+    if !real || msr & 1 != 0 || lr == 0 || lr >= 1 << 60 || s.gpr[1] < elf::PAGE_OFFSET {
+        return None;
+    }
+    let ret = elf::PAGE_OFFSET | lr;
+    let mut v = s.clone();
+    v.set(Reg::Nia, ret).set(Reg::Lr, ret).set(
+        Reg::Msr,
+        MSR_SF | MSR_ME | MSR_IR | MSR_DR | MSR_RI | u64::from(le),
+    );
+    Some(v)
+}
+
 /// The notes of a core: one `NT_PRSTATUS` per entry of `cpus` (vCPU order; `None` = registers
 /// unknown, written as zeros to keep the order), then the VMCOREINFO note if given.
 pub fn notes(e: Endian, cpus: &[Option<CpuState>], vmcoreinfo: Option<&[u8]>) -> Vec<u8> {
@@ -78,9 +107,18 @@ pub fn write_core<M: GuestMemoryBackend>(
     let ram = memory::ram_ranges(mem);
     let notes = notes(e, cpus, found.as_ref().map(|f| f.note.as_slice()));
     let layout = elf::layout(e, &notes, &ram);
-    file.set_len(0)?;
-    file.set_len(layout.file_len)?;
+    // A regular file gets holes; anything else (a block device such as a test's export disk)
+    // cannot be truncated and may hold old data, so every byte is written there.
+    let sparse = file.metadata()?.is_file();
+    if sparse {
+        file.set_len(0)?;
+        file.set_len(layout.file_len)?;
+    }
     file.write_all_at(&layout.head, 0)?;
+    if !sparse {
+        let gap = layout.loads.first().map_or(0, |(o, _)| *o) - layout.head.len() as u64;
+        file.write_all_at(&vec![0; gap as usize], layout.head.len() as u64)?;
+    }
     let mut data_bytes = 0;
     for (off, r) in &layout.loads {
         let mut at = r.start();
@@ -89,7 +127,7 @@ pub fn write_core<M: GuestMemoryBackend>(
             let buf = memory::read_bytes(mem, at, len as usize)
                 .map_err(|e| std::io::Error::other(format!("reading guest RAM: {e}")))?;
             for (i, block) in buf.chunks(DATA_ALIGN as usize).enumerate() {
-                if is_zero(block) {
+                if sparse && is_zero(block) {
                     continue;
                 }
                 let file_at = off + (at - r.start()) + i as u64 * DATA_ALIGN;
@@ -100,7 +138,13 @@ pub fn write_core<M: GuestMemoryBackend>(
             between_chunks();
         }
     }
-    file.sync_data()?;
+    // Character devices cannot be synced (EINVAL); anything else that fails to reach storage
+    // is an error.
+    if let Err(e) = file.sync_data() {
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
     Ok(CoreStats {
         file_bytes: layout.file_len,
         data_bytes,
@@ -198,6 +242,40 @@ mod tests {
             &e.u64(0xc000_0000_0000_4444)
         );
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_rtas_caller_is_shown_at_its_return_point() {
+        let mut s = CpuState::new(0);
+        s.gpr[1] = 0xc000_0000_0345_0000;
+        s.set(Reg::Nia, 0x7fff_0010)
+            .set(Reg::Msr, 0x1000)
+            .set(Reg::Lr, 0x0012_3450);
+        let v = rtas_caller_view(&s, true).unwrap();
+        assert_eq!(v.get(Reg::Nia), 0xc000_0000_0012_3450);
+        assert_eq!(v.get(Reg::Lr), 0xc000_0000_0012_3450);
+        assert_eq!(v.get(Reg::Msr), 0x8000_0000_0000_1033);
+        assert_eq!(v.gpr[1], s.gpr[1]);
+        // In kernel mode (translation on) or with a real-mode stack: left alone.
+        let mut k = s.clone();
+        k.set(Reg::Msr, 0x8000_0000_0000_1033);
+        assert!(rtas_caller_view(&k, true).is_none());
+        let mut r = s.clone();
+        r.gpr[1] = 0x345_0000;
+        assert!(rtas_caller_view(&r, true).is_none());
+    }
+
+    #[test]
+    fn a_block_device_style_target_gets_every_byte() {
+        // Not a regular file (as a block device): no holes, every RAM byte written.
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x20_0000)]).unwrap();
+        memory::write_bytes(&m, 0x1000, b"x").unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let s = write_core(&m, Endian::Little, &[None], &f, &mut || ()).unwrap();
+        assert_eq!(s.data_bytes, 0x20_0000, "zero blocks written too");
     }
 
     #[test]

@@ -73,9 +73,19 @@ impl Machine {
         let vcpus = self.partition.vcpus().to_vec();
         let stopped = set::stop_all(&vcpus, self.answer_timeout);
         let result = if stopped.unresponsive.is_empty() {
+            let le = self.partition.lpcr().0 & crate::kvm::bindings::LPCR_ILE != 0;
             let cpus: Vec<_> = vcpus
                 .iter()
-                .map(|v| stopped.states.iter().find(|s| s.id == v.id()).cloned())
+                .map(|v| {
+                    let s = stopped.states.iter().find(|s| s.id == v.id())?;
+                    Some(match coredump::rtas_caller_view(s, le) {
+                        Some(view) => {
+                            info!("coredump: vcpu {} is inside RTAS; shown at its return into the kernel", v.id());
+                            view
+                        }
+                        None => s.clone(),
+                    })
+                })
                 .collect();
             // The loader takes little-endian kernels only (ELFDATA2LSB vmlinux).
             coredump::write_core(
