@@ -95,6 +95,7 @@ impl Machine {
             huge_page,
             staged: None,
             images_end: 0,
+            api: None,
         })
     }
 }

@@ -29,8 +29,6 @@ pub struct CoredumpReport {
 impl Machine {
     /// Writes an ELF core of the running guest to `path` (created or truncated, mode 0600)
     /// and lets the guest go on. Refused while another dump is being written.
-    // Called by the API's `vm.coredump` arm (machine/api_ops.rs) once it is merged.
-    #[allow(dead_code)]
     pub(crate) fn coredump(&mut self, path: &Path) -> Result<CoredumpReport, OpError> {
         super::nmi::refuse_unless_running(self.state)?;
         self.write_coredump(path, true)

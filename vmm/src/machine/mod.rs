@@ -21,6 +21,7 @@
 //! every host we target (POWER9/10 as XICS-on-XIVE, nested L1 as the classic emulation), and
 //! it needs no `PPC_IRQ_LEVEL`/`KVM_INTERRUPT` plumbing in the VMM.
 
+pub mod api_ops;
 mod build;
 mod coredump;
 mod crash;
@@ -85,6 +86,8 @@ pub struct Machine {
     staged: Option<StagedImages>,
     /// Where the last boot's images ended (what [`Machine::stage_next_boot`] stages).
     images_end: u64,
+    /// Operator API requests (`--api-socket`), when served.
+    api: Option<crate::api::ApiQueue>,
 }
 
 impl Machine {
@@ -104,6 +107,7 @@ impl Machine {
         let next = self.state.go_to(to)?;
         log::debug!("machine: {} -> {next}", self.state);
         self.state = next;
+        self.publish_status();
         Ok(())
     }
 
@@ -159,6 +163,7 @@ impl Machine {
         }
         let started = std::time::Instant::now();
         self.boots += 1;
+        self.publish_status();
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
              loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
@@ -282,9 +287,15 @@ impl Machine {
             .wake
             .try_clone()
             .map_err(|e| Error::Runtime(e.to_string()))?;
-        em.add_subscriber(Arc::new(Mutex::new(Wakeup {
-            fds: vec![wake, sig_fd],
-        })));
+        let mut fds = vec![wake, sig_fd];
+        if let Some(q) = &self.api {
+            fds.push(
+                q.wake
+                    .try_clone()
+                    .map_err(|e| Error::Runtime(e.to_string()))?,
+            );
+        }
+        em.add_subscriber(Arc::new(Mutex::new(Wakeup { fds })));
         if self.config.serial == crate::console::SerialMode::Tty {
             em.add_subscriber(Arc::new(Mutex::new(StdinInput::new(
                 self.partition.console.clone(),
@@ -329,6 +340,11 @@ impl Machine {
                 if let Some(result) = self.handle_event(event)? {
                     return Ok(result);
                 }
+            }
+            // Operator requests after the guest's own: a reboot or crash the guest asked for
+            // first is handled first, and a request accepted before it is then refused.
+            if let Some(result) = self.serve_api()? {
+                return Ok(result);
             }
         }
     }

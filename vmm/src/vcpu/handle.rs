@@ -23,6 +23,7 @@ use crate::kvm::ImmediateExit;
 use firmware::rtas::CpuRunState;
 use firmware::CpuState;
 use log::{debug, error};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,10 +78,42 @@ pub(super) struct Control {
     pub(super) mailbox: Mailbox,
 }
 
+/// What one vCPU has done, counted by its thread (`GET vm.counters`).
+#[derive(Debug, Default)]
+pub struct VcpuCounters {
+    /// Returns from `KVM_RUN` (every exit, kicks included).
+    pub exits: AtomicU64,
+    /// Hypercalls that reached the VMM (RTAS calls included).
+    pub hcalls: AtomicU64,
+    /// RTAS calls (`KVMPPC_H_RTAS`).
+    pub rtas: AtomicU64,
+    /// MMIO loads and stores.
+    pub mmio: AtomicU64,
+}
+
+impl VcpuCounters {
+    /// Adds one to `c`.
+    pub fn count(c: &AtomicU64) {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// (name, value) of every counter.
+    pub fn read(&self) -> [(&'static str, u64); 4] {
+        let r = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        [
+            ("exits", r(&self.exits)),
+            ("hcalls", r(&self.hcalls)),
+            ("rtas", r(&self.rtas)),
+            ("mmio", r(&self.mmio)),
+        ]
+    }
+}
+
 /// The cross-thread handle of one vCPU.
 #[derive(Debug)]
 pub struct VcpuControl {
     pub(super) id: u32,
+    /// Exit, hcall, RTAS and MMIO counts.
+    pub counters: VcpuCounters,
     ctl: Mutex<Control>,
     cv: Condvar,
     pub(super) immediate_exit: ImmediateExit,
@@ -99,6 +132,7 @@ impl VcpuControl {
     pub fn new(id: u32, immediate_exit: ImmediateExit) -> Self {
         VcpuControl {
             id,
+            counters: VcpuCounters::default(),
             ctl: Mutex::new(Control::default()),
             cv: Condvar::new(),
             immediate_exit,

@@ -1,7 +1,7 @@
 //! The vCPU thread: waits until runnable, runs `KVM_RUN`, handles each exit (hcalls, MMIO,
 //! RTAS actions), serves reset and snapshot requests between runs.
 
-use super::handle::{Next, VcpuBody, VcpuControl};
+use super::handle::{Next, VcpuBody, VcpuControl, VcpuCounters};
 use super::state::StartRequest;
 use crate::devices::phb::tce::{TceCall, TceError};
 use crate::events::MachineEvent;
@@ -100,8 +100,14 @@ impl VcpuThread {
                 return false;
             }
         };
+        let counters = &self.ctl.counters;
+        VcpuCounters::count(&counters.exits);
         match exit {
             VcpuExit::PaprHcall { nr, args, ret } => {
+                VcpuCounters::count(&counters.hcalls);
+                if nr == crate::hcall::H_RTAS {
+                    VcpuCounters::count(&counters.rtas);
+                }
                 let mut ops = VcpuOps {
                     partition: &self.partition,
                 };
@@ -113,6 +119,7 @@ impl VcpuThread {
             }
             VcpuExit::Intr => self.ctl.immediate_exit.set(false),
             VcpuExit::MmioRead(addr, data) => {
+                VcpuCounters::count(&counters.mmio);
                 if self.partition.mmio_read(addr, data) {
                     return true;
                 }
@@ -123,6 +130,7 @@ impl VcpuThread {
                 data.fill(0xff);
             }
             VcpuExit::MmioWrite(addr, data) => {
+                VcpuCounters::count(&counters.mmio);
                 if self.partition.mmio_write(addr, data) {
                     return true;
                 }
