@@ -73,8 +73,10 @@ if ready 1; then
     send "taskset -c 0 sh -c '$other echo GUEST-CRASHING kind=$kind; $crash'"
     if [ "$how" = spin-all ]; then
         # Every vCPU now spins with interrupts off; only an NMI reaches them.
+        # Kept short: an L2 vCPU spinning with interrupts off starves L1 under L0's TCG
+        # nested-HV (see the README's kdump-hardlockup notes).
         wait_for "Performing direct entry HARDLOCKUP" "${cpus:-1}" 60
-        sleep 3
+        sleep 1
         echo "NESTED-NMI-SENT uptime=$(up) hardlockups=$(count 'Performing direct entry HARDLOCKUP')"
         kill -USR1 "$(pidof ppc-vmm)"
     fi
