@@ -23,6 +23,7 @@
 
 pub mod api_ops;
 mod build;
+mod coredump;
 mod crash;
 mod event_loop;
 mod nmi;
@@ -30,6 +31,7 @@ mod ops_error;
 mod power;
 pub mod state;
 
+pub use coredump::CoredumpReport;
 pub use crash::{CrashOutcome, Phases, Refusal};
 pub use ops_error::OpError;
 pub use state::{InvalidTransition, MachineState};
@@ -376,6 +378,10 @@ impl Machine {
                     serde_json::json!({ "reason": "guest power-off" }),
                 );
                 Ok(Some(0))
+            }
+            MachineEvent::OsTerm { cpu } => {
+                self.os_term_host_dump(cpu);
+                self.handle_event(MachineEvent::Reboot)
             }
             MachineEvent::Reboot => {
                 info!("guest requested a reboot: resetting and booting again");
