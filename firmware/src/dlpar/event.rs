@@ -22,8 +22,6 @@
 
 use std::collections::VecDeque;
 
-use crate::rtas::TimeOfDay;
-
 /// `check-exception` event mask bit for hot-plug events (asm/rtas.h `RTAS_HOTPLUG_EVENTS`).
 pub const EVENT_MASK_HOTPLUG: u32 = 0x1000_0000;
 /// The XICS source of `/event-sources/hot-plug-events` (QEMU's `SPAPR_IRQ_HOTPLUG`).
@@ -53,6 +51,23 @@ pub struct HotplugEvent {
     pub index: u32,
 }
 
+/// When a log was created (UTC), as the platform's clock says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timestamp {
+    /// The full year.
+    pub year: u32,
+    /// 1 to 12.
+    pub month: u32,
+    /// 1 to 31.
+    pub day: u32,
+    /// 0 to 23.
+    pub hour: u32,
+    /// 0 to 59.
+    pub minute: u32,
+    /// 0 to 59.
+    pub second: u32,
+}
+
 /// Two decimal digits as BCD (values above 99 keep their last two digits).
 fn bcd2(v: u32) -> u32 {
     let v = v % 100;
@@ -60,7 +75,7 @@ fn bcd2(v: u32) -> u32 {
 }
 
 /// The 116-byte log of `ev` with platform log id `plid`, created at `at`.
-pub fn log_bytes(ev: &HotplugEvent, plid: u32, at: TimeOfDay) -> [u8; LOG_LEN] {
+pub fn log_bytes(ev: &HotplugEvent, plid: u32, at: Timestamp) -> [u8; LOG_LEN] {
     let mut b = [0u8; LOG_LEN];
     let put32 = |b: &mut [u8; LOG_LEN], off: usize, v: u32| {
         b[off..off + 4].copy_from_slice(&v.to_be_bytes())
@@ -125,7 +140,7 @@ impl HotplugQueue {
     }
 
     /// The oldest event's log (without dequeuing it), with the plid it will carry.
-    pub fn peek_log(&self, at: TimeOfDay) -> Option<[u8; LOG_LEN]> {
+    pub fn peek_log(&self, at: Timestamp) -> Option<[u8; LOG_LEN]> {
         self.events
             .front()
             .map(|ev| log_bytes(ev, self.next_plid, at))
@@ -158,15 +173,14 @@ impl HotplugQueue {
 mod tests {
     use super::*;
 
-    fn at() -> TimeOfDay {
-        TimeOfDay {
+    fn at() -> Timestamp {
+        Timestamp {
             year: 2026,
             month: 12,
             day: 7,
             hour: 23,
             minute: 5,
             second: 9,
-            nanosecond: 0,
         }
     }
 

@@ -8,8 +8,10 @@ use super::event::{EVENT_MASK_HOTPLUG, HOTPLUG_IRQ};
 use super::table::{LmbTable, ResetKind};
 use super::*;
 use crate::fadump::FadumpConfig;
+use crate::memory;
 use crate::range::GuestRange;
-use crate::rtas::{CpuRunState, Rtas, RtasAction, TimeOfDay};
+use crate::rtas::dlpar::DLPAR_CALLS;
+use crate::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, TimeOfDay};
 
 const M: u64 = 1 << 20;
 const ARGS: u64 = 0x1000;

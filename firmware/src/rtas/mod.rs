@@ -7,6 +7,7 @@
 //! the firmware itself never touches vCPUs or devices.
 
 pub mod args;
+pub mod dlpar;
 pub mod status;
 pub mod tokens;
 
@@ -22,10 +23,11 @@ pub use args::{ArgsError, RtasArgs};
 pub use status::RtasStatus;
 pub use tokens::RtasCall;
 
-use crate::dlpar::{Dlpar, DLPAR_CALLS};
+use crate::dlpar::Dlpar;
 use crate::fadump::{Fadump, FadumpConfig};
 use crate::properties::{PropValue, Property};
 use crate::range::GuestRange;
+use dlpar::DLPAR_CALLS;
 
 /// The longest `ibm,os-term` message we read (Linux formats it into a 2048-byte buffer).
 pub const OS_TERM_MESSAGE_MAX: usize = 2048;
@@ -414,7 +416,7 @@ impl Rtas {
             | RtasCall::SetIndicator
             | RtasCall::IbmConfigureConnector => {
                 match self.dlpar.as_mut() {
-                    Some(d) => d.call(mem, call, &args, platform),
+                    Some(d) => dlpar::call(d, mem, call, &args, platform),
                     // Only the event calls get here without DLPAR (the others are not
                     // published).
                     None => status(RtasStatus::NoEventFound),
