@@ -23,6 +23,9 @@ OPTIONS:
     --cmdline <string>     Kernel command line [default: \"console=hvc0\"].
     --memory <size>        Guest RAM: `512M`, `2G`, or cloud-hypervisor style `size=512M`
                            [default: 512M; minimum 64M; a multiple of 64K].
+                           `size=1536M,hotplug_size=512M` adds a memory hotplug window of
+                           256M LMBs after boot RAM: the guest may add them itself
+                           (/sys/kernel/dlpar) or be given them (vm.resize desired_ram).
     --cpus <n>             vCPUs: `2` or `boot=2` [default: 1]. Secondary vCPUs stay stopped
                            until the guest starts them with RTAS start-cpu.
     --mmu <mode>           Guest MMU: `radix` (default) or `hash` (hash page table sized
@@ -117,6 +120,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut initramfs = None;
     let mut cmdline = None;
     let mut memory = DEFAULT_MEMORY;
+    let mut hotplug_size = 0;
     let mut cpus = 1;
     let mut serial = SerialMode::Tty;
     let mut log_level = log::LevelFilter::Warn;
@@ -141,7 +145,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             "--kernel" => kernel = Some(PathBuf::from(value("--kernel")?)),
             "--initramfs" => initramfs = Some(PathBuf::from(value("--initramfs")?)),
             "--cmdline" => cmdline = Some(value("--cmdline")?),
-            "--memory" => memory = parse_size(&value("--memory")?)?,
+            "--memory" => {
+                let spec = crate::hotplug::MemorySpec::parse(&value("--memory")?, DEFAULT_MEMORY)
+                    .map_err(|e| CliError(e.to_string()))?;
+                memory = spec.size;
+                hotplug_size = spec.hotplug_size;
+            }
             "--cpus" => cpus = parse_cpus(&value("--cpus")?)?,
             "--serial" => serial = parse_serial(&value("--serial")?)?,
             "--mmu" => {
@@ -202,6 +211,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             initramfs,
             cmdline,
             memory,
+            hotplug_size,
             cpus,
             serial,
             disks,
@@ -252,6 +262,7 @@ mod tests {
                     initramfs: Some("i.cpio.gz".into()),
                     cmdline: "console=hvc0 quiet".into(),
                     memory: 1 << 30,
+                    hotplug_size: 0,
                     cpus: 2,
                     serial: SerialMode::File("/tmp/c.log".into()),
                     disks: vec![
@@ -317,7 +328,11 @@ mod tests {
         );
         assert!(msg(&["--kernel", "k", "--memory", "lots"]).contains("invalid size `lots`"));
         assert!(msg(&["--kernel", "k", "--memory", "16M"]).contains("at least 64M"));
-        assert!(msg(&["--kernel", "k", "--memory", "99999999999G"]).contains("too large"));
+        assert!(msg(&["--kernel", "k", "--memory", "99999999999G"]).contains("invalid size"));
+        assert!(
+            msg(&["--kernel", "k", "--memory", "size=1G,hotplug_size=1M"])
+                .contains("multiple of 256M")
+        );
         assert!(msg(&["--kernel", "k", "--cpus", "0"]).contains("invalid --cpus"));
         assert!(msg(&["--kernel", "k", "--serial", "pty"]).contains("invalid --serial"));
         assert!(msg(&["--kernel", "k", "--log-level", "loud"]).contains("invalid --log-level"));
@@ -328,6 +343,19 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--fadump-preserve", "move"])
             .contains("invalid --fadump-preserve `move`"));
         assert!(p(&["--kernel", "k"]).is_ok());
+    }
+
+    #[test]
+    fn memory_with_a_hotplug_window() {
+        let Command::Run { config, .. } =
+            p(&["--kernel", "k", "--memory", "size=1536M,hotplug_size=512M"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (config.memory, config.hotplug_size),
+            (1536 << 20, 512 << 20)
+        );
     }
 
     #[test]

@@ -207,6 +207,20 @@ impl LmbTable {
             .collect()
     }
 
+    /// LMBs the platform means the guest to have: those it has acquired (in any state) and
+    /// not been asked to give back, plus those offered by an add event still in flight.
+    pub fn target(&self) -> usize {
+        (0..self.drcs.len())
+            .filter(|&k| {
+                let d = &self.drcs[k];
+                match d.state() {
+                    DrcState::Unusable => self.offered[k],
+                    _ => !d.unplug_requested(),
+                }
+            })
+            .count()
+    }
+
     /// The guest acquired LMB `k`: an add event that offered it is done.
     pub(crate) fn acquired(&mut self, k: usize) {
         self.offered[k] = false;
@@ -338,6 +352,7 @@ mod tests {
     fn plug_and_unplug_pick_from_the_bottom_and_the_top() {
         let mut t = table();
         assert_eq!(t.plug(1), Ok(vec![0]));
+        assert_eq!(t.target(), 1, "an offered LMB counts");
         assert_eq!(
             t.plug(2),
             Err(TableError::NotEnoughFree { wanted: 2, free: 1 }),
@@ -354,6 +369,7 @@ mod tests {
         assert_eq!(t.guest_ram_size(), 2048 * M);
         assert_eq!(t.guest_ram(), vec![GuestRange::new(0, 2048 * M).unwrap()]);
         assert_eq!(t.unplug(1), Ok(vec![1]));
+        assert_eq!(t.target(), 1, "an LMB asked back does not");
         assert_eq!(
             t.unplug(2),
             Err(TableError::NotEnoughOwned {

@@ -59,3 +59,18 @@ pub(crate) fn configure_lsis(xics: &DeviceFd, phbs: &[Phb]) -> Result<(), Error>
     }
     Ok(())
 }
+
+/// The XICS source of `/event-sources/hot-plug-events` (QEMU's `SPAPR_IRQ_HOTPLUG`).
+pub(crate) const HOTPLUG_IRQ: u32 = firmware::dlpar::event::HOTPLUG_IRQ;
+
+/// Configures the hot-plug event source as an edge (MSI-like) source, masked until the
+/// guest's `ibm,set-xive`: `KVM_IRQ_LINE` level 1 then delivers once and latches nothing, so
+/// one pulse per queued event reaches `ras_hotplug_interrupt()` once. Done at start and on
+/// every reset.
+pub(crate) fn configure_hotplug_source(xics: &DeviceFd) -> Result<(), Error> {
+    let state = KVM_XICS_MASKED | (XICS_PRIORITY_MASKED << KVM_XICS_PRIORITY_SHIFT);
+    xics.set_attr_u64(KVM_DEV_XICS_GRP_SOURCES, HOTPLUG_IRQ.into(), state)
+        .map_err(kvm_err("configure the XICS hot-plug event source"))?;
+    debug!("XICS source {HOTPLUG_IRQ:#x} (hot-plug events): edge, masked");
+    Ok(())
+}
