@@ -15,3 +15,6 @@ pub mod spec;
 
 pub use slots::{HotplugSlots, Memslots, SlotError};
 pub use spec::{MemorySpec, SpecError};
+
+#[cfg(test)]
+mod tests;
