@@ -90,6 +90,34 @@ impl Partition {
         l.1 = l.1.wrapping_add(1);
     }
 
+    /// Queues an RTAS event log (built with `firmware::rtas::events::ErrorLog`) under
+    /// `class` and raises the class's event-source interrupt; the guest fetches it with
+    /// `check-exception`. Refused when the queue is full or the log malformed.
+    pub(crate) fn queue_event(
+        &self,
+        class: firmware::rtas::EventClass,
+        log: Vec<u8>,
+    ) -> Result<(), firmware::rtas::events::QueueError> {
+        self.rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .queue(class, log)?;
+        crate::devices::irq::pulse_event(&self.vm, class);
+        Ok(())
+    }
+
+    /// A fresh platform log id and the current time, for building an event log.
+    pub(crate) fn event_log_stamp(&self) -> (TimeOfDay, u32) {
+        let plid = self
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .next_plid();
+        (crate::clock::now(), plid)
+    }
+
     pub fn rtas(&self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
         let platform = MachinePlatform {
             vcpus: self.vcpus(),
@@ -222,11 +250,6 @@ impl Platform for MachinePlatform<'_> {
     fn unmap_memory(&self, range: GuestRange) {
         if let Some(Err(e)) = self.hotplug.map(|h| h.unmap(self.vm, range)) {
             warn!("hotplug: {e}");
-        }
-    }
-    fn raise_irq(&self, irq: u32) {
-        if let Err(e) = self.vm.set_irq_line(irq, true) {
-            warn!("KVM_IRQ_LINE {irq:#x}: {e}");
         }
     }
 }

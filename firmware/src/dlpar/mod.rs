@@ -6,12 +6,12 @@
 //!   resets and says what every boot's device tree lists as assigned;
 //! * [`tree`]: the `ibm,dynamic-reconfiguration-memory` properties, the root's DRC lists,
 //!   `ibm,lrdr-capacity`, and the LMB node `ibm,configure-connector` streams;
-//! * [`event`]: the hot-plug error log and the queue `check-exception` drains;
-//! * here: [`Dlpar`], the table and the queue together, with the platform's requests
-//!   ([`Dlpar::add`], [`Dlpar::remove`], [`Dlpar::reset`]). The guest's RTAS calls
-//!   (`get-sensor-state`, `set-indicator`, `ibm,configure-connector`, and `check-exception` /
-//!   `event-scan` for the events) are `rtas::dlpar`'s, which `Rtas` routes there when the
-//!   partition has a window. (This module does not import `rtas`: imports point down.)
+//! * [`event`]: the hot-plug request and its "HP" log section;
+//! * here: [`Dlpar`], the table with the platform's requests ([`Dlpar::add`],
+//!   [`Dlpar::remove`], [`Dlpar::reset`]). The guest's RTAS calls (`get-sensor-state`,
+//!   `set-indicator`, `ibm,configure-connector`) and the queuing of the events' logs
+//!   (`Rtas::memory_hotplug`, through `rtas::events`) are `rtas::dlpar`'s. (This module does
+//!   not import `rtas`: imports point down.)
 
 pub mod drc;
 pub mod event;
@@ -21,7 +21,7 @@ pub mod tree;
 use thiserror::Error;
 
 use crate::properties::Property;
-use event::{HotplugAction, HotplugEvent, HotplugQueue};
+use event::{HotplugAction, HotplugEvent};
 use table::{LmbTable, ResetKind, TableError};
 use tree::DrconfFormat;
 
@@ -60,26 +60,25 @@ pub enum DlparError {
     /// kernel has released it.
     #[error("a firmware-assisted dump is active: memory changes wait until it is released")]
     DumpActive,
-    /// Too many events are waiting for the guest.
-    #[error(transparent)]
-    QueueFull(#[from] event::QueueFull),
+    /// Too many event logs are waiting for the guest.
+    #[error("too many RTAS event logs are waiting for the guest")]
+    QueueFull,
 }
 
-/// The LMB table and the hot-plug event queue of a partition with a hotplug window.
+/// The LMB table of a partition with a hotplug window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dlpar {
     table: LmbTable,
-    queue: HotplugQueue,
     format: DrconfFormat,
 }
 
-/// What [`Dlpar::add`] or [`Dlpar::remove`] did: the LMBs named and the events queued (the
-/// platform raises [`HOTPLUG_IRQ`] once per event).
+/// What [`Dlpar::add`] or [`Dlpar::remove`] did: the LMBs named and the events to send (one
+/// log each, the hot-plug interrupt raised once per log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// Window LMB numbers (0-based within the window), ascending.
     pub lmbs: Vec<usize>,
-    /// The events queued, one per run of consecutive LMBs.
+    /// The events, one per run of consecutive LMBs.
     pub events: Vec<HotplugEvent>,
 }
 
@@ -88,7 +87,6 @@ impl Dlpar {
     pub fn new(table: LmbTable) -> Self {
         Dlpar {
             table,
-            queue: HotplugQueue::default(),
             format: DrconfFormat::V2,
         }
     }
@@ -103,11 +101,6 @@ impl Dlpar {
         &mut self.table
     }
 
-    /// Events the guest has not fetched yet.
-    pub fn pending_events(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Which encoding of the LMB list the device tree gets.
     pub fn set_format(&mut self, format: DrconfFormat) {
         self.format = format;
@@ -118,11 +111,7 @@ impl Dlpar {
         tree::drconf_properties(&self.table, self.format)
     }
 
-    fn queue_runs(
-        &mut self,
-        action: HotplugAction,
-        lmbs: &[usize],
-    ) -> Result<Vec<HotplugEvent>, DlparError> {
+    fn runs(&self, action: HotplugAction, lmbs: &[usize]) -> Vec<HotplugEvent> {
         let mut events: Vec<HotplugEvent> = Vec::new();
         for &k in lmbs {
             match events.last_mut() {
@@ -134,17 +123,11 @@ impl Dlpar {
                 }),
             }
         }
-        if self.queue.len() + events.len() > event::QUEUE_MAX {
-            return Err(event::QueueFull.into());
-        }
-        for e in &events {
-            self.queue.push(*e)?;
-        }
-        Ok(events)
+        events
     }
 
     /// The platform adds `n` LMBs (`dump_active`: refused while a dump is active). Grants
-    /// the lowest free ones and queues add events for them.
+    /// the lowest free ones and returns the add events for them.
     pub fn add(&mut self, n: usize, dump_active: bool) -> Result<Request, DlparError> {
         if dump_active {
             return Err(DlparError::DumpActive);
@@ -157,45 +140,27 @@ impl Dlpar {
             }
             .into());
         }
-        let before = self.table.clone();
         let lmbs = self.table.plug(n)?;
-        match self.queue_runs(HotplugAction::Add, &lmbs) {
-            Ok(events) => Ok(Request { lmbs, events }),
-            Err(e) => {
-                self.table = before;
-                Err(e)
-            }
-        }
+        let events = self.runs(HotplugAction::Add, &lmbs);
+        Ok(Request { lmbs, events })
     }
 
     /// The platform takes back `n` hot-added LMBs (the highest the guest owns): marks them
-    /// and queues remove events. The guest may refuse (memory in use): the LMB then stays
-    /// its own ([`Change::RolledBack`]).
+    /// and returns the remove events. The guest may refuse (memory in use): the LMB then stays
+    /// its own (`Change::RolledBack`).
     pub fn remove(&mut self, n: usize, dump_active: bool) -> Result<Request, DlparError> {
         if dump_active {
             return Err(DlparError::DumpActive);
         }
-        let before = self.table.clone();
         let lmbs = self.table.unplug(n)?;
-        match self.queue_runs(HotplugAction::Remove, &lmbs) {
-            Ok(events) => Ok(Request { lmbs, events }),
-            Err(e) => {
-                self.table = before;
-                Err(e)
-            }
-        }
+        let events = self.runs(HotplugAction::Remove, &lmbs);
+        Ok(Request { lmbs, events })
     }
 
-    /// The partition resets: queued events are dropped and the table resets
-    /// ([`LmbTable::reset`]). Returns the LMBs whose memory the platform may unmap.
+    /// The partition resets ([`LmbTable::reset`]; the machine drops the queued logs). Returns
+    /// the LMBs whose memory the platform may unmap.
     pub fn reset(&mut self, kind: ResetKind) -> Vec<usize> {
-        self.queue.clear();
         self.table.reset(kind)
-    }
-
-    /// The hot-plug event queue, for `check-exception` and `event-scan`.
-    pub(crate) fn queue_mut(&mut self) -> &mut HotplugQueue {
-        &mut self.queue
     }
 }
 

@@ -4,13 +4,15 @@ use std::cell::RefCell;
 
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-use super::event::{EVENT_MASK_HOTPLUG, HOTPLUG_IRQ};
+use super::event::HotplugAction;
 use super::table::{LmbTable, ResetKind};
 use super::*;
 use crate::fadump::FadumpConfig;
 use crate::memory;
 use crate::range::GuestRange;
 use crate::rtas::dlpar::DLPAR_CALLS;
+use crate::rtas::events::MAX_PENDING_LOGS;
+use crate::rtas::EventClass;
 use crate::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, TimeOfDay};
 
 const M: u64 = 1 << 20;
@@ -22,7 +24,6 @@ const BUF: u64 = 0x4000;
 struct Recorder {
     mapped: RefCell<Vec<GuestRange>>,
     unmapped: RefCell<Vec<GuestRange>>,
-    irqs: RefCell<Vec<u32>>,
     refuse_map: bool,
 }
 
@@ -39,9 +40,6 @@ impl Platform for Recorder {
     }
     fn unmap_memory(&self, r: GuestRange) {
         self.unmapped.borrow_mut().push(r);
-    }
-    fn raise_irq(&self, irq: u32) {
-        self.irqs.borrow_mut().push(irq);
     }
 }
 
@@ -341,72 +339,86 @@ fn unknown_indexes_and_wrong_states_get_papr_codes() {
     assert_eq!(sense(&mem, &mut rtas, &p, 0x8000_0006), [0, 2]);
 }
 
-/// The host adds 512 MiB: an event per run, the interrupt raised once per remaining event,
-/// the log in the guest's buffer; then a removal the guest completes and one it refuses.
+/// `check-exception` for hot-plug events into the buffer at BUF: (status, what the machine
+/// must do).
+fn check_exception(
+    mem: &GuestMemoryMmap,
+    rtas: &mut Rtas,
+    p: &Recorder,
+    len: u32,
+) -> (i32, RtasAction) {
+    let mask = EventClass::HotPlug.mask();
+    let b = RtasArgs::block_bytes(
+        RtasCall::CheckException.token(),
+        &[0x500, 0x1001, mask, 0, BUF as u32, len],
+        1,
+        0xdead_beef,
+    );
+    memory::write_bytes(mem, ARGS, &b).unwrap();
+    let action = rtas.dispatch(mem, ARGS, p).unwrap();
+    let st = memory::read_bytes(mem, ARGS + 12 + 24, 4).unwrap();
+    (i32::from_be_bytes(st.try_into().unwrap()), action)
+}
+
+/// The host adds 512 MiB: one count-indexed event for the two consecutive LMBs, its log in
+/// the guest's buffer as Linux parses it; then a removal the guest completes and one it
+/// refuses.
 #[test]
 fn host_add_and_remove_through_check_exception() {
     let (mem, mut rtas) = setup();
     let p = Recorder::default();
-    let req = rtas.dlpar_mut().unwrap().add(2, false).unwrap();
+    let req = rtas
+        .memory_hotplug(HotplugAction::Add, 2, TimeOfDay::default())
+        .unwrap();
     assert_eq!(req.lmbs, [0, 1]);
     assert_eq!(
         req.events.len(),
         1,
         "consecutive LMBs: one count-indexed event"
     );
-    let ce = |mem: &GuestMemoryMmap, rtas: &mut Rtas, mask: u32, len: u32| {
-        call(
-            mem,
-            rtas,
-            &p,
-            RtasCall::CheckException,
-            &[0x500, HOTPLUG_IRQ, mask, 0, BUF as u32, len],
-            1,
-        )[0]
-    };
+    assert_eq!(rtas.events().len(), 1);
     assert_eq!(
-        ce(&mem, &mut rtas, 0x4000_0000, 2048),
-        1,
-        "EPOW only: not ours"
+        check_exception(&mem, &mut rtas, &p, 2048),
+        (0, RtasAction::None)
     );
+    let log = memory::read_bytes(&mem, BUF, 116).unwrap();
     assert_eq!(
-        ce(&mem, &mut rtas, EVENT_MASK_HOTPLUG, 64),
-        -3,
-        "too small a buffer"
+        &log[0..4],
+        &[6, 0x34, 0, 0xe5],
+        "v6, event, not recovered, hot-plug"
     );
-    assert_eq!(ce(&mem, &mut rtas, EVENT_MASK_HOTPLUG, 2048), 0);
+    assert_eq!(u32::from_be_bytes(log[4..8].try_into().unwrap()), 108);
+    assert_eq!(&log[96..98], b"HP");
+    assert_eq!(&log[104..116], [2, 1, 4, 0, 0, 0, 0, 2, 0x80, 0, 0, 6]);
     assert_eq!(
-        memory::read_bytes(&mem, BUF + 104, 12).unwrap(),
-        [2, 1, 4, 0, 0, 0, 0, 2, 0x80, 0, 0, 6]
-    );
-    assert_eq!(
-        ce(&mem, &mut rtas, EVENT_MASK_HOTPLUG, 2048),
+        check_exception(&mem, &mut rtas, &p, 2048).0,
         1,
         "delivered once"
     );
-    assert!(p.irqs.borrow().is_empty(), "nothing left: no re-pulse");
     guest_add(&mem, &mut rtas, &p, 0x8000_0006);
     guest_add(&mem, &mut rtas, &p, 0x8000_0007);
     assert_eq!(rtas.dlpar().unwrap().table().guest_ram_size(), 2048 * M);
 
     // Adding past the window changes nothing.
-    assert!(matches!(
-        rtas.dlpar_mut().unwrap().add(1, false),
-        Err(DlparError::Table(TableError::NotEnoughFree {
+    assert_eq!(
+        rtas.memory_hotplug(HotplugAction::Add, 1, TimeOfDay::default()),
+        Err(Some(DlparError::Table(TableError::NotEnoughFree {
             wanted: 1,
             free: 0
-        }))
-    ));
-    // Remove one (the highest), and the guest gives it up.
-    let req = rtas.dlpar_mut().unwrap().remove(1, false).unwrap();
-    assert_eq!(req.events[0].index, 0x8000_0007);
-    call(&mem, &mut rtas, &p, RtasCall::EventScan, &[0, 0, 0, 0], 1);
-    assert_eq!(
-        *p.irqs.borrow(),
-        [HOTPLUG_IRQ],
-        "event-scan re-raises a waiting event"
+        })))
     );
-    assert_eq!(ce(&mem, &mut rtas, EVENT_MASK_HOTPLUG, 2048), 0);
+    assert!(rtas.events().is_empty());
+    // Remove one (the highest), and the guest gives it up.
+    let req = rtas
+        .memory_hotplug(HotplugAction::Remove, 1, TimeOfDay::default())
+        .unwrap();
+    assert_eq!(req.events[0].index, 0x8000_0007);
+    assert_eq!(check_exception(&mem, &mut rtas, &p, 2048).0, 0);
+    assert_eq!(
+        memory::read_bytes(&mem, BUF + 105, 1).unwrap(),
+        [2],
+        "remove"
+    );
     assert_eq!(
         indicator(&mem, &mut rtas, &p, INDICATOR_ALLOCATION, 0x8000_0007, 1),
         0,
@@ -420,7 +432,8 @@ fn host_add_and_remove_through_check_exception() {
     );
     // Removing memory the guest still uses: it cannot offline it, unisolates again
     // (Linux's hint), and the LMB stays its own.
-    rtas.dlpar_mut().unwrap().remove(1, false).unwrap();
+    rtas.memory_hotplug(HotplugAction::Remove, 1, TimeOfDay::default())
+        .unwrap();
     assert_eq!(
         indicator(&mem, &mut rtas, &p, INDICATOR_ISOLATION, 0x8000_0006, 1),
         0
@@ -432,32 +445,43 @@ fn host_add_and_remove_through_check_exception() {
 }
 
 #[test]
-fn no_change_while_a_dump_is_active_and_resets_drop_the_events() {
+fn no_change_while_a_dump_is_active_and_the_grant_survives_a_reset() {
     let (_, mut rtas) = setup();
     let d = rtas.dlpar_mut().unwrap();
     assert_eq!(d.add(1, true), Err(DlparError::DumpActive));
     assert_eq!(d.remove(1, true), Err(DlparError::DumpActive));
-    assert_eq!(d.pending_events(), 0);
     assert!(d.table().free().len() == 2 && !d.table().drc(0).attached());
     d.add(1, false).unwrap();
-    assert_eq!(d.pending_events(), 1);
     assert_eq!(d.reset(ResetKind::Fadump), Vec::<usize>::new());
-    assert_eq!(d.pending_events(), 0);
     // The grant survives: the guest of the next boot may still take the LMB.
     assert!(d.table().drc(0).attached());
+    let plain = &mut Rtas::new(rtas.fadump().config().clone());
+    assert_eq!(
+        plain.memory_hotplug(HotplugAction::Add, 1, TimeOfDay::default()),
+        Err(None)
+    );
 }
 
 #[test]
-fn a_full_queue_refuses_and_changes_nothing() {
-    let table = LmbTable::new(1 << 30, 1 << 30, 64 * LMB_SIZE).unwrap();
-    let mut d = Dlpar::new(table);
-    for _ in 0..event::QUEUE_MAX {
-        // Each add offers the next LMB: one event each, none fetched by the guest.
-        d.add(1, false).unwrap();
+fn a_full_event_queue_refuses_and_changes_nothing() {
+    let (_, mut rtas) = setup();
+    let table = LmbTable::new(1 << 30, 1 << 30, 128 * LMB_SIZE).unwrap();
+    rtas.set_dlpar(Dlpar::new(table));
+    for _ in 0..MAX_PENDING_LOGS {
+        // One event per request; none fetched by the guest.
+        rtas.memory_hotplug(HotplugAction::Add, 1, TimeOfDay::default())
+            .unwrap();
     }
-    assert_eq!(d.pending_events(), event::QUEUE_MAX);
-    let free = d.table().free().len();
-    assert!(matches!(d.add(1, false), Err(DlparError::QueueFull(_))));
-    assert_eq!(d.table().free().len(), free);
-    assert!(!d.table().drc(d.table().free()[0]).attached());
+    assert_eq!(rtas.events().len(), MAX_PENDING_LOGS);
+    let free = rtas.dlpar().unwrap().table().free();
+    assert_eq!(
+        rtas.memory_hotplug(HotplugAction::Add, 1, TimeOfDay::default()),
+        Err(Some(DlparError::QueueFull))
+    );
+    assert_eq!(
+        rtas.dlpar().unwrap().table().free(),
+        free,
+        "nothing offered"
+    );
+    assert!(!rtas.dlpar().unwrap().table().drc(free[0]).attached());
 }

@@ -1,13 +1,15 @@
 //! The memory-DLPAR RTAS calls over a [`Dlpar`]: `get-sensor-state` 9003, `set-indicator`
-//! 9001/9003, `ibm,configure-connector`, and the hot-plug side of `check-exception` and
-//! `event-scan`. Argument counts are checked by the caller ([`super::Rtas::dispatch`]).
+//! 9001/9003, `ibm,configure-connector` (argument counts checked by
+//! [`super::Rtas::dispatch`]), and [`Rtas::memory_hotplug`], the platform's add and remove,
+//! whose logs go through the RTAS event queue ([`super::events`]) to `check-exception`.
 
 use log::{info, warn};
 use vm_memory::GuestMemoryBackend;
 
-use super::{Platform, RtasArgs, RtasCall, RtasStatus, TimeOfDay};
+use super::events::{log_type, ErrorLog, EventClass, Section, MAX_PENDING_LOGS};
+use super::{Platform, Rtas, RtasArgs, RtasCall, RtasStatus, TimeOfDay};
 use crate::dlpar::drc::{CcPiece, Change, DrcError};
-use crate::dlpar::event::{Timestamp, EVENT_MASK_HOTPLUG, HOTPLUG_IRQ};
+use crate::dlpar::event::{HotplugAction, HotplugEvent, HP_SECTION_VERSION, HP_SUBSYSTEM};
 use crate::dlpar::*;
 use crate::memory;
 
@@ -18,14 +20,52 @@ pub const DLPAR_CALLS: [RtasCall; 3] = [
     RtasCall::IbmConfigureConnector,
 ];
 
-fn timestamp(t: TimeOfDay) -> Timestamp {
-    Timestamp {
-        year: t.year,
-        month: t.month,
-        day: t.day,
-        hour: t.hour,
-        minute: t.minute,
-        second: t.second,
+/// The full log of one hot-plug request: QEMU's `spapr_hotplug_req_event` layout (event,
+/// not recovered, type 0xE5, Main-B subsystem 0x80, then the "HP" section).
+pub fn hotplug_log(ev: &HotplugEvent, created: TimeOfDay, plid: u32) -> Vec<u8> {
+    let mut log = ErrorLog::event(log_type::HOTPLUG).with_section(Section::new(
+        *b"HP",
+        HP_SECTION_VERSION,
+        ev.section_data(),
+    ));
+    log.subsystem_id = HP_SUBSYSTEM;
+    log.build(created, plid)
+}
+
+impl Rtas {
+    /// The platform adds (or takes back) `n` LMBs of the hotplug window: the table changes
+    /// ([`Dlpar::add`], [`Dlpar::remove`]) and one log per event is queued under the hot-plug
+    /// class; the platform then raises the hot-plug interrupt once per event. Refused,
+    /// changing nothing, without a window, while a dump is active, past the window, or when
+    /// the event queue has no room.
+    pub fn memory_hotplug(
+        &mut self,
+        action: HotplugAction,
+        n: usize,
+        now: TimeOfDay,
+    ) -> Result<Request, Option<DlparError>> {
+        let dump_active = self.fadump.is_dump_active();
+        let room = MAX_PENDING_LOGS.saturating_sub(self.events.len());
+        let dlpar = self.dlpar.as_mut().ok_or(None)?;
+        let before = dlpar.table().clone();
+        let request = match action {
+            HotplugAction::Add => dlpar.add(n, dump_active),
+            HotplugAction::Remove => dlpar.remove(n, dump_active),
+        }
+        .map_err(Some)?;
+        if request.events.len() > room {
+            *dlpar.table_mut() = before;
+            return Err(Some(DlparError::QueueFull));
+        }
+        for ev in &request.events {
+            let plid = self.events.next_plid();
+            let log = hotplug_log(ev, now, plid);
+            if let Err(e) = self.events.queue(EventClass::HotPlug, log) {
+                // Room was checked: only a bug gets here.
+                warn!("dlpar: {e}");
+            }
+        }
+        Ok(request)
     }
 }
 
@@ -52,23 +92,6 @@ pub(crate) fn call<M: GuestMemoryBackend>(
         RtasCall::IbmConfigureConnector => {
             let wa = (u64::from(args.arg(1)) << 32) | u64::from(args.arg(0));
             vec![configure_connector(d, mem, wa)]
-        }
-        RtasCall::CheckException => {
-            vec![check_exception(
-                d,
-                mem,
-                args.arg(2),
-                args.arg(4),
-                args.arg(5),
-                platform,
-            )]
-        }
-        RtasCall::EventScan => {
-            // Recover a lost edge: rtasd polls this periodically.
-            if !d.queue_mut().is_empty() {
-                platform.raise_irq(HOTPLUG_IRQ);
-            }
-            vec![RtasStatus::NoEventFound.cell()]
         }
         _ => vec![RtasStatus::ParameterError.cell()],
     };
@@ -214,38 +237,4 @@ fn configure_connector<M: GuestMemoryBackend>(d: &mut Dlpar, mem: &M, wa: u64) -
         _ => {}
     }
     code
-}
-
-fn check_exception<M: GuestMemoryBackend>(
-    d: &mut Dlpar,
-    mem: &M,
-    mask: u32,
-    buf: u32,
-    len: u32,
-    platform: &dyn Platform,
-) -> u32 {
-    if mask & EVENT_MASK_HOTPLUG == 0 {
-        return RtasStatus::NoEventFound.cell();
-    }
-    let Some(log) = d.queue_mut().peek_log(timestamp(platform.time_of_day())) else {
-        return RtasStatus::NoEventFound.cell();
-    };
-    if (len as usize) < log.len() {
-        warn!(
-            "rtas: check-exception: buffer of {len} bytes, the event needs {}",
-            log.len()
-        );
-        return RtasStatus::ParameterError.cell();
-    }
-    if let Err(e) = memory::write_bytes(mem, u64::from(buf), &log) {
-        warn!("rtas: check-exception: buffer {buf:#x}: {e}");
-        return RtasStatus::HardwareError.cell();
-    }
-    if let Some(ev) = d.queue_mut().pop() {
-        info!("dlpar: hot-plug event {ev:?} delivered");
-    }
-    if !d.queue_mut().is_empty() {
-        platform.raise_irq(HOTPLUG_IRQ);
-    }
-    RtasStatus::Success.cell()
 }

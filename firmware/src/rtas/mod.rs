@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod dlpar;
+pub mod events;
 pub mod status;
 pub mod tokens;
 
@@ -19,7 +20,9 @@ use std::collections::BTreeSet;
 use log::{debug, info, warn};
 use vm_memory::GuestMemoryBackend;
 
+pub use crate::dlpar::event::HotplugAction;
 pub use args::{ArgsError, RtasArgs};
+pub use events::{EventClass, EventQueue};
 pub use status::RtasStatus;
 pub use tokens::RtasCall;
 
@@ -87,10 +90,6 @@ pub trait Platform {
     fn unmap_memory(&self, range: GuestRange) {
         let _ = range;
     }
-    /// Raise the (edge) interrupt `irq` once: the hot-plug event source when an event waits.
-    fn raise_irq(&self, irq: u32) {
-        let _ = irq;
-    }
 }
 
 /// What the machine must do after a call. The status (if any) is already written.
@@ -134,6 +133,9 @@ pub enum RtasAction {
         /// The caller's argument block, for writing the status if the dump fails.
         args: RtasArgs,
     },
+    /// `check-exception` or `event-scan` returned a log (status 0 written) and logs of these
+    /// classes are still pending: the machine raises their event-source interrupts again.
+    RaiseEvents(Vec<EventClass>),
     /// A call the VMM implements itself (registered with [`Rtas::enable_machine_call`]), e.g.
     /// PCI config space or interrupt-controller calls. The machine writes the return cells.
     Machine {
@@ -169,6 +171,7 @@ const CPU_STATE_RUNNING: u32 = 2;
 #[derive(Debug)]
 pub struct Rtas {
     fadump: Fadump,
+    events: EventQueue,
     machine_calls: BTreeSet<RtasCall>,
     /// Memory DLPAR, when the partition has a hotplug window.
     dlpar: Option<Dlpar>,
@@ -185,6 +188,7 @@ impl Rtas {
     pub fn with_fadump(fadump: Fadump) -> Self {
         Self {
             fadump,
+            events: EventQueue::new(),
             machine_calls: BTreeSet::new(),
             dlpar: None,
         }
@@ -192,7 +196,7 @@ impl Rtas {
 
     /// Gives the partition memory DLPAR over `dlpar`'s hotplug window: publishes
     /// `get-sensor-state`, `set-indicator` and `ibm,configure-connector`, adds
-    /// `ibm,lrdr-capacity` to `/rtas`, and makes `check-exception` deliver its hot-plug events.
+    /// `ibm,lrdr-capacity` to `/rtas`; [`Rtas::memory_hotplug`] queues its hot-plug events.
     pub fn set_dlpar(&mut self, dlpar: Dlpar) {
         self.dlpar = Some(dlpar);
     }
@@ -213,6 +217,17 @@ impl Rtas {
         } else {
             &[]
         }
+    }
+
+    /// The pending event logs `check-exception` and `event-scan` hand out.
+    pub fn events(&self) -> &EventQueue {
+        &self.events
+    }
+
+    /// The event queue, for the machine to [`EventQueue::queue`] a log (then it raises the
+    /// class's event-source interrupt) or clear it on reset.
+    pub fn events_mut(&mut self) -> &mut EventQueue {
+        &mut self.events
     }
 
     /// The fadump engine behind `ibm,configure-kernel-dump`.
@@ -410,16 +425,22 @@ impl Rtas {
                 }
             }
             RtasCall::StopSelf => RtasAction::StopSelf,
-            RtasCall::EventScan
-            | RtasCall::CheckException
-            | RtasCall::GetSensorState
-            | RtasCall::SetIndicator
-            | RtasCall::IbmConfigureConnector => {
-                match self.dlpar.as_mut() {
-                    Some(d) => dlpar::call(d, mem, call, &args, platform),
-                    // Only the event calls get here without DLPAR (the others are not
-                    // published).
-                    None => status(RtasStatus::NoEventFound),
+            RtasCall::EventScan | RtasCall::CheckException => {
+                let outcome = if call == RtasCall::EventScan {
+                    self.events.event_scan(mem, &args)
+                } else {
+                    self.events.check_exception(mem, &args)
+                };
+                if outcome.still_pending.is_empty() {
+                    RtasAction::None
+                } else {
+                    RtasAction::RaiseEvents(outcome.still_pending)
+                }
+            }
+            RtasCall::GetSensorState | RtasCall::SetIndicator | RtasCall::IbmConfigureConnector => {
+                // Published only with DLPAR.
+                if let Some(d) = self.dlpar.as_mut() {
+                    dlpar::call(d, mem, call, &args, platform);
                 }
                 RtasAction::None
             }

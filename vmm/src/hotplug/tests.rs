@@ -9,7 +9,7 @@ use devicetree::{CpuModel, Mmu};
 use firmware::dlpar::table::{LmbTable, ResetKind};
 use firmware::dlpar::{Dlpar, LMB_SIZE};
 use firmware::fadump::FadumpConfig;
-use firmware::rtas::{CpuRunState, Platform, Rtas, RtasArgs, RtasCall, TimeOfDay};
+use firmware::rtas::{CpuRunState, HotplugAction, Platform, Rtas, RtasArgs, RtasCall, TimeOfDay};
 use firmware::{memory, GuestRange};
 use vm_memory::{Bytes, GuestAddress};
 
@@ -174,17 +174,18 @@ fn lmb_state_across_add_remove_fadump_reset_and_reboot() {
     assert_eq!(*guest.mapped.borrow(), [addr(0), addr(2)]);
     // The host asks for LMB 3 back and the guest crashes before it gives it up: the capture
     // kernel's tree lists exactly what the crashed kernel owned.
-    rtas.dlpar_mut().unwrap().remove(1, false).unwrap();
+    rtas.memory_hotplug(HotplugAction::Remove, 1, TimeOfDay::default())
+        .unwrap();
+    assert_eq!(
+        rtas.events().len(),
+        1,
+        "the remove event waits for the guest"
+    );
     assert_eq!(
         rtas.dlpar_mut().unwrap().reset(ResetKind::Fadump),
         Vec::<usize>::new()
     );
     assert_eq!(assigned_in_tree(&mem, &rtas, &images), [addr(0), addr(2)]);
-    assert_eq!(
-        rtas.dlpar().unwrap().pending_events(),
-        0,
-        "events do not survive a reset"
-    );
 
     // In the capture kernel: no changes while the dump is active (checked by the caller
     // against the fadump engine; here the flag).

@@ -9,7 +9,7 @@ use crate::boot::BootImages;
 use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
-use crate::devices::irq::{configure_hotplug_source, configure_lsis, KvmIrqLine};
+use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIrqLine};
 use crate::devices::kvm_tce::KvmTces;
 use crate::devices::phb::ddw::DDW_CALLS;
 use crate::devices::phb::rtas::PCI_CONFIG_CALLS;
@@ -68,6 +68,7 @@ impl Machine {
         let xics = create_xics(&vm, config.cpus)?;
         let phbs = create_phbs(&vm, &mem, &config, caps.spapr_tce_64)?;
         configure_lsis(&xics, &phbs)?;
+        configure_event_sources(&xics)?;
         let (fds, pvr) = create_vcpus(&vm, &xics, config.cpus)?;
         let cpu = cpu_model(pvr, mmu);
         info!(
@@ -78,7 +79,7 @@ impl Machine {
         );
         let mut rtas = build_rtas(&vm, &config, mmu, rma_size, !phbs.is_empty())?;
         let hotplug = match window {
-            Some(w) => Some(setup_hotplug(&mut rtas, &xics, &mem, &config, w)?),
+            Some(w) => Some(setup_hotplug(&mut rtas, &mem, &config, w)?),
             None => None,
         };
         if config.preserve != PreserveMode::Copy {
@@ -104,6 +105,7 @@ impl Machine {
             huge_page,
             staged: None,
             images_end: 0,
+            api: None,
         })
     }
 }
@@ -362,11 +364,10 @@ fn build_rtas(
 }
 
 /// Memory DLPAR over `window`: the firmware's LMB table with every LMB granted (the guest
-/// may add them itself), the window's KVM slots (none mapped), and the hot-plug event source
-/// in the XICS.
+/// may add them itself) and the window's KVM slots (none mapped). (The hot-plug event
+/// source is configured with the other RTAS event sources.)
 fn setup_hotplug(
     rtas: &mut Rtas,
-    xics: &DeviceFd,
     mem: &GuestMemory,
     config: &VmConfig,
     window: GuestRange,
@@ -375,7 +376,6 @@ fn setup_hotplug(
         .map_err(|e| Error::Memory(e.to_string()))?;
     let granted = table.grant_all();
     rtas.set_dlpar(Dlpar::new(table));
-    configure_hotplug_source(xics)?;
     let slots = HotplugSlots::new(mem, window)
         .ok_or_else(|| Error::Memory(format!("hotplug window {window} is not one region")))?;
     info!(

@@ -1,35 +1,21 @@
 //! Memory hotplug on the machine: `resize_memory` (cloud-hypervisor's `vm.resize` with
 //! `desired_ram`, called by the API on the main thread) and the LMB state across resets.
 //!
-//! `desired_ram` is boot RAM plus whole 256 MiB LMBs of the window. Growing grants the lowest
+//! `desired_ram` is boot RAM plus whole 256 MiB LMBs of the window (else
+//! [`OpError::Invalid`]; no window: [`OpError::NotSupported`]; a dump active or LMBs still in
+//! flight: [`OpError::Busy`]). Growing grants the lowest
 //! free LMBs and queues count-indexed add events; shrinking asks for the highest hot-added
 //! LMBs back with remove events. Each event raises the hot-plug interrupt once; the guest
 //! fetches it with `check-exception` and runs its DLPAR code, which may refuse a removal
 //! (memory in use): the LMB then stays the guest's (logged by the firmware). Nothing changes
 //! while a firmware-assisted dump is active.
 
-use super::Machine;
-use crate::devices::irq::configure_hotplug_source;
+use super::{Machine, OpError};
 use crate::error::Error;
 use firmware::dlpar::table::ResetKind;
 use firmware::dlpar::{DlparError, LMB_SIZE};
-use firmware::rtas::Rtas;
+use firmware::rtas::{EventClass, HotplugAction, Rtas, TimeOfDay};
 use log::{info, warn};
-
-/// Why a resize was refused. Shaped like the machine operations' `OpError` (`Busy` → 409,
-/// `Invalid` → 400, `NotSupported`), so the API maps it the same way.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResizeError {
-    /// A dump is active, or an earlier request is still in flight.
-    #[error("busy: {0}")]
-    Busy(&'static str),
-    /// `desired_ram` is not boot RAM plus whole LMBs of the window.
-    #[error("invalid: {0}")]
-    Invalid(String),
-    /// The machine has no hotplug window (`--memory hotplug_size=`).
-    #[error("not supported: {0}")]
-    NotSupported(&'static str),
-}
 
 /// What a resize did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +34,17 @@ pub struct ResizeReport {
 }
 
 /// The firmware's side of a resize: validates `desired_ram`, grants or asks back LMBs and
-/// queues the events (nothing changes on an error). The caller raises the interrupt once per
-/// event.
-pub(crate) fn plan_resize(rtas: &mut Rtas, desired_ram: u64) -> Result<ResizeReport, ResizeError> {
-    let dump_active = rtas.fadump().is_dump_active();
-    let Some(dlpar) = rtas.dlpar_mut() else {
-        return Err(ResizeError::NotSupported(
-            "no memory hotplug window (--memory size=...,hotplug_size=...)",
-        ));
+/// queues one hot-plug log per event, created at `now` (nothing changes on an error). The
+/// caller raises the hot-plug interrupt once per event.
+pub(crate) fn plan_resize(
+    rtas: &mut Rtas,
+    desired_ram: u64,
+    now: TimeOfDay,
+) -> Result<ResizeReport, OpError> {
+    let no_window =
+        OpError::NotSupported("no memory hotplug window (--memory size=...,hotplug_size=...)");
+    let Some(dlpar) = rtas.dlpar() else {
+        return Err(no_window);
     };
     let t = dlpar.table();
     let boot = t.boot_ram();
@@ -65,7 +54,7 @@ pub(crate) fn plan_resize(rtas: &mut Rtas, desired_ram: u64) -> Result<ResizeRep
             "vm.resize: desired_ram {desired_ram:#x} refused: boot RAM {boot:#x} plus whole \
              256 MiB LMBs up to {max:#x}"
         );
-        return Err(ResizeError::Invalid(format!(
+        return Err(OpError::Invalid(format!(
             "desired_ram {desired_ram} must be {boot} (boot RAM) plus a multiple of {LMB_SIZE}, \
              at most {max}"
         )));
@@ -73,7 +62,7 @@ pub(crate) fn plan_resize(rtas: &mut Rtas, desired_ram: u64) -> Result<ResizeRep
     let target = t.target();
     let previous = boot + target as u64 * LMB_SIZE;
     let want = ((desired_ram - boot) / LMB_SIZE) as usize;
-    let (request, added) = match want.cmp(&target) {
+    let request = match want.cmp(&target) {
         std::cmp::Ordering::Equal => {
             return Ok(ResizeReport {
                 previous,
@@ -83,28 +72,28 @@ pub(crate) fn plan_resize(rtas: &mut Rtas, desired_ram: u64) -> Result<ResizeRep
                 events: 0,
             })
         }
-        std::cmp::Ordering::Greater => (dlpar.add(want - target, dump_active), true),
-        std::cmp::Ordering::Less => (dlpar.remove(target - want, dump_active), false),
+        std::cmp::Ordering::Greater => (want - target, HotplugAction::Add),
+        std::cmp::Ordering::Less => (target - want, HotplugAction::Remove),
     };
-    let request = request.map_err(|e| {
+    let (n, action) = request;
+    let added = action == HotplugAction::Add;
+    let request = rtas.memory_hotplug(action, n, now).map_err(|e| {
+        let Some(e) = e else { return no_window };
         warn!("vm.resize to {desired_ram:#x}: {e}");
         match e {
             DlparError::DumpActive => {
-                ResizeError::Busy("a firmware-assisted dump is active: resize after it is released")
+                OpError::Busy("a firmware-assisted dump is active: resize after it is released")
             }
-            DlparError::QueueFull(_) => {
-                ResizeError::Busy("too many hot-plug events are waiting for the guest")
+            DlparError::QueueFull => {
+                OpError::Busy("too many RTAS event logs are waiting for the guest")
             }
-            DlparError::Table(_) => ResizeError::Busy(
+            DlparError::Table(_) => OpError::Busy(
                 "LMBs are still changing hands: resize again once the guest has finished",
             ),
         }
     })?;
-    let lmbs: Vec<u32> = request
-        .lmbs
-        .iter()
-        .map(|&k| dlpar.table().drc_index(k))
-        .collect();
+    let table = rtas.dlpar().expect("checked").table();
+    let lmbs: Vec<u32> = request.lmbs.iter().map(|&k| table.drc_index(k)).collect();
     info!(
         "vm.resize: {previous:#x} -> {desired_ram:#x}: {} LMBs {:x?} {}, {} hot-plug events",
         lmbs.len(),
@@ -125,31 +114,25 @@ impl Machine {
     /// Asks the guest to hold `desired_ram` bytes: hot-plug events for the difference, each
     /// raising the hot-plug interrupt once. (The API's `vm.resize` route calls it on the
     /// main thread.)
-    pub fn resize_memory(&mut self, desired_ram: u64) -> Result<ResizeReport, ResizeError> {
+    pub(crate) fn resize_memory(&mut self, desired_ram: u64) -> Result<ResizeReport, OpError> {
         let report = {
             let mut rtas = self
                 .partition
                 .rtas
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            plan_resize(&mut rtas, desired_ram)?
+            plan_resize(&mut rtas, desired_ram, crate::clock::now())?
         };
         for _ in 0..report.events {
-            if let Err(e) = self
-                .partition
-                .vm
-                .set_irq_line(firmware::dlpar::event::HOTPLUG_IRQ, true)
-            {
-                warn!("vm.resize: raising the hot-plug interrupt: {e}");
-            }
+            crate::devices::irq::pulse_event(&self.partition.vm, EventClass::HotPlug);
         }
         Ok(report)
     }
 
-    /// The LMB state through a reset (every vCPU stopped): pending events dropped; on a
-    /// reboot pending unplugs complete, on the fadump reset every LMB the crashed kernel owned
-    /// stays assigned; the window's KVM slots follow (all mapped while a dump is active), and
-    /// the hot-plug source is back to its power-on state.
+    /// The LMB state through a reset (every vCPU stopped; the reset has already dropped the
+    /// queued event logs and reset the event sources): on a reboot pending unplugs complete,
+    /// on the fadump reset every LMB the crashed kernel owned stays assigned; the window's KVM
+    /// slots follow (all mapped while a dump is active).
     pub(super) fn reset_hotplug(&mut self, kind: ResetKind) -> Result<(), Error> {
         let mut rtas = self
             .partition
@@ -187,7 +170,7 @@ impl Machine {
                 .sync(&self.partition.vm, table, dump_active)
                 .map_err(|e| Error::Runtime(format!("hotplug slots on reset: {e}")))?;
         }
-        configure_hotplug_source(&self.xics)
+        Ok(())
     }
 }
 
@@ -199,6 +182,15 @@ mod tests {
     use firmware::fadump::FadumpConfig;
 
     const M: u64 = 1 << 20;
+    const T: TimeOfDay = TimeOfDay {
+        year: 2026,
+        month: 12,
+        day: 8,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanosecond: 0,
+    };
 
     fn rtas(window: bool) -> Rtas {
         let mut r = Rtas::new(FadumpConfig {
@@ -217,29 +209,25 @@ mod tests {
     #[test]
     fn desired_ram_is_boot_ram_plus_whole_lmbs_of_the_window() {
         assert!(matches!(
-            plan_resize(&mut rtas(false), 2048 * M),
-            Err(ResizeError::NotSupported(_))
+            plan_resize(&mut rtas(false), 2048 * M, T),
+            Err(OpError::NotSupported(_))
         ));
         let mut r = rtas(true);
         for bad in [1024 * M, 1600 * M, 2304 * M, u64::MAX] {
             assert!(
-                matches!(plan_resize(&mut r, bad), Err(ResizeError::Invalid(_))),
+                matches!(plan_resize(&mut r, bad, T), Err(OpError::Invalid(_))),
                 "{bad:#x}"
             );
         }
-        assert_eq!(
-            r.dlpar().unwrap().pending_events(),
-            0,
-            "nothing queued for bad input"
-        );
-        let same = plan_resize(&mut r, 1536 * M).unwrap();
+        assert!(r.events().is_empty(), "nothing queued for bad input");
+        let same = plan_resize(&mut r, 1536 * M, T).unwrap();
         assert_eq!((same.previous, same.events), (1536 * M, 0));
     }
 
     #[test]
     fn growing_offers_lmbs_and_shrinking_asks_the_guests_back() {
         let mut r = rtas(true);
-        let grow = plan_resize(&mut r, 2048 * M).unwrap();
+        let grow = plan_resize(&mut r, 2048 * M, T).unwrap();
         assert_eq!(
             (grow.previous, grow.added, grow.events),
             (1536 * M, true, 1)
@@ -247,11 +235,11 @@ mod tests {
         assert_eq!(grow.lmbs, [0x8000_0006, 0x8000_0007]);
         // Offered, not yet taken: asking for less now is refused (busy), not half-done.
         assert!(matches!(
-            plan_resize(&mut r, 1792 * M),
-            Err(ResizeError::Busy(_))
+            plan_resize(&mut r, 1792 * M, T),
+            Err(OpError::Busy(_))
         ));
         assert_eq!(
-            plan_resize(&mut r, 2048 * M).unwrap().events,
+            plan_resize(&mut r, 2048 * M, T).unwrap().events,
             0,
             "already the target"
         );
@@ -263,7 +251,7 @@ mod tests {
             drc.set_isolation(1).unwrap();
             while drc.configure_step().unwrap().0 != firmware::dlpar::drc::CcPiece::Complete {}
         }
-        let shrink = plan_resize(&mut r, 1792 * M).unwrap();
+        let shrink = plan_resize(&mut r, 1792 * M, T).unwrap();
         assert_eq!(
             (shrink.previous, shrink.added, shrink.lmbs.as_slice()),
             (2048 * M, false, &[0x8000_0007][..])
@@ -292,11 +280,11 @@ mod tests {
         assert!(r.fadump().is_dump_active());
         for desired in [1792 * M, 2048 * M] {
             assert!(matches!(
-                plan_resize(&mut r, desired),
-                Err(ResizeError::Busy(_))
+                plan_resize(&mut r, desired, T),
+                Err(OpError::Busy(_))
             ));
         }
         let t = r.dlpar().unwrap().table();
-        assert_eq!((r.dlpar().unwrap().pending_events(), t.target()), (0, 0));
+        assert_eq!((r.events().len(), t.target()), (0, 0));
     }
 }
