@@ -2,7 +2,8 @@
 # Build one of the guest helpers (static ppc64le) and print its path. Cached by a hash of the
 # source.
 #
-#   guests/pattern/build.sh [fadump-pattern|vmcore-save]      (default fadump-pattern)
+#   guests/pattern/build.sh [fadump-pattern|vmcore-save|api-request]   (default fadump-pattern;
+#   api-request runs in L1: an HTTP request over the API socket of ppc-vmm)
 #
 # Environment: PPC_VMM_CACHE (default ~/.cache/ppc-vmm), NO_INSTALL=1 to skip apt-get.
 set -euo pipefail
@@ -10,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${PPC_VMM_CACHE:-$HOME/.cache/ppc-vmm}"
 prog="${1:-fadump-pattern}"
 case "$prog" in
-    fadump-pattern|vmcore-save) ;;
+    fadump-pattern|vmcore-save|api-request) ;;
     *) echo "guests/pattern: unknown program $prog" >&2; exit 2 ;;
 esac
 src="$here/$prog.c"

@@ -71,6 +71,10 @@ CASES = {
     "hotplug-remove-6.12": (["--cpus", "2", "--crash", "hotplug-remove"],
                             "Linux 6.12: add 2 LMBs, remove LMB 7, crash: no PT_LOAD for it",
                             False),
+    "hotplug-host-add-6.12": (["--cpus", "2", "--crash", "hotplug-host-add"],
+                              "Linux 6.12: the host adds 512 MiB with vm.resize (hot-plug "
+                              "events), pattern in them, crash: dumped; a resize while the "
+                              "dump is active is refused", False),
     "hotplug-add-6.1": (["--cpus", "2", "--crash", "hotplug-add", "--guest-kernel", "6.1"],
                         "Linux 6.1: add 2 LMBs, no re-registration: the elfcorehdr from "
                         "boot has no PT_LOAD for them", False),

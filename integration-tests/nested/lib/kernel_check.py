@@ -53,6 +53,7 @@ CASE_TRAITS = {
     "kdump-hardlockup": {"kdump", "lkdtm", "sysrq", "smp", "radix"},
     "hotplug-add-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
     "hotplug-remove-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-host-add-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
     "hotplug-add-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
     "hotplug-add-rereg-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
     "hotplug-remove-stale-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},

@@ -26,6 +26,11 @@ LMB = 0x1000_0000
 WINDOW_LMBS = {6: 0x8000_0006, 7: 0x8000_0007}
 
 
+def host_add(r):
+    """The host adds the LMBs (vm.resize over the API socket) instead of the guest."""
+    return r.crash == "hotplug-host-add"
+
+
 def removes(r):
     return r.crash.startswith("hotplug-remove")
 
@@ -382,10 +387,21 @@ CHECKS = [
     show_lines(r"GUEST-HP-BOOT", label="GUEST-HP-BOOT", when=hotplug),
     Check("adding past the window (3 LMBs of 2) refused, nothing added",
           lambda r: r.has(r"GUEST-HP-ADD-PAST rc=[1-9]") and hp_state(r, "past") == "m6=absent m7=absent",
-          when=hotplug),
+          when=lambda r: hotplug(r) and not host_add(r)),
     Check("the guest added LMBs 6 and 7 itself (memory add count 2), online",
           lambda r: r.has(r"GUEST-HP-ADD rc=0") and hp_state(r, "added") == "m6=online m7=online",
-          when=hotplug),
+          when=lambda r: hotplug(r) and not host_add(r)),
+    Check("vm.resize past the window: 400, nothing added",
+          lambda r: r.has(r"NESTED-HP-API past status=400 ") and hp_state(r, "past") == "m6=absent m7=absent",
+          when=host_add),
+    Check("vm.resize to 2 GiB: 204; the guest took LMBs 6 and 7 from the hot-plug event, online",
+          lambda r: r.has(r"NESTED-HP-API add status=204 ") and r.has(r"GUEST-HP-ADD rc=0")
+          and hp_state(r, "added") == "m6=online m7=online"
+          and r.has(r"vm.resize: 0x60000000 -> 0x80000000: 2 LMBs \[80000006, 80000007\] offered, 1 hot-plug events"),
+          when=host_add),
+    Check("vm.resize while the dump is active: 409, nothing changes",
+          lambda r: r.has(r"NESTED-HP-API capture status=409 "), when=host_add),
+    show_lines(r"NESTED-HP-API", limit=3, when=host_add),
     Check("VMM: both LMBs acquired and configured through RTAS",
           lambda r: all(r.has(rf"dlpar: LMB {i:#x} .* configured") for i in WINDOW_LMBS.values()),
           when=lambda r: hotplug(r) and vmm_ours(r)),

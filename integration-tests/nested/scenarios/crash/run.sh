@@ -19,15 +19,31 @@ esac
 # back, the rereg kinds re-register fadump after each change as the distributions' udev rule
 # does (kdumpctl reload, only without hotplug_ready = 1).
 hp_rereg='if [ "$(cat /sys/kernel/fadump/hotplug_ready 2>/dev/null)" != 1 ]; then echo 1 > /sys/kernel/fadump/registered; echo GUEST-HP-REREG rc=$? registered=$(cat /sys/kernel/fadump/registered); fi'
+# hp_api LABEL METHOD PATH [BODY]: one request to the VMM's API socket, its status and body
+# on one line.
+hp_api() {
+    label="$1"; shift
+    out="$("$P"/api-request /tmp/vmm-api.sock "$@" 2>&1)"
+    echo "NESTED-HP-API $label status=$(echo "$out" | sed -n '1s/^HTTP\/1\.1 \([0-9]*\).*/\1/p') body=$(echo "$out" | tail -n 1)"
+}
 hp_state='echo GUEST-HP-STATE $1 m6=$(cat /sys/devices/system/memory/memory6/state 2>/dev/null || echo absent) m7=$(cat /sys/devices/system/memory/memory7/state 2>/dev/null || echo absent) ram=$(grep "System RAM" /proc/iomem | tr -d " " | tr "\\n" ,)'
 vmm_start
 if ready 1; then
     case "$kind" in
         hotplug-*)
             guest_step 60 'echo GUEST-HP-BOOT drconf=$([ -d /proc/device-tree/ibm,dynamic-reconfiguration-memory ] && echo yes || echo no) block=$(cat /sys/devices/system/memory/block_size_bytes) hotplug_ready=$(cat /sys/kernel/fadump/hotplug_ready 2>/dev/null || echo absent) registered=$(cat /sys/kernel/fadump/registered 2>/dev/null)'
-            # Adding past the window (2 LMBs): refused by the guest, nothing changes.
-            guest_step 120 'echo "memory add count 3" > /sys/kernel/dlpar; echo GUEST-HP-ADD-PAST rc=$?; set -- past; '"$hp_state"
-            guest_step 300 'echo "memory add count 2" > /sys/kernel/dlpar; echo GUEST-HP-ADD rc=$?; set -- added; '"$hp_state"
+            if [ "$kind" = hotplug-host-add ]; then
+                # The host adds 512 MiB with vm.resize (hot-plug events, check-exception);
+                # past the window first (400, nothing changes).
+                hp_api past PUT /api/v1/vm.resize '{"desired_ram":2415919104}'
+                guest_step 60 'set -- past; '"$hp_state"
+                hp_api add PUT /api/v1/vm.resize '{"desired_ram":2147483648}'
+                guest_step 300 'i=0; while [ "$(cat /sys/devices/system/memory/memory7/state 2>/dev/null)" != online ] && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done; echo GUEST-HP-ADD rc=0 waited=$i; set -- added; '"$hp_state"
+            else
+                # Adding past the window (2 LMBs): refused by the guest, nothing changes.
+                guest_step 120 'echo "memory add count 3" > /sys/kernel/dlpar; echo GUEST-HP-ADD-PAST rc=$?; set -- past; '"$hp_state"
+                guest_step 300 'echo "memory add count 2" > /sys/kernel/dlpar; echo GUEST-HP-ADD rc=$?; set -- added; '"$hp_state"
+            fi
             case "$kind" in *-rereg|*-stale) guest_step 120 "$hp_rereg" ;; esac
             case "$kind" in
                 hotplug-remove*)
@@ -118,6 +134,8 @@ if ready 1; then
                 # What the capture kernel holds, and an add while the dump is active.
                 guest_step 120 'set -- capture; '"$hp_state"
                 guest_step 120 'echo "memory add count 1" > /sys/kernel/dlpar; echo GUEST-HP-CAPTURE-ADD rc=$?; set -- capture-add; '"$hp_state"
+                # A resize while the dump is active: refused (409), nothing changes.
+                [ "$kind" = hotplug-host-add ] && hp_api capture PUT /api/v1/vm.resize '{"desired_ram":1879048192}'
                 ;;
         esac
         if [ -s "$P"/vmm-guest-cmd ]; then

@@ -9,7 +9,7 @@ case "$crash" in
     sysrq|bug|panic|hardlockup|second) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
     # Memory DLPAR: hot-added blocks online into ZONE_MOVABLE (removable; user pages prefer
     # them), a 512 MiB window after 1536 MiB of boot RAM (LMBs 6 and 7, below 2 GiB).
-    hotplug-add|hotplug-remove|hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale)
+    hotplug-add|hotplug-remove|hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale|hotplug-host-add)
         append="fadump=on crashkernel=${CRASHKERNEL:-384M} memhp_default_state=online_movable${append:+ $append}"
         memory="${memory:-size=1536M,hotplug_size=512M}"
         ;;
@@ -38,6 +38,11 @@ vmm_choices="ours qemu-sid"
 case "$crash" in hotplug-*) vmm_choices="ours" ;; esac
 # The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
 disks=" --disk path=/dev/vda"
+# The host-initiated kind drives vm.resize through the VMM's API socket from L1.
+if [ "$crash" = hotplug-host-add ]; then
+    disks+=" --api-socket path=/tmp/vmm-api.sock"
+    l1_add+=("$("$repo/guests/pattern/build.sh" api-request)=api-request")
+fi
 out_image=1
 case "$crash" in
     kdump*)
