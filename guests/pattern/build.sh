@@ -30,7 +30,11 @@ key="$(cat "$src" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 out="$cache/pattern/$key/$prog"
 if [ ! -x "$out" ]; then
     mkdir -p "$(dirname "$out")"
-    powerpc64le-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -o "$out.tmp" "$src"
-    mv "$out.tmp" "$out"
+    # A temporary of its own: two runs building the same key at once must not move each
+    # other's file (seen: `mv: cannot stat .../fadump-pattern.tmp` ended a run).
+    tmp="$(mktemp "$out.XXXXXX")"
+    powerpc64le-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -o "$tmp" "$src"
+    chmod 755 "$tmp"
+    mv "$tmp" "$out"
 fi
 echo "$out"
