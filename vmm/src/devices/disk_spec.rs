@@ -84,6 +84,8 @@ pub enum BuildError {
     TooMany,
     #[error("placing disk {index}: {err}")]
     Place { index: usize, err: PhbError },
+    #[error("starting the I/O thread of disk {index}: {err}")]
+    Thread { index: usize, err: std::io::Error },
 }
 
 /// The guest's PCI bus: one QEMU-like PHB (index 0) with disk `i` in slot `i + 1` (INTA#,
@@ -103,7 +105,8 @@ pub fn build_pci(
             path: spec.path.clone(),
             err,
         })?;
-        let dev = VirtioBlk::new(mem.clone(), disk, &format!("ppc-vmm-disk{i}"));
+        let dev = VirtioBlk::new(mem.clone(), disk, &format!("ppc-vmm-disk{i}"))
+            .map_err(|err| BuildError::Thread { index: i, err })?;
         // i < 31, so the slot fits.
         phb.add_device(i as u8 + 1, Box::new(dev))
             .map_err(|err| BuildError::Place { index: i, err })?;

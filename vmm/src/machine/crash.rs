@@ -35,6 +35,11 @@ pub(crate) trait CrashHost {
     fn vcpus(&self) -> Vec<Arc<VcpuControl>>;
     /// How long a vCPU may take to answer.
     fn answer_timeout(&self) -> Duration;
+    /// Every vCPU is stopped: stops the devices' I/O threads (the request in progress
+    /// finishes, no other starts), so nothing but the dump touches guest memory from now on.
+    fn pause_io(&mut self);
+    /// No dump after all: the I/O threads go on.
+    fn resume_io(&mut self);
     /// Every vCPU is stopped: read what else the dump needs (the HPT) and let the firmware
     /// write the dump from `cpus`.
     fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError>;
@@ -49,7 +54,7 @@ pub(crate) trait CrashHost {
 /// How long each step of a dump took.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Phases {
-    /// Stopping every vCPU and reading its registers.
+    /// Stopping every vCPU and reading its registers, and stopping the I/O threads.
     pub stop: Duration,
     /// The firmware's dump (HPT read, register save area, boot-memory copies).
     pub dump: Duration,
@@ -110,22 +115,26 @@ pub(crate) fn fadump_crash(
         dead,
         unresponsive,
     } = set::stop_all(&vcpus, host.answer_timeout());
-    let refuse = |host: &mut dyn CrashHost, why: Refusal| {
+    let refuse = |host: &mut dyn CrashHost, why: Refusal, paused: bool| {
         error!("fadump: cannot dump ({why}); ibm,os-term returns a hardware error");
+        if paused {
+            host.resume_io();
+        }
         set::resume(&held);
         host.answer_os_term(args, RtasStatus::HardwareError);
         Ok(CrashOutcome::Refused(why))
     };
     if !unresponsive.is_empty() {
-        return refuse(host, Refusal::Unresponsive(unresponsive));
+        return refuse(host, Refusal::Unresponsive(unresponsive), false);
     }
     if !dead.is_empty() {
         warn!("fadump: vCPUs {dead:?} have no thread: their registers are not in the dump");
     }
+    host.pause_io();
     let stop = t0.elapsed();
     let report = match host.dump(&mut online) {
         Ok(r) => r,
-        Err(e) => return refuse(host, Refusal::Dump(e)),
+        Err(e) => return refuse(host, Refusal::Dump(e), true),
     };
     let dump = t0.elapsed() - stop;
     info!(
@@ -225,6 +234,20 @@ impl CrashHost for Machine {
 
     fn answer_timeout(&self) -> Duration {
         self.answer_timeout
+    }
+
+    fn pause_io(&mut self) {
+        let mut phbs = self.partition.lock_phbs();
+        for p in phbs.iter_mut() {
+            p.pause();
+        }
+    }
+
+    fn resume_io(&mut self) {
+        let mut phbs = self.partition.lock_phbs();
+        for p in phbs.iter_mut() {
+            p.resume();
+        }
     }
 
     fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError> {
@@ -341,6 +364,12 @@ mod tests {
         }
         fn answer_timeout(&self) -> Duration {
             self.timeout
+        }
+        fn pause_io(&mut self) {
+            self.steps.push("io paused");
+        }
+        fn resume_io(&mut self) {
+            self.steps.push("io resumed");
         }
         fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError> {
             self.steps.push("dump");
@@ -486,7 +515,7 @@ mod tests {
         let (mut m, args) = crashed(&[Behaviour::Answers; 3], 1, true);
         m.timeout = ANSWER_TIMEOUT;
         let (report, missing) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 3);
         assert!(missing.is_empty());
         assert_eq!(kernel_dump_status(&m), Some(0xc000));
@@ -538,7 +567,7 @@ mod tests {
             true,
         );
         let (report, missing) = dumped(fadump_crash(&mut m, 2, &args).unwrap());
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 2);
         assert_eq!(missing, vec![1]);
         assert_eq!(kernel_dump_status(&m), Some(0xc000));
@@ -554,7 +583,10 @@ mod tests {
             out,
             CrashOutcome::Refused(Refusal::Dump(DumpError::NotRegistered))
         );
-        assert_eq!(m.steps, ["dump", "os-term answered"]);
+        assert_eq!(
+            m.steps,
+            ["io paused", "dump", "io resumed", "os-term answered"]
+        );
         assert_eq!(m.os_term, Some(RtasStatus::HardwareError));
         for v in &m.vcpus {
             assert_eq!(
@@ -571,7 +603,7 @@ mod tests {
         let (mut m, args) = crashed(&[Behaviour::Dead, Behaviour::Answers], 1, true);
         let err = fadump_crash(&mut m, 1, &args).unwrap_err();
         assert_eq!(err.to_string(), "threads/events: boot vCPU is not stopped");
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
     }
 }

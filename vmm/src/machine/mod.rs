@@ -214,8 +214,8 @@ impl Machine {
     }
 
     /// Stops every vCPU and resets their state (guest RAM untouched), then every PCI device
-    /// (requests run synchronously on vCPU threads, so none is in flight once they stopped)
-    /// and the XICS state of their LSIs. A vCPU that does not answer fails the reset: the
+    /// (each stops and drains its I/O thread first: the request in progress finishes and no
+    /// other starts) and the XICS state of their LSIs. A vCPU that does not answer fails the reset: the
     /// next kernel cannot start from a known state.
     fn reset(&mut self) -> Result<(), Error> {
         self.partition.reset_lpcr();
