@@ -83,6 +83,9 @@ pub struct BootImage {
     pub timings: LoadTimings,
     /// The kernel and initramfs came from [`StagedImages`] (moved in, not written).
     pub staged: bool,
+    /// The device tree was the one built ahead ([`StagedImages`]) with only
+    /// `ibm,kernel-dump` put in.
+    pub tree_staged: bool,
     pub kernel_end: u64,
     pub dtb_len: usize,
 }
@@ -103,7 +106,7 @@ pub struct LoadTimings {
 pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
     let t = std::time::Instant::now();
     let (kernel, layout, kernel_done) = load_images(mem, spec, t)?;
-    finish(mem, spec, kernel, layout, t, kernel_done)
+    finish(mem, spec, kernel, layout, t, kernel_done, None)
 }
 
 /// The kernel and the initramfs written; returns the kernel, the layout around it and when the
@@ -145,33 +148,18 @@ fn finish<M: GuestMemoryBackend>(
     layout: Layout,
     t: std::time::Instant,
     kernel_done: std::time::Duration,
+    tree: Option<&StagedTree>,
 ) -> Result<BootImage, Error> {
     write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
     let initrd_done = t.elapsed();
 
-    let mmu = spec.mmu;
-    let desc = MachineDescription {
-        topology: CpuTopology::single_threaded(spec.cpus),
-        cpu: spec.cpu.clone(),
-        mmu,
-        memory: memory_nodes(layout.ram, spec.rma_size),
-        cmdline: spec.cmdline.to_string(),
-        initrd: layout.initrd,
-        rtas: layout.rtas,
-        reservations: vec![],
-        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
-        interrupt_controller: InterruptController::KvmXics,
-        vty_irq: None,
-        rtas_properties: spec.rtas_properties.clone(),
+    let desc = describe(spec, &layout);
+    let ahead = tree.and_then(|s| s.tree_for(&desc, spec.pci));
+    let tree_staged = ahead.is_some();
+    let dtb = match ahead {
+        Some(dtb) => dtb,
+        None => build_tree(&desc, spec.pci)?,
     };
-    let dtb = devicetree::build_with_pci(&desc, spec.pci)
-        .map_err(|e| Error::DeviceTree(e.to_string()))?;
-    if dtb.len() as u64 > FDT_MAX_SIZE {
-        return Err(Error::DeviceTree(format!(
-            "{} bytes, more than the {FDT_MAX_SIZE} reserved",
-            dtb.len()
-        )));
-    }
     mem.write_slice(&dtb, layout.fdt.start_addr())
         .map_err(|e| Error::Memory(e.to_string()))?;
     Ok(BootImage {
@@ -188,7 +176,104 @@ fn finish<M: GuestMemoryBackend>(
             fdt: t.elapsed() - initrd_done,
         },
         staged: false,
+        tree_staged,
     })
+}
+
+/// What the device tree of a boot of `spec` with its images at `layout` describes.
+fn describe(spec: &BootSpec<'_>, layout: &Layout) -> MachineDescription {
+    let mmu = spec.mmu;
+    MachineDescription {
+        topology: CpuTopology::single_threaded(spec.cpus),
+        cpu: spec.cpu.clone(),
+        mmu,
+        memory: memory_nodes(layout.ram, spec.rma_size),
+        cmdline: spec.cmdline.to_string(),
+        initrd: layout.initrd,
+        rtas: layout.rtas,
+        reservations: vec![],
+        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
+        interrupt_controller: InterruptController::KvmXics,
+        vty_irq: None,
+        rtas_properties: spec.rtas_properties.clone(),
+    }
+}
+
+/// The device tree blob of `desc` and `pci`, refused past the room the layout leaves it.
+fn build_tree(
+    desc: &MachineDescription,
+    pci: &[devicetree::pci::PhbDescription],
+) -> Result<Vec<u8>, Error> {
+    let dtb =
+        devicetree::build_with_pci(desc, pci).map_err(|e| Error::DeviceTree(e.to_string()))?;
+    if dtb.len() as u64 > FDT_MAX_SIZE {
+        return Err(Error::DeviceTree(format!(
+            "{} bytes, more than the {FDT_MAX_SIZE} reserved",
+            dtb.len()
+        )));
+    }
+    Ok(dtb)
+}
+
+/// The `/rtas` property a capture boot's device tree gets from the dump.
+const KERNEL_DUMP: &str = "ibm,kernel-dump";
+
+/// `props` with `ibm,kernel-dump` empty: in its place when present, else last (where the
+/// firmware puts it, after its other fadump properties).
+fn with_empty_kernel_dump(props: &mut Vec<Property>) {
+    let empty = firmware::PropValue::Bytes(Vec::new());
+    match props.iter_mut().find(|p| p.name == KERNEL_DUMP) {
+        Some(p) => p.value = empty,
+        None => props.push(Property::new(KERNEL_DUMP, empty)),
+    }
+}
+
+/// A capture boot's device tree built ahead, off the crash path, with `ibm,kernel-dump`
+/// empty: at the crash only that property's value is put in ([`devicetree::blob::
+/// replace_property`]), which gives the blob a fresh build would.
+#[derive(Debug)]
+struct StagedTree {
+    /// What it describes (`ibm,kernel-dump` empty).
+    desc: MachineDescription,
+    pci: Vec<devicetree::pci::PhbDescription>,
+    dtb: Vec<u8>,
+}
+
+impl StagedTree {
+    fn new(spec: &BootSpec<'_>, layout: &Layout) -> Result<Self, Error> {
+        let mut desc = describe(spec, layout);
+        with_empty_kernel_dump(&mut desc.rtas_properties);
+        let dtb = build_tree(&desc, spec.pci)?;
+        Ok(StagedTree {
+            desc,
+            pci: spec.pci.to_vec(),
+            dtb,
+        })
+    }
+
+    /// The blob for `desc` and `pci` when they differ from what was built only in the value
+    /// of `ibm,kernel-dump` (which `desc` must have: a capture boot); `None` otherwise.
+    fn tree_for(
+        &self,
+        desc: &MachineDescription,
+        pci: &[devicetree::pci::PhbDescription],
+    ) -> Option<Vec<u8>> {
+        let value = desc
+            .rtas_properties
+            .iter()
+            .find(|p| p.name == KERNEL_DUMP)?
+            .value
+            .to_fdt_bytes();
+        let mut d = desc.clone();
+        with_empty_kernel_dump(&mut d.rtas_properties);
+        if d != self.desc || pci != self.pci.as_slice() {
+            return None;
+        }
+        let dtb = devicetree::blob::replace_property(&self.dtb, "/rtas", KERNEL_DUMP, &value)
+            .inspect_err(|e| log::warn!("boot: staged device tree not usable: {e}"))
+            .ok()?;
+        (dtb.len() as u64 <= FDT_MAX_SIZE).then_some(dtb)
+    }
 }
 
 /// `/rtas/ibm,hypertas-functions`: what KVM and the VMM serve, plus the TCE hcalls when there
@@ -205,13 +290,17 @@ fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
 
 /// The kernel and initramfs loaded ahead of time into host pages of their own
 /// ([`Staging`]), for the next boot to take in one page move instead of comparing and writing
-/// them: the capture boot's set-up is on the crash path.
+/// them, and the capture boot's device tree built ahead ([`StagedTree`]): the capture boot's
+/// set-up is on the crash path.
 #[derive(Debug)]
 pub struct StagedImages {
     staging: Staging,
     kernel: LoadedKernel,
     /// The staging area holds the images (it is empty right after an install).
     filled: bool,
+    /// The capture boot's device tree (`None` when it could not be built: the boot builds
+    /// one).
+    tree: Option<StagedTree>,
 }
 
 impl StagedImages {
@@ -233,16 +322,22 @@ impl StagedImages {
             staging,
             kernel,
             filled: true,
+            tree: staged_tree(spec, &layout),
         })
     }
 
-    /// Loads the images again after an install emptied the staging area.
+    /// Loads the images again after an install emptied the staging area, and builds the
+    /// capture boot's device tree again for `spec` when it describes something else.
     pub fn refill(&mut self, spec: &BootSpec<'_>) -> Result<(), Error> {
         if !self.filled {
             let t = std::time::Instant::now();
-            let (kernel, _, _) = load_images(self.staging.mem(), spec, t)?;
+            let (kernel, layout, _) = load_images(self.staging.mem(), spec, t)?;
             self.kernel = kernel;
             self.filled = true;
+            self.tree = staged_tree(spec, &layout);
+        } else if !self.tree_matches(spec) {
+            let layout = layout_for(spec, &self.kernel)?;
+            self.tree = staged_tree(spec, &layout);
         }
         Ok(())
     }
@@ -251,6 +346,28 @@ impl StagedImages {
     pub fn is_filled(&self) -> bool {
         self.filled
     }
+
+    /// True when the staged device tree is the one a capture boot of `spec` (whatever its
+    /// `ibm,kernel-dump`) would use.
+    pub fn tree_matches(&self, spec: &BootSpec<'_>) -> bool {
+        let Some(t) = &self.tree else {
+            return false;
+        };
+        let Ok(layout) = layout_for(spec, &self.kernel) else {
+            return false;
+        };
+        let mut desc = describe(spec, &layout);
+        with_empty_kernel_dump(&mut desc.rtas_properties);
+        desc == t.desc && spec.pci == t.pci.as_slice()
+    }
+}
+
+/// The capture boot's device tree for `spec` at `layout`, or `None` (logged) when it cannot
+/// be built ahead.
+fn staged_tree(spec: &BootSpec<'_>, layout: &Layout) -> Option<StagedTree> {
+    StagedTree::new(spec, layout)
+        .inspect_err(|e| log::warn!("boot: capture device tree not built ahead: {e}"))
+        .ok()
 }
 
 /// [`load`] for the machine's guest RAM: the kernel and initramfs come from `staged` when it
@@ -271,7 +388,7 @@ pub fn load_staged(
                 kernel.written = 0;
                 let layout = layout_for(spec, &kernel)?;
                 let kernel_done = t.elapsed();
-                let mut img = finish(mem, spec, kernel, layout, t, kernel_done)?;
+                let mut img = finish(mem, spec, kernel, layout, t, kernel_done, s.tree.as_ref())?;
                 img.staged = true;
                 return Ok(img);
             }
@@ -598,6 +715,96 @@ mod tests {
         mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
         assert!(load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
         assert_eq!(image_bytes(&mem), want);
+    }
+
+    /// The capture boot's device tree, built ahead when the images were staged and patched
+    /// with the dump's `ibm,kernel-dump` at the crash, is byte for byte the tree a fresh build
+    /// of the same state gives; a state that differs in anything else gets a fresh build.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "qemu-user has no MREMAP_DONTUNMAP"
+    )]
+    #[test]
+    fn the_staged_capture_tree_is_the_tree_a_fresh_build_gives() {
+        use crate::devices::phb::{IrqLine, Phb, PhbConfig};
+        struct NoIrq;
+        impl IrqLine for NoIrq {
+            fn set_level(&self, _: u32, _: bool) {}
+        }
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0x60; 1 << 16], 0x5000, 0x10));
+        let initrd = file_with(&b"cpio".repeat(5000));
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let pci = [Phb::new(PhbConfig::qemu_like(0), std::sync::Arc::new(NoIrq)).description()];
+        let rtas = Rtas::new(FadumpConfig {
+            max_cpus: 2,
+            hpte_capacity: 0,
+            rma_size: 64 << 20,
+            firmware_reserved: vec![],
+        });
+        // Staged while the production kernel runs: no dump yet.
+        let production = BootSpec {
+            cmdline: "console=hvc0 fadump=on",
+            rtas_properties: rtas.properties(),
+            pci: &pci,
+            cpus: 2,
+            ..radix_64m(&images, &cpu)
+        };
+        let first = load(&mem, &production).unwrap();
+        let end = first.layout.initrd.unwrap().end();
+        let mut staged = StagedImages::new(&production, end, 2 << 20).unwrap();
+        assert!(staged.tree_matches(&production));
+
+        // The crash: the firmware now publishes the dump structure.
+        let dump: Vec<u8> = (0..0x1a8u32).map(|i| i as u8).collect();
+        let mut props = rtas.properties();
+        props.push(Property::new(
+            "ibm,kernel-dump",
+            firmware::PropValue::Bytes(dump),
+        ));
+        let capture = BootSpec {
+            rtas_properties: props,
+            ..production.clone()
+        };
+        assert!(
+            staged.tree_matches(&capture),
+            "differs only in ibm,kernel-dump"
+        );
+        let dtb_of = |img: &BootImage| {
+            let mut b = vec![0u8; img.dtb_len];
+            mem.read_slice(&mut b, GuestAddress(img.fdt_addr)).unwrap();
+            b
+        };
+        let img = load_staged(&mem, &capture, Some(&mut staged)).unwrap();
+        assert!(img.staged && img.tree_staged);
+        let fresh = build_tree(&describe(&capture, &img.layout), &pci).unwrap();
+        assert_eq!(dtb_of(&img), fresh);
+        assert_eq!(
+            find_property(&fresh, "/rtas", "ibm,kernel-dump")
+                .unwrap()
+                .len(),
+            0x1a8
+        );
+
+        // Anything else changed (here the command line): built fresh, still right.
+        staged.refill(&production).unwrap();
+        let other = BootSpec {
+            cmdline: "console=hvc0 fadump=on quiet",
+            ..capture.clone()
+        };
+        assert!(!staged.tree_matches(&other));
+        let img = load_staged(&mem, &other, Some(&mut staged)).unwrap();
+        assert!(img.staged && !img.tree_staged);
+        assert_eq!(
+            dtb_of(&img),
+            build_tree(&describe(&other, &img.layout), &pci).unwrap()
+        );
+        // And a boot without a dump (a reboot) never takes the tree built for a capture.
+        staged.refill(&production).unwrap();
+        let img = load_staged(&mem, &production, Some(&mut staged)).unwrap();
+        assert!(img.staged && !img.tree_staged);
+        assert!(find_property(&dtb_of(&img), "/rtas", "ibm,kernel-dump").is_none());
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the

@@ -169,10 +169,13 @@ impl Machine {
             ms(img.timings.initrd),
             ms(img.timings.fdt),
             faults,
-            if img.staged {
-                "; kernel and initramfs moved in from the staged pages"
-            } else {
-                ""
+            match (img.staged, img.tree_staged) {
+                (true, true) => {
+                    "; kernel and initramfs moved in from the staged pages, device tree built \
+                     ahead with ibm,kernel-dump put in"
+                }
+                (true, false) => "; kernel and initramfs moved in from the staged pages",
+                _ => "",
             },
             ms(started - t)
         );
@@ -180,29 +183,44 @@ impl Machine {
     }
 
     /// Stages the kernel and initramfs for the next boot (the capture boot after a crash), so
-    /// that boot moves them in instead of writing them. Called once a boot has started the
+    /// that boot moves them in instead of writing them, and builds the capture boot's device
+    /// tree (the crash only puts `ibm,kernel-dump` in). Called once a boot has started the
     /// guest, off the crash path; a failure only means the next boot writes them.
     fn stage_next_boot(&mut self, end: u64) {
+        let rtas_properties = self
+            .partition
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .properties();
+        // The PCI description at power-on, as the capture boot (after its reset) sees it.
+        let pci: Vec<_> = self
+            .partition
+            .lock_phbs()
+            .iter()
+            .map(|p| p.description())
+            .collect();
         let spec = BootSpec {
             images: &self.images,
             cmdline: &self.config.cmdline,
             memory: self.config.memory,
             cpus: self.config.cpus,
             cpu: &self.cpu,
-            rtas_properties: Vec::new(),
-            pci: &[],
+            rtas_properties,
+            pci: &pci,
             mmu: self.mmu,
             rma_size: self.rma_size,
         };
         let t = std::time::Instant::now();
         let staged = match &mut self.staged {
-            Some(s) if s.is_filled() => return,
+            Some(s) if s.is_filled() && s.tree_matches(&spec) => return,
             Some(s) => s.refill(&spec),
             None => StagedImages::new(&spec, end, self.huge_page).map(|s| self.staged = Some(s)),
         };
         match staged {
             Ok(()) => info!(
-                "boot #{}: kernel and initramfs staged for the next boot in {:.1} ms",
+                "boot #{}: kernel, initramfs and capture device tree staged for the next boot \
+                 in {:.1} ms",
                 self.boots,
                 ms(t.elapsed())
             ),
