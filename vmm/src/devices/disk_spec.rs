@@ -15,7 +15,10 @@ pub const DISK_HELP: &str = "\
     --disk path=<file>[,readonly=on]
                            A virtio-blk disk (modern virtio-pci behind a PAPR PCI host
                            bridge) backed by <file>; repeat for more disks (at most 31).
-                           The guest sees them as /dev/vda, /dev/vdb, … in order.";
+                           The guest sees them as /dev/vda, /dev/vdb, … in order.
+                           Each disk has an I/O thread; a block device is also opened
+                           with O_DIRECT, used for aligned transfers (like QEMU's
+                           cache=none).";
 
 /// One parsed `--disk` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
