@@ -6,7 +6,7 @@
 use crate::error::Error;
 use crate::layout::{Layout, FDT_MAX_SIZE};
 use crate::loader::{LoadedKernel, Ppc64Elf};
-use crate::memory::staged::Staging;
+use crate::memory::staged::{Staging, StagingError};
 use crate::memory::GuestMemory;
 use crate::rtas_blob::write_rtas_stub;
 use devicetree::{
@@ -15,6 +15,7 @@ use devicetree::{
 use firmware::{GuestRange, Property};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use vm_memory::{Bytes, GuestMemoryBackend};
 
 /// The kernel and initramfs, read once when the machine is built. Every boot (the first, a
@@ -294,8 +295,10 @@ fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
 /// set-up is on the crash path.
 #[derive(Debug)]
 pub struct StagedImages {
-    staging: Staging,
+    staging: Arc<Staging>,
     kernel: LoadedKernel,
+    /// An install started ahead ([`StagedImages::start_install`]), joined by the boot.
+    installing: Option<std::thread::JoinHandle<Result<(), StagingError>>>,
     /// The staging area holds the images (it is empty right after an install).
     filled: bool,
     /// The capture boot's device tree (`None` when it could not be built: the boot builds
@@ -319,8 +322,9 @@ impl StagedImages {
             )));
         }
         Ok(StagedImages {
-            staging,
+            staging: Arc::new(staging),
             kernel,
+            installing: None,
             filled: true,
             tree: staged_tree(spec, &layout),
         })
@@ -345,6 +349,33 @@ impl StagedImages {
     /// True when the next [`load_staged`] can install the images.
     pub fn is_filled(&self) -> bool {
         self.filled
+    }
+
+    /// Starts moving the staged images under guest RAM `[0, len)` on a thread of its own, so
+    /// the move runs beside the partition reset; the next [`load_staged`] waits for it. Only
+    /// with every vCPU stopped and nothing else to touch that memory until then (the crash
+    /// path after the dump). Nothing happens when the area is empty or a move is under way.
+    pub fn start_install(&mut self, mem: &GuestMemory) {
+        if !self.filled || self.installing.is_some() {
+            return;
+        }
+        let (staging, guest) = (self.staging.clone(), mem.clone());
+        match std::thread::Builder::new()
+            .name("boot-install".into())
+            .spawn(move || staging.install(&guest))
+        {
+            Ok(h) => self.installing = Some(h),
+            Err(e) => log::warn!("boot: staged images installed at the boot instead ({e})"),
+        }
+    }
+
+    /// The install started ahead, waited for: `None` if none was started.
+    fn join_install(&mut self) -> Option<Result<(), StagingError>> {
+        let h = self.installing.take()?;
+        Some(
+            h.join()
+                .unwrap_or_else(|_| Err(StagingError::Map("the install thread panicked".into()))),
+        )
     }
 
     /// True when the staged device tree is the one a capture boot of `spec` (whatever its
@@ -382,7 +413,11 @@ pub fn load_staged(
     let t = std::time::Instant::now();
     if let Some(s) = staged.filter(|s| s.filled) {
         s.filled = false;
-        match s.staging.install(mem) {
+        let installed = match s.join_install() {
+            Some(r) => r,
+            None => s.staging.install(mem),
+        };
+        match installed {
             Ok(()) => {
                 let mut kernel = s.kernel;
                 kernel.written = 0;
@@ -714,6 +749,20 @@ mod tests {
         staged.refill(&spec).unwrap();
         mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
         assert!(load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
+        assert_eq!(image_bytes(&mem), want);
+
+        // An install started ahead (beside the reset) is what the boot then uses.
+        staged.refill(&spec).unwrap();
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        staged.start_install(&mem);
+        staged.start_install(&mem); // a second start while one runs changes nothing
+        let ahead = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(ahead.staged && !staged.is_filled());
+        assert_eq!(image_bytes(&mem), want);
+        // Nothing to install: a start does nothing, the boot writes.
+        staged.start_install(&mem);
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        assert!(!load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
         assert_eq!(image_bytes(&mem), want);
     }
 

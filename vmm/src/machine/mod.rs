@@ -131,9 +131,14 @@ impl Machine {
             mmu: self.mmu,
             rma_size: self.rma_size,
         };
-        let faults = thread_page_faults();
+        // Page faults tell where a load that writes the images spends its time; a staged boot
+        // writes (almost) nothing, and reading procfs twice would cost more than it does.
+        let count_faults = !self.staged.as_ref().is_some_and(|s| s.is_filled());
+        let faults = count_faults.then(thread_page_faults).flatten();
         let img = crate::boot::load_staged(&self.partition.mem, &spec, self.staged.as_mut())?;
-        let faults = thread_page_faults()
+        let faults = count_faults
+            .then(thread_page_faults)
+            .flatten()
             .zip(faults)
             .map(|(b, a)| (b.0 - a.0, b.1 - a.1));
         self.images_end = img.layout.initrd.map_or(img.kernel_end, |r| r.end());
