@@ -248,7 +248,7 @@ fn create_phbs(
             config.disks[usize::from(slot) - 1].path.display(),
             phb.irq_of(slot).unwrap_or(0),
             if ioeventfd {
-                "through KVM_IOEVENTFD once the guest enables decoding"
+                "through KVM_IOEVENTFD"
             } else {
                 "by MMIO exit (no KVM_CAP_IOEVENTFD)"
             }

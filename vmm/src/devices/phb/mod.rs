@@ -182,13 +182,10 @@ impl Phb {
         self.slots.get(usize::from(slot))?.as_ref()?.doorbell
     }
 
-    /// The guest-physical address of `offset` into BAR `bar` of `dev` while its memory
-    /// decoding is on and the BAR lies inside the window.
+    /// The guest-physical address of `offset` into BAR `bar` of `dev` where the BAR lies
+    /// inside the window (decoding on or not).
     fn bar_gpa(&self, dev: &dyn PciDevice, bar: usize, offset: u64, len: u64) -> Option<u64> {
         let c = dev.config();
-        if !c.memory_enabled() {
-            return None;
-        }
         let base = c.bar_address(bar).filter(|b| *b != 0)?;
         let size = u64::from(c.bar_spec(bar)?.size);
         if offset.checked_add(len)? > size {
@@ -200,9 +197,14 @@ impl Phb {
         (off.checked_add(len)? <= self.cfg.mem32_size).then(|| self.cfg.mem32_cpu_base + off)
     }
 
-    /// Makes the doorbell routing of `slot` match its config space: unregistered where the
-    /// BAR moved or decoding went off, registered where it is now. A registration that fails
-    /// leaves the doorbell to MMIO exits (logged).
+    /// Makes the doorbell routing of `slot` follow its BAR: unregistered where the BAR moved
+    /// away, registered where it is now. Memory decoding is not looked at: a registration
+    /// (and a KVM_IOEVENTFD deassign waits for an SRCU grace period, milliseconds nested)
+    /// then survives the command-register writes of every boot and the reset, which puts
+    /// the BAR back where it was placed. A store there while decoding is off reaches the
+    /// device's eventfd instead of being dropped; it can only notify a queue the driver owns
+    /// (none after a reset: the thread drops it). A registration that fails leaves the
+    /// doorbell to MMIO exits (logged).
     fn sync_doorbell(&mut self, slot: u8) {
         let Some(events) = self.io_events.clone() else {
             return;
@@ -353,7 +355,7 @@ impl Phb {
             dev.config_mut().write(reg as usize, size, value);
         }
         self.update_irq(slot);
-        // A BAR write or a decode change moves (or removes) the doorbell.
+        // A BAR write moves the doorbell.
         self.sync_doorbell(slot);
     }
 
@@ -479,7 +481,7 @@ impl Phb {
                 line.reset();
             }
         }
-        // Decoding is off again: the doorbells go until the guest turns it back on.
+        // The BARs are back where they were placed: a doorbell the guest moved follows.
         for slot in 0..SLOTS as u8 {
             self.sync_doorbell(slot);
         }

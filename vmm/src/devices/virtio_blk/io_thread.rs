@@ -361,14 +361,36 @@ fn serve(
     let mut r = Round::default();
     let mut bytes = 0u64;
     let budget = shared.budget.load(Ordering::SeqCst);
+    // While the thread works the driver need not notify (VRING_USED_F_NO_NOTIFY): a notify
+    // only costs the guest an exit then. Notifications go back on once the ring is empty.
+    if let Err(e) = queue.disable_notification(mem) {
+        crate::guest_warn!("virtio-blk: used ring flags unwritable: {e}");
+    }
+    // Set when notifications were just re-enabled: a ring that then still claims entries
+    // but yields none (a garbage avail index) ends the round instead of spinning.
+    let mut rearmed = false;
     loop {
         if r.completed >= budget || bytes >= BUDGET_BYTES || shared.stop.load(Ordering::SeqCst) {
             r.more = true;
             return r;
         }
         let Some(chain) = queue.pop_descriptor_chain(mem) else {
-            return r;
+            if rearmed {
+                return r;
+            }
+            // Re-enabling tells whether the driver published more meanwhile (having seen the
+            // flag, it did not notify): then go on.
+            rearmed = true;
+            match queue.enable_notification(mem) {
+                Ok(true) => continue,
+                Ok(false) => return r,
+                Err(e) => {
+                    crate::guest_warn!("virtio-blk: avail ring unreadable: {e}");
+                    return r;
+                }
+            }
         };
+        rearmed = false;
         let head = chain.head_index();
         let descs: Vec<Descriptor> = chain.collect();
         let complete = descs.last().is_some_and(|d| !d.has_next());

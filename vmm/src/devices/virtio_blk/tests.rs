@@ -893,3 +893,25 @@ fn a_reset_with_requests_queued_stops_the_thread_before_returning() {
     assert_eq!(f.contents(), before);
     assert_eq!(d.read(DEVICE_STATUS, 1), 0);
 }
+
+#[test]
+fn the_driver_is_told_not_to_notify_only_while_the_thread_works() {
+    use virtio_bindings::virtio_ring::VRING_USED_F_NO_NOTIFY;
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    d.start();
+    let flags = |d: &Driver| -> u16 { d.mem.read_obj(GuestAddress(USED)).unwrap() };
+    publish_writes(&mut d, 3);
+    d.notify();
+    assert_eq!(d.used_idx(), 3);
+    assert_eq!(
+        flags(&d) & VRING_USED_F_NO_NOTIFY as u16,
+        0,
+        "idle again: notifications on"
+    );
+    // A ring whose avail index runs past its size yields nothing: the round ends (no spin)
+    // and the next notify is still answered.
+    d.mem.write_obj(0x7fffu16, GuestAddress(AVAIL + 2)).unwrap();
+    d.notify();
+    assert_eq!(d.used_idx(), 3);
+}
