@@ -21,15 +21,26 @@ use vm_memory::{Bytes, GuestAddress};
 /// virtio-blk sector size (fixed by the spec, whatever `blk_size` says).
 pub const SECTOR_SIZE: u64 = 512;
 
-/// An opened disk image.
+/// Requests one disk serves at the same time (its I/O thread runs a batch of up to this
+/// many on as many short-lived helper threads, each with its own handles).
+pub const LANES: usize = 4;
+
+/// One set of handles on the file, with a file position of its own (an `open`, not a
+/// `dup`): transfers are a seek and a read or write, so two at once need two lanes.
 #[derive(Debug)]
-pub struct Disk {
+struct Lane {
     file: File,
     /// The same file opened with `O_DIRECT` (block devices), for aligned transfers.
     direct: Option<File>,
+}
+
+/// An opened disk image.
+#[derive(Debug)]
+pub struct Disk {
+    lanes: Vec<Lane>,
     sectors: u64,
     readonly: bool,
-    /// Transfers the direct handle refused (then done through `file`).
+    /// Transfers the direct handle refused (then done through the page-cached one).
     direct_refused: AtomicU64,
 }
 
@@ -62,22 +73,15 @@ impl Disk {
     /// Opens `path` (read-only when `readonly`). The capacity is the file size rounded down to
     /// whole sectors; a trailing partial sector is not visible to the guest.
     pub fn open(path: &Path, readonly: bool) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(!readonly).open(path)?;
-        let mut disk = Self::from_file(file, readonly)?;
-        if disk.file.metadata()?.file_type().is_block_device() {
-            match Self::open_o_direct(path, readonly) {
-                Ok(f) => {
-                    info!(
-                        "disk {}: block device, aligned I/O with O_DIRECT",
-                        path.display()
-                    );
-                    disk.direct = Some(f);
-                }
-                Err(e) => info!(
-                    "disk {}: no O_DIRECT ({e}): page-cached I/O",
-                    path.display()
-                ),
-            }
+        let block = std::fs::metadata(path)?.file_type().is_block_device();
+        let disk = Self::open_lanes(path, readonly, block)?;
+        match (block, disk.is_direct()) {
+            (true, true) => info!(
+                "disk {}: block device, aligned I/O with O_DIRECT, {LANES} requests at a time",
+                path.display()
+            ),
+            (true, false) => info!("disk {}: no O_DIRECT: page-cached I/O", path.display()),
+            _ => {}
         }
         Ok(disk)
     }
@@ -85,9 +89,33 @@ impl Disk {
     /// [`Disk::open`] with aligned transfers through `O_DIRECT` whatever the file is (an
     /// error where the file system has no direct I/O).
     pub fn open_direct(path: &Path, readonly: bool) -> io::Result<Self> {
+        let disk = Self::open_lanes(path, readonly, true)?;
+        if !disk.is_direct() {
+            return Err(io::Error::other("no O_DIRECT here"));
+        }
+        Ok(disk)
+    }
+
+    /// [`LANES`] lanes on `path`, with direct handles when `direct` and the file takes them.
+    fn open_lanes(path: &Path, readonly: bool, direct: bool) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(!readonly).open(path)?;
         let mut disk = Self::from_file(file, readonly)?;
-        disk.direct = Some(Self::open_o_direct(path, readonly)?);
+        for i in 0..LANES {
+            if i > 0 {
+                let file = OpenOptions::new().read(true).write(!readonly).open(path)?;
+                disk.lanes.push(Lane { file, direct: None });
+            }
+            if direct {
+                match Self::open_o_direct(path, readonly) {
+                    Ok(f) => disk.lanes[i].direct = Some(f),
+                    Err(e) if i == 0 => {
+                        debug!("disk {}: O_DIRECT refused: {e}", path.display());
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(disk)
     }
 
@@ -97,6 +125,11 @@ impl Disk {
             .write(!readonly)
             .custom_flags(libc::O_DIRECT)
             .open(path)
+    }
+
+    /// How many transfers may run at once (one per lane).
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 
     /// Transfers the direct handle refused so far (they went through the page cache).
@@ -109,8 +142,7 @@ impl Disk {
     pub fn from_file(mut file: File, readonly: bool) -> io::Result<Self> {
         let len = file.seek(SeekFrom::End(0))?;
         Ok(Self {
-            file,
-            direct: None,
+            lanes: vec![Lane { file, direct: None }],
             sectors: len / SECTOR_SIZE,
             readonly,
             direct_refused: AtomicU64::new(0),
@@ -119,17 +151,20 @@ impl Disk {
 
     /// True when aligned transfers bypass the host page cache.
     pub fn is_direct(&self) -> bool {
-        self.direct.is_some()
+        self.lanes[0].direct.is_some()
     }
 
-    /// Runs `op` on the direct handle when there is one, and again on the ordinary handle if
-    /// the direct one refuses (`EINVAL`: the kernel's alignment rules); each time at `at`.
+    /// Runs `op` on lane `lane`'s direct handle when there is one, and again on its ordinary
+    /// handle if the direct one refuses (`EINVAL`: the kernel's alignment rules); each time
+    /// at `at`. Each lane is used by one thread at a time.
     fn on_file<T>(
         &self,
+        lane: usize,
         at: u64,
         mut op: impl FnMut(&File) -> Result<T, TransferError>,
     ) -> Result<T, TransferError> {
-        if let Some(d) = &self.direct {
+        let lane = &self.lanes[lane % self.lanes.len()];
+        if let Some(d) = &lane.direct {
             let mut f = d;
             f.seek(SeekFrom::Start(at))?;
             match op(d) {
@@ -142,21 +177,22 @@ impl Disk {
                 r => return r,
             }
         }
-        let mut f = &self.file;
+        let mut f = &lane.file;
         f.seek(SeekFrom::Start(at))?;
-        op(&self.file)
+        op(&lane.file)
     }
 
     /// Reads `len` bytes at byte offset `at` (already bounds-checked) into guest memory at
-    /// `addr` (checked to be RAM).
+    /// `addr` (checked to be RAM), on lane `lane`.
     pub fn read_to_guest<M: Bytes<GuestAddress, E = vm_memory::GuestMemoryError>>(
         &self,
+        lane: usize,
         mem: &M,
         addr: GuestAddress,
         len: usize,
         at: u64,
     ) -> Result<(), TransferError> {
-        self.on_file(at, |f| {
+        self.on_file(lane, at, |f| {
             let mut f = f;
             mem.read_exact_volatile_from(addr, &mut f, len)
                 .map_err(|e| split(e, addr))
@@ -167,6 +203,7 @@ impl Disk {
     /// refused on a read-only disk.
     pub fn write_from_guest<M: Bytes<GuestAddress, E = vm_memory::GuestMemoryError>>(
         &self,
+        lane: usize,
         mem: &M,
         addr: GuestAddress,
         len: usize,
@@ -178,7 +215,7 @@ impl Disk {
                 "read-only disk",
             )));
         }
-        self.on_file(at, |f| {
+        self.on_file(lane, at, |f| {
             let mut f = f;
             mem.write_all_volatile_to(addr, &mut f, len)
                 .map_err(|e| split(e, addr))
@@ -204,7 +241,7 @@ impl Disk {
         if self.readonly {
             return Ok(());
         }
-        self.file.sync_data()
+        self.lanes[0].file.sync_data()
     }
 }
 
@@ -237,14 +274,14 @@ mod tests {
         let mut got = vec![0u8; 4096];
 
         // Page-aligned buffer, offset and length: direct.
-        disk.read_to_guest(&mem, GuestAddress(0x1_0000), 4096, 8 * 512)
+        disk.read_to_guest(0, &mem, GuestAddress(0x1_0000), 4096, 8 * 512)
             .unwrap();
         mem.read_slice(&mut got, GuestAddress(0x1_0000)).unwrap();
         assert_eq!(got, image[8 * 512..8 * 512 + 4096]);
         assert_eq!(disk.direct_refused(), 0);
 
         // A buffer at an odd address: refused by O_DIRECT, served buffered.
-        disk.read_to_guest(&mem, GuestAddress(0x2_0001), 4096, 16 * 512)
+        disk.read_to_guest(0, &mem, GuestAddress(0x2_0001), 4096, 16 * 512)
             .unwrap();
         mem.read_slice(&mut got, GuestAddress(0x2_0001)).unwrap();
         assert_eq!(got, image[16 * 512..16 * 512 + 4096]);
@@ -253,11 +290,11 @@ mod tests {
         // Writes both ways land in the file, and reads see them whichever handle they use.
         mem.write_slice(&[0xa5; 4096], GuestAddress(0x3_0000))
             .unwrap();
-        disk.write_from_guest(&mem, GuestAddress(0x3_0000), 4096, 0)
+        disk.write_from_guest(0, &mem, GuestAddress(0x3_0000), 4096, 0)
             .unwrap();
         mem.write_slice(&[0x5a; 512], GuestAddress(0x4_0003))
             .unwrap();
-        disk.write_from_guest(&mem, GuestAddress(0x4_0003), 512, 40 * 512)
+        disk.write_from_guest(0, &mem, GuestAddress(0x4_0003), 512, 40 * 512)
             .unwrap();
         // (A file system may take an unaligned direct write itself, as ext4 does.)
         assert!(disk.direct_refused() >= 1);
@@ -265,7 +302,7 @@ mod tests {
         let file = std::fs::read(&t.0).unwrap();
         assert_eq!(file[..4096], [0xa5; 4096]);
         assert_eq!(file[40 * 512..41 * 512], [0x5a; 512]);
-        disk.read_to_guest(&mem, GuestAddress(0x5_0000), 512, 40 * 512)
+        disk.read_to_guest(0, &mem, GuestAddress(0x5_0000), 512, 40 * 512)
             .unwrap();
         mem.read_slice(&mut got[..512], GuestAddress(0x5_0000))
             .unwrap();
@@ -273,13 +310,13 @@ mod tests {
 
         // Past the end of the file: an error, not a short read.
         assert!(matches!(
-            disk.read_to_guest(&mem, GuestAddress(0x6_0000), 4096, 63 * 512),
+            disk.read_to_guest(0, &mem, GuestAddress(0x6_0000), 4096, 63 * 512),
             Err(TransferError::Io(_))
         ));
         // A read-only disk writes nothing.
         let ro = Disk::open_direct(&t.0, true).unwrap();
         assert!(ro
-            .write_from_guest(&mem, GuestAddress(0x3_0000), 512, 0)
+            .write_from_guest(0, &mem, GuestAddress(0x3_0000), 512, 0)
             .is_err());
     }
 }

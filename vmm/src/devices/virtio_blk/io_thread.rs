@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use virtio_bindings::virtio_blk::VIRTIO_BLK_ID_BYTES;
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use super::disk::Disk;
@@ -350,7 +350,12 @@ fn run(
 }
 
 /// One round: pops and executes requests until the ring is empty, the budget is spent or a
-/// stop is asked for.
+/// stop is asked for. Reads and writes go in batches of up to one per disk lane, each on a
+/// helper thread that lives for the batch (scoped: the round returns only when all are
+/// done). A request that overlaps a write of the batch (or writes over one of its reads)
+/// waits for the next batch, so requests run as if one after the other in ring order; and
+/// anything else (flush, get-id, unknown types) runs alone, after what came before it
+/// completed, so a flush covers every write the driver saw complete.
 fn serve(
     shared: &Shared,
     mem: &GuestMemoryMmap,
@@ -374,7 +379,34 @@ fn serve(
             r.more = true;
             return r;
         }
-        let Some(chain) = queue.pop_descriptor_chain(mem) else {
+        let room = disk.lanes().min(budget - r.completed).max(1);
+        let mut batch: Vec<(u16, Vec<Descriptor>, bool)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        while batch.len() < room {
+            let Some(chain) = queue.pop_descriptor_chain(mem) else {
+                break;
+            };
+            let head = chain.head_index();
+            let descs: Vec<Descriptor> = chain.collect();
+            let complete = descs.last().is_some_and(|d| !d.has_next());
+            let span = Span::of(mem, &descs);
+            let conflicts = match &span {
+                None => true,
+                Some(s) => spans.iter().any(|o| o.conflicts(s)),
+            };
+            if conflicts && !batch.is_empty() {
+                // It must see the batch's effects: back into the ring for the next one.
+                queue.go_to_previous_position();
+                break;
+            }
+            batch.push((head, descs, complete));
+            match span {
+                Some(s) => spans.push(s),
+                // Flush, get-id, anything unknown: alone.
+                None => break,
+            }
+        }
+        if batch.is_empty() {
             if rearmed {
                 return r;
             }
@@ -389,18 +421,134 @@ fn serve(
                     return r;
                 }
             }
-        };
-        rearmed = false;
-        let head = chain.head_index();
-        let descs: Vec<Descriptor> = chain.collect();
-        let complete = descs.last().is_some_and(|d| !d.has_next());
-        let done = request::execute(mem, disk, serial, &descs, complete);
-        bytes = bytes.saturating_add(descs.iter().map(|d| u64::from(d.len())).sum::<u64>());
-        if let Err(e) = queue.add_used(mem, head, done.used_len) {
-            crate::guest_warn!("virtio-blk: cannot add used element for head {head}: {e}");
-            r.broken = true;
-            return r;
         }
-        r.completed += 1;
+        rearmed = false;
+        let done = run_batch(mem, disk, serial, &batch);
+        for ((head, descs, _), c) in batch.iter().zip(done) {
+            bytes = bytes.saturating_add(descs.iter().map(|d| u64::from(d.len())).sum::<u64>());
+            if let Err(e) = queue.add_used(mem, *head, c.used_len) {
+                crate::guest_warn!("virtio-blk: cannot add used element for head {head}: {e}");
+                r.broken = true;
+                return r;
+            }
+            r.completed += 1;
+        }
+    }
+}
+
+/// The disk bytes a read or write may touch, from its header (type, sector) and, as an upper
+/// bound of its length, the sum of its descriptors. `None` for anything else, and for a
+/// header that cannot be read.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    write: bool,
+    start: u64,
+    end: u64,
+}
+
+impl Span {
+    fn of(mem: &GuestMemoryMmap, descs: &[Descriptor]) -> Option<Span> {
+        use virtio_bindings::virtio_blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
+        use vm_memory::Bytes;
+        let d = descs
+            .first()
+            .filter(|d| !d.is_write_only() && u64::from(d.len()) >= request::HEADER_LEN)?;
+        let mut hdr = [0u8; request::HEADER_LEN as usize];
+        mem.read_slice(&mut hdr, d.addr()).ok()?;
+        let kind = u32::from_le_bytes(hdr[0..4].try_into().ok()?);
+        let sector = u64::from_le_bytes(hdr[8..16].try_into().ok()?);
+        let write = match kind {
+            VIRTIO_BLK_T_IN => false,
+            VIRTIO_BLK_T_OUT => true,
+            _ => return None,
+        };
+        let len = descs
+            .iter()
+            .fold(0u64, |a, d| a.saturating_add(u64::from(d.len())));
+        let start = sector.saturating_mul(super::disk::SECTOR_SIZE);
+        Some(Span {
+            write,
+            start,
+            end: start.saturating_add(len),
+        })
+    }
+
+    /// Two requests that must not run at once: overlapping, and one of them a write.
+    fn conflicts(&self, o: &Span) -> bool {
+        (self.write || o.write) && self.start < o.end && o.start < self.end
+    }
+}
+
+/// Executes `batch`, request `i` on disk lane `i`: the first on this thread, the others on
+/// helper threads of the batch (one that cannot be started runs here too). Completions in
+/// batch order.
+fn run_batch(
+    mem: &GuestMemoryMmap,
+    disk: &Disk,
+    serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
+    batch: &[(u16, Vec<Descriptor>, bool)],
+) -> Vec<request::Completion> {
+    let exec = |lane: usize| {
+        let (_, descs, complete) = &batch[lane];
+        request::execute(mem, disk, lane, serial, descs, *complete)
+    };
+    if batch.len() == 1 {
+        return vec![exec(0)];
+    }
+    std::thread::scope(|sc| {
+        let helpers: Vec<_> = (1..batch.len())
+            .map(|lane| {
+                std::thread::Builder::new()
+                    .name("blk-lane".into())
+                    .spawn_scoped(sc, move || exec(lane))
+            })
+            .collect();
+        let mut out = vec![exec(0)];
+        for (i, h) in helpers.into_iter().enumerate() {
+            let lane = i + 1;
+            let c = match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    warn!("virtio-blk: a request's helper thread panicked");
+                    request::Completion {
+                        used_len: 0,
+                        status: virtio_bindings::virtio_blk::VIRTIO_BLK_S_IOERR as u8,
+                    }
+                }),
+                Err(e) => {
+                    debug!("virtio-blk: no helper thread ({e}): request run here");
+                    exec(lane)
+                }
+            };
+            out.push(c);
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Span;
+
+    #[test]
+    fn only_overlaps_with_a_write_keep_requests_apart() {
+        let w = |start, end| Span {
+            write: true,
+            start,
+            end,
+        };
+        let r = |start, end| Span {
+            write: false,
+            start,
+            end,
+        };
+        assert!(w(0, 512).conflicts(&r(0, 1024)));
+        assert!(r(0, 1024).conflicts(&w(512, 1024)));
+        assert!(w(0, 4096).conflicts(&w(4095, 8192)));
+        assert!(!r(0, 4096).conflicts(&r(0, 4096)), "reads share");
+        assert!(
+            !w(0, 512).conflicts(&w(512, 1024)),
+            "adjacent writes do not overlap"
+        );
+        assert!(!w(0, 512).conflicts(&r(4096, 8192)));
     }
 }

@@ -191,12 +191,13 @@ fn take_header<M: GuestMemoryBackend>(
     Ok((hdr, rest))
 }
 
-/// Executes the request made of `descs`. `complete` is false when the chain was cut short
+/// Executes the request made of `descs` on lane `lane` of the disk. `complete` is false when the chain was cut short
 /// (the last descriptor still had NEXT set). Never panics on guest input; writes to the disk
 /// only after every check passed.
 pub fn execute<M: GuestMemoryBackend>(
     mem: &M,
     disk: &Disk,
+    lane: usize,
     serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
     descs: &[Descriptor],
     complete: bool,
@@ -205,7 +206,7 @@ pub fn execute<M: GuestMemoryBackend>(
         Err((e, status)) => (Err(e), status),
         Ok(p) => {
             let status = p.status;
-            (run(mem, disk, serial, p), status)
+            (run(mem, disk, lane, serial, p), status)
         }
     };
     let (status, data_len) = match result {
@@ -239,6 +240,7 @@ pub fn execute<M: GuestMemoryBackend>(
 fn run<M: GuestMemoryBackend>(
     mem: &M,
     disk: &Disk,
+    lane: usize,
     serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
     p: Parsed,
 ) -> Result<u64, RequestError> {
@@ -260,7 +262,7 @@ fn run<M: GuestMemoryBackend>(
             let mut at = check_range(disk, sector, writable)?;
             for s in &p.writable {
                 // Each segment is inside RAM (checked by `parse`) and at most MAX_DATA_LEN.
-                disk.read_to_guest(mem, s.addr, s.len as usize, at)
+                disk.read_to_guest(lane, mem, s.addr, s.len as usize, at)
                     .map_err(transfer_error)?;
                 at += s.len;
             }
@@ -275,7 +277,7 @@ fn run<M: GuestMemoryBackend>(
             }
             let mut at = check_range(disk, sector, readable)?;
             for s in &data_in {
-                disk.write_from_guest(mem, s.addr, s.len as usize, at)
+                disk.write_from_guest(lane, mem, s.addr, s.len as usize, at)
                     .map_err(transfer_error)?;
                 at += s.len;
             }

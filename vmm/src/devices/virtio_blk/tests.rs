@@ -915,3 +915,49 @@ fn the_driver_is_told_not_to_notify_only_while_the_thread_works() {
     d.notify();
     assert_eq!(d.used_idx(), 3);
 }
+
+#[test]
+fn a_batch_runs_independent_requests_together_and_dependent_ones_in_ring_order() {
+    let f = TempDisk::new(SECTORS);
+    let mut d = Driver::new(&f, false);
+    d.start();
+    // Three writes to sectors 0..3, then a read of sector 1 (it must see write 1), then a
+    // write over sector 0 again (after write 0), all in one notify.
+    let status = publish_writes(&mut d, 3);
+    let (rd, wr) = (BUF + 0x8000, BUF + 0x9000);
+    d.header(rd, VIRTIO_BLK_T_IN, 1);
+    d.fill(rd + 0x400, &[0xee]);
+    d.header(wr, VIRTIO_BLK_T_OUT, 0);
+    d.fill(wr + 0x200, &[0x99; 512]);
+    d.fill(wr + 0x400, &[0xee]);
+    for (head, at, dir) in [(9u16, rd, W), (12, wr, R)] {
+        d.put_desc(head, at, 16, VRING_DESC_F_NEXT as u16, head + 1);
+        d.put_desc(
+            head + 1,
+            at + 0x200,
+            512,
+            dir | VRING_DESC_F_NEXT as u16,
+            head + 2,
+        );
+        d.put_desc(head + 2, at + 0x400, 1, W, 0);
+        d.publish(head);
+    }
+    d.notify();
+    assert_eq!(d.used_idx(), 5);
+    for at in status.iter().chain([&(rd + 0x400), &(wr + 0x400)]) {
+        assert_eq!(d.byte(*at), S_OK);
+    }
+    assert_eq!(
+        d.bytes(rd + 0x200, 512),
+        vec![2; 512],
+        "the read saw write 1"
+    );
+    let disk = f.contents();
+    assert_eq!(
+        disk[..512],
+        [0x99; 512],
+        "the second write to sector 0 came last"
+    );
+    assert_eq!(disk[512..1024], [2; 512]);
+    assert_eq!(disk[1024..1536], [3; 512]);
+}
