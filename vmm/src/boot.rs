@@ -369,6 +369,11 @@ impl StagedImages {
         }
     }
 
+    /// Bytes of guest RAM from 0 an install replaces.
+    pub fn staged_len(&self) -> u64 {
+        self.staging.len()
+    }
+
     /// The install started ahead, waited for: `None` if none was started.
     fn join_install(&mut self) -> Option<Result<(), StagingError>> {
         let h = self.installing.take()?;
@@ -390,6 +395,85 @@ impl StagedImages {
         let mut desc = describe(spec, &layout);
         with_empty_kernel_dump(&mut desc.rtas_properties);
         desc == t.desc && spec.pci == t.pci.as_slice()
+    }
+}
+
+/// Copies boot memory as [`CopyPreserver`] does, and starts the staged images' install
+/// ([`StagedImages::start_install`]) as soon as guest RAM `[0, staged_len)` is no longer
+/// needed: once the copy section whose source holds it has copied that head, when nothing
+/// later in the dump reads it (no kept range there) and no dump destination lies in it
+/// (checked by the caller, [`InstallAfterHead::new`]). The move of the images' pages, most of
+/// the capture boot's set-up, then runs beside the copy of the rest of boot memory. The
+/// firmware's dump cannot fail once a copy section is being preserved (errors become section
+/// flags), so a started install always leads to the capture boot.
+///
+/// [`CopyPreserver`]: firmware::fadump::CopyPreserver
+pub struct InstallAfterHead<'a> {
+    staged: &'a mut StagedImages,
+    guest: &'a GuestMemory,
+    head: GuestRange,
+    started: bool,
+}
+
+impl<'a> InstallAfterHead<'a> {
+    /// `None` when the install cannot start early: nothing staged, or a dump destination
+    /// (of the registration about to be dumped) inside the staged range.
+    pub fn new(
+        staged: &'a mut StagedImages,
+        guest: &'a GuestMemory,
+        destinations: &[GuestRange],
+    ) -> Option<Self> {
+        let head = GuestRange::new(0, staged.staged_len()).filter(|r| !r.is_empty())?;
+        if !staged.filled || destinations.iter().any(|d| d.overlaps(&head)) {
+            return None;
+        }
+        Some(Self {
+            staged,
+            guest,
+            head,
+            started: false,
+        })
+    }
+
+    /// True once the install was started.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+}
+
+impl firmware::fadump::Preserver<GuestMemory> for InstallAfterHead<'_> {
+    fn preserve(
+        &mut self,
+        mem: &GuestMemory,
+        mv: &firmware::fadump::Move,
+        keep: &[GuestRange],
+    ) -> Result<firmware::fadump::Outcome, firmware::memory::CopyError> {
+        use firmware::fadump::{CopyPreserver, Move};
+        let split = !self.started
+            && mv.src.start() == 0
+            && mv.src.len() >= self.head.len()
+            && !keep.iter().any(|k| k.overlaps(&self.head));
+        if !split {
+            return CopyPreserver.preserve(mem, mv, keep);
+        }
+        let first = Move {
+            src: self.head,
+            ..*mv
+        };
+        let mut done = CopyPreserver.preserve(mem, &first, keep)?;
+        self.staged.start_install(self.guest);
+        self.started = true;
+        if let Some(rest) = GuestRange::new(self.head.len(), mv.src.len() - self.head.len())
+            .filter(|r| !r.is_empty())
+        {
+            let second = Move {
+                src: rest,
+                dst: mv.dst + self.head.len(),
+                ..*mv
+            };
+            done.add(CopyPreserver.preserve(mem, &second, keep)?);
+        }
+        Ok(done)
     }
 }
 
@@ -854,6 +938,64 @@ mod tests {
         let img = load_staged(&mem, &production, Some(&mut staged)).unwrap();
         assert!(img.staged && !img.tree_staged);
         assert!(find_property(&dtb_of(&img), "/rtas", "ibm,kernel-dump").is_none());
+    }
+
+    /// The copy of boot memory preserves the crashed kernel's head before the staged images
+    /// move over it, and the move starts early only when nothing else needs that head.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "qemu-user has no MREMAP_DONTUNMAP"
+    )]
+    #[test]
+    fn the_images_move_in_only_after_the_dump_copied_what_they_replace() {
+        use firmware::fadump::{Move, Preserver};
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0x60; 1 << 16], 0x5000, 0x10));
+        let initrd = file_with(&b"cpio".repeat(5000));
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let spec = radix_64m(&images, &cpu);
+        let first = load(&mem, &spec).unwrap();
+        let end = first.layout.initrd.unwrap().end();
+        let mut staged = StagedImages::new(&spec, end, 2 << 20).unwrap();
+        let len = staged.staged_len();
+        let want = {
+            let mut b = vec![0u8; end as usize];
+            mem.read_slice(&mut b, GuestAddress(0)).unwrap();
+            b
+        };
+        // The crashed kernel's memory: a pattern over its first 8 MiB.
+        let crashed: Vec<u8> = (0..8u32 << 20).map(|i| (i % 241) as u8).collect();
+        mem.write_slice(&crashed, GuestAddress(0)).unwrap();
+        let dst = 32u64 << 20;
+        let mv = Move {
+            section: 2,
+            src: GuestRange::new(0, 8 << 20).unwrap(),
+            dst,
+        };
+
+        // A destination inside the staged range: no early start.
+        let inside = [GuestRange::new(0x1000, 0x1000).unwrap()];
+        assert!(InstallAfterHead::new(&mut staged, &mem, &inside).is_none());
+        // A kept range (a later section's source) inside it: copied whole, not started.
+        let mut p = InstallAfterHead::new(&mut staged, &mem, &[]).unwrap();
+        let keep = [GuestRange::new(0x2000, 0x100).unwrap()];
+        p.preserve(&mem, &mv, &keep).unwrap();
+        assert!(!p.started());
+
+        let mut p = InstallAfterHead::new(&mut staged, &mem, &[]).unwrap();
+        let done = p.preserve(&mem, &mv, &[]).unwrap();
+        assert!(p.started());
+        assert_eq!(done.copied, 8 << 20);
+        let img = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(img.staged);
+        let mut got = vec![0u8; 8 << 20];
+        mem.read_slice(&mut got, GuestAddress(dst)).unwrap();
+        assert_eq!(got, crashed, "the dump holds the crashed kernel's memory");
+        let mut b = vec![0u8; end as usize];
+        mem.read_slice(&mut b, GuestAddress(0)).unwrap();
+        assert_eq!(b, want, "guest RAM holds the staged images");
+        assert!(len >= end);
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the

@@ -15,6 +15,7 @@
 //!   refusal above), so a torn dump is never reported as good.
 
 use super::{ms, Machine, MachineState};
+use crate::boot::{InstallAfterHead, StagedImages};
 use crate::config::PreserveMode;
 use crate::error::Error;
 use crate::hash::{self, UnreadableHpt};
@@ -176,6 +177,7 @@ impl Machine {
         rtas: &mut firmware::rtas::Rtas,
         cpus: &mut Vec<CpuState>,
         hpt: Option<&mut dyn HptSource>,
+        staged: Option<&mut StagedImages>,
     ) -> Result<DumpReport, DumpError> {
         // A populate still running would only fault pages in, but it competes for the lock
         // the moves take.
@@ -198,12 +200,23 @@ impl Machine {
         };
         let mem = &self.partition.mem;
         let t = Instant::now();
-        let (result, stats) = match mode {
-            None => (
+        let destinations = rtas.fadump().registered_destinations();
+        let early = staged.and_then(|s| InstallAfterHead::new(s, mem, &destinations));
+        let (result, stats) = match (mode, early) {
+            // Copying: the capture kernel's images move in beside the copy, once its head
+            // is preserved.
+            (None, Some(mut p)) => {
+                let r = rtas.fadump_mut().perform_dump_with(mem, cpus, hpt, &mut p);
+                if p.started() {
+                    info!("fadump: capture images moving in beside the rest of the copy");
+                }
+                (r, RemapStats::default())
+            }
+            (None, None) => (
                 rtas.fadump_mut().perform_dump(mem, cpus, hpt),
                 RemapStats::default(),
             ),
-            Some(mode) => {
+            (Some(mode), _) => {
                 let mut p = RemapPreserver::new(mode, self.huge_page);
                 let r = rtas.fadump_mut().perform_dump_with(mem, cpus, hpt, &mut p);
                 (r, p.stats)
@@ -272,7 +285,11 @@ impl CrashHost for Machine {
                 Ok(v) => Some(v),
                 Err(u) => Some(u),
             };
-            self.preserve_boot_memory(&mut rtas, cpus, source)
+            // Out of `self` for the dump (the partition stays borrowed), back right after.
+            let mut staged = self.staged.take();
+            let r = self.preserve_boot_memory(&mut rtas, cpus, source, staged.as_mut());
+            self.staged = staged;
+            r
         };
         if let (Some(Ok(snap)), Ok(report)) = (&snapshot, &result) {
             match hash::stream::verify_hpte_section(&self.partition.mem, &report.kernel_dump, snap)
