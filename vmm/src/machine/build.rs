@@ -237,6 +237,13 @@ fn create_phbs(
     // Notifies as ioeventfds (every KVM has them; the capability says so); completions are
     // raised by each disk's I/O thread with KVM_IRQ_LINE (see devices::irq).
     let ioeventfd = vm.check_extension(KVM_CAP_IOEVENTFD);
+    info!(
+        "KVM: ioeventfd {}, irqfd {}, irqfd resample {} (completions use KVM_IRQ_LINE from the \
+         I/O threads: see devices::irq)",
+        u8::from(ioeventfd),
+        vm.check_extension_int(KVM_CAP_IRQFD),
+        vm.check_extension_int(KVM_CAP_IRQFD_RESAMPLE)
+    );
     if ioeventfd {
         phb.use_io_events(Arc::new(KvmIoEvents::new(dup()?)));
     }
