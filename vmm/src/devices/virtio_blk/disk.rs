@@ -23,7 +23,7 @@ pub const SECTOR_SIZE: u64 = 512;
 
 /// Requests one disk serves at the same time (its I/O thread runs a batch of up to this
 /// many on as many short-lived helper threads, each with its own handles).
-pub const LANES: usize = 4;
+pub const LANES: usize = 16;
 
 /// One set of handles on the file, with a file position of its own (an `open`, not a
 /// `dup`): transfers are a seek and a read or write, so two at once need two lanes.
