@@ -101,6 +101,8 @@ pub struct LoadTimings {
     pub initrd: std::time::Duration,
     /// The device tree built and written.
     pub fdt: std::time::Duration,
+    /// Of `fdt`, the write of the blob into guest memory.
+    pub fdt_write: std::time::Duration,
 }
 
 /// Loads `spec` into `mem`.
@@ -161,6 +163,7 @@ fn finish<M: GuestMemoryBackend>(
         Some(dtb) => dtb,
         None => build_tree(&desc, spec.pci)?,
     };
+    let built = t.elapsed();
     mem.write_slice(&dtb, layout.fdt.start_addr())
         .map_err(|e| Error::Memory(e.to_string()))?;
     Ok(BootImage {
@@ -175,6 +178,7 @@ fn finish<M: GuestMemoryBackend>(
             kernel: kernel_done,
             initrd: initrd_done - kernel_done,
             fdt: t.elapsed() - initrd_done,
+            fdt_write: t.elapsed() - built,
         },
         staged: false,
         tree_staged,

@@ -158,7 +158,7 @@ impl Machine {
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
              loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
-             tree {:.1} ms; page faults minor/major {:?}){}; boot vCPU started {:.1} ms after \
+             tree {:.1} ms, {:.1} ms of it writing; page faults minor/major {:?}){}; boot vCPU started {:.1} ms after \
              the set-up began",
             self.boots,
             img.kernel_base,
@@ -173,6 +173,7 @@ impl Machine {
             img.kernel_written >> 10,
             ms(img.timings.initrd),
             ms(img.timings.fdt),
+            ms(img.timings.fdt_write),
             faults,
             match (img.staged, img.tree_staged) {
                 (true, true) => {
