@@ -13,10 +13,37 @@ case "$kind" in
     kdump-hardlockup) capture=kdump how=hardlockup ;;
     *) how="$kind" ;;
 esac
+# The operator API and the event monitor (our VMM, with ppc-remote in the payload): vm.fadump
+# is asked before the crash and in the capture kernel, and the events are shown at the end.
+# Every ppc-remote call is echoed with its output as NESTED-API lines (a CLI transcript).
+api=""
+if [ -x "$P"/ppc-remote ] && [ ! -x "$P"/qemu-sid/usr/bin/qemu-system-ppc64 ]; then
+    api=/tmp/vmm-api.sock
+    args="$args --api-socket path=$api --event-monitor path=/tmp/vmm-events.jsonl"
+fi
+# remote LABEL SUBCOMMAND...: one ppc-remote call, transcribed; for fadump and info, also
+# NESTED-API-<SUBCOMMAND> LABEL state=... (the top-level "state" of the answer).
+remote() {
+    [ -n "$api" ] || return 0
+    label="$1"; shift
+    echo "NESTED-API \$ ppc-remote --api-socket $api $*"
+    "$P"/ppc-remote --api-socket "$api" --timeout 60 "$@" > /tmp/remote-out 2>&1
+    rc=$?
+    sed 's/^/NESTED-API /' /tmp/remote-out
+    echo "NESTED-API (exit status $rc)"
+    case "$1" in
+        fadump|info)
+            st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
+            echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
+    esac
+}
 vmm_start
 if ready 1; then
     # Pattern pages with their physical addresses, recorded before the crash.
     guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent) GUEST-KEXEC-CRASH-LOADED=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+    remote before ping
+    remote before info
+    remote before fadump
     n=$(count GUEST-READY)
     case "$how" in
         bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
@@ -76,6 +103,9 @@ if ready 1; then
         for _ in $(seq 50); do [ -f /tmp/crash-to-capture ] && break; sleep 0.1; done
         echo "NESTED-PHASE crash-to-capture-init seconds=$(cat /tmp/crash-to-capture 2>/dev/null)"
         [ -f /tmp/crash-faults ] && echo "NESTED-VMM-FAULTS crash-to-capture-init $(cat /tmp/crash-faults)"
+        remote capture fadump
+        remote capture info
+        remote capture counters
         if [ "$kind" = second ]; then
             # A second crash in the capture kernel, before release: a dump is active, so no
             # second dump, a plain reboot, and the first dump is still there.
@@ -113,3 +143,4 @@ if ready 1; then
     fi
 fi
 vmm_wait
+[ -n "$api" ] && [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl
