@@ -3,7 +3,7 @@
 //! with a message naming the option; `--opt value` and `--opt=value` both work, and a repeated
 //! single-valued option takes its last value.
 
-use crate::config::{MmuMode, PreserveMode, VmConfig};
+use crate::config::{MmuMode, OnCrash, PreserveMode, VmConfig};
 use crate::console::SerialMode;
 use crate::devices::disk_spec::DiskSpec;
 use clap::{CommandFactory, Parser};
@@ -62,6 +62,11 @@ struct Args {
     /// as zero pages).
     #[arg(long = "fadump-preserve", value_name = "how", value_parser = preserve_arg)]
     fadump_preserve: Option<PreserveMode>,
+    /// When the guest terminates (ibm,os-term) with no dump registered: `reboot` (default) or
+    /// `host-dump=<path>` (write an ELF core of the guest there first, for drgn/crash; then
+    /// reboot).
+    #[arg(long = "on-crash", value_name = "action", value_parser = OnCrash::parse)]
+    on_crash: Option<OnCrash>,
     /// Guest console (hvc0): `tty` (stdout/stdin, default), `file=<path>` (append output to a
     /// file), or `off`.
     #[arg(long, value_name = "mode", value_parser = serial_arg)]
@@ -243,6 +248,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             disks: a.disk,
             mmu: a.mmu.unwrap_or_default(),
             preserve: a.fadump_preserve.unwrap_or_default(),
+            on_crash: a.on_crash.unwrap_or_default(),
         },
         log_level: a.log_level.unwrap_or(log::LevelFilter::Warn),
         api_socket: a.api_socket,
@@ -280,6 +286,7 @@ mod tests {
             "--mmu",
             "hash",
             "--fadump-preserve=copy",
+            "--on-crash=host-dump=/tmp/core",
             "--api-socket",
             "path=/tmp/api.sock",
             "--event-monitor=path=/tmp/events.json",
@@ -307,6 +314,7 @@ mod tests {
                     ],
                     mmu: MmuMode::Hash,
                     preserve: PreserveMode::Copy,
+                    on_crash: OnCrash::HostDump("/tmp/core".into()),
                 },
                 log_level: log::LevelFilter::Debug,
                 api_socket: Some("/tmp/api.sock".into()),
@@ -422,6 +430,7 @@ mod tests {
             "--disk",
             "--mmu",
             "--fadump-preserve",
+            "--on-crash",
             "--api-socket",
             "--event-monitor",
             "--log-level",
@@ -443,7 +452,7 @@ mod tests {
                 flag_end + l[flag_end..].len() - l[flag_end..].trim_start().len()
             })
             .collect();
-        assert_eq!(columns.len(), 14, "{h}");
+        assert_eq!(columns.len(), 15, "{h}");
         assert!(columns.iter().all(|c| *c == columns[0]), "{columns:?}\n{h}");
         assert!(h.lines().all(|l| l.chars().count() <= 100), "{h}");
     }
@@ -468,6 +477,8 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--disk", "path=a,ro=on"]).contains("unknown key"));
         assert!(msg(&["--kernel", "k", "--disk"]).contains("--disk"));
         assert!(msg(&["--kernel", "k", "--mmu", "segmented"]).contains("invalid --mmu `segmented`"));
+        assert!(msg(&["--kernel", "k", "--on-crash", "host-dump="]).contains("--on-crash"));
+        assert!(msg(&["--kernel", "k", "--on-crash", "dump"]).contains("--on-crash"));
         assert!(msg(&["--kernel", "k", "--fadump-preserve", "move"])
             .contains("invalid --fadump-preserve `move`"));
         assert!(

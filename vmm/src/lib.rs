@@ -29,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod coredump;
 pub mod devices;
 pub mod error;
 pub mod event_monitor;

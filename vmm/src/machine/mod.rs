@@ -23,18 +23,27 @@
 
 pub mod api_ops;
 mod build;
+mod coredump;
 mod crash;
 mod event_loop;
+mod nmi;
+mod ops_error;
+mod power;
 pub mod state;
 
+pub use coredump::CoredumpReport;
 pub use crash::{CrashOutcome, Phases, Refusal};
+pub use ops_error::OpError;
 pub use state::{InvalidTransition, MachineState};
 
-use event_loop::{on_terminate, StdinInput, Wakeup, SIGNALLED, SIGNAL_WAKE};
+use event_loop::{
+    on_operator_signal, on_terminate, StdinInput, Wakeup, NMI_SIGNALLED, POWER_BUTTON_SIGNALLED,
+    SIGNALLED, SIGNAL_WAKE,
+};
 
 use crate::boot::{BootImages, BootSpec, StagedImages};
 use crate::config::VmConfig;
-use crate::devices::irq::configure_lsis;
+use crate::devices::irq::{configure_event_sources, configure_lsis};
 use crate::error::Error;
 use crate::events::{EventQueue, MachineEvent};
 use crate::hash;
@@ -239,7 +248,16 @@ impl Machine {
         if !phbs.is_empty() {
             info!("PCI devices reset to their power-on state");
         }
-        configure_lsis(&self.xics, &phbs)
+        configure_lsis(&self.xics, &phbs)?;
+        drop(phbs);
+        // Logs queued for the OS that went away are dropped; the sources start masked again.
+        self.partition
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .clear();
+        configure_event_sources(&self.xics)
     }
 
     /// Ends every vCPU thread (bounded: a stuck one is left behind and named).
@@ -257,6 +275,11 @@ impl Machine {
         let _ = SIGNAL_WAKE.set(sig);
         for s in [libc::SIGINT, libc::SIGTERM] {
             vmm_sys_util::signal::register_signal_handler(s, on_terminate)
+                .map_err(|e| Error::Runtime(format!("signal handler: {e}")))?;
+        }
+        // SIGUSR1 = NMI, SIGUSR2 = power button (operators' and the nested tests' triggers).
+        for s in [libc::SIGUSR1, libc::SIGUSR2] {
+            vmm_sys_util::signal::register_signal_handler(s, on_operator_signal)
                 .map_err(|e| Error::Runtime(format!("signal handler: {e}")))?;
         }
         let wake = self
@@ -312,6 +335,7 @@ impl Machine {
                 crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "signal" }));
                 return Ok(128 + libc::SIGTERM);
             }
+            self.operator_signals();
             // One wake may stand for several events: take them all, each against the boot
             // that is current when it is handled (a reboot or dump starts a new one).
             while let Some(event) = self.events.next(self.partition.events.boot()) {
@@ -327,6 +351,23 @@ impl Machine {
         }
     }
 
+    /// Carries out the operator requests SIGUSR1 (NMI) and SIGUSR2 (power button) made; a
+    /// refusal is logged and the guest keeps running.
+    fn operator_signals(&mut self) {
+        if NMI_SIGNALLED.swap(false, Ordering::SeqCst) {
+            info!("SIGUSR1: NMI requested");
+            if let Err(e) = self.nmi() {
+                warn!("SIGUSR1: NMI not delivered: {e}");
+            }
+        }
+        if POWER_BUTTON_SIGNALLED.swap(false, Ordering::SeqCst) {
+            info!("SIGUSR2: power button pressed");
+            if let Err(e) = self.power_button() {
+                warn!("SIGUSR2: power button refused: {e}");
+            }
+        }
+    }
+
     /// Acts on one event; `Some(status)` ends the run.
     fn handle_event(&mut self, event: MachineEvent) -> Result<Option<i32>, Error> {
         match event {
@@ -337,6 +378,10 @@ impl Machine {
                     serde_json::json!({ "reason": "guest power-off" }),
                 );
                 Ok(Some(0))
+            }
+            MachineEvent::OsTerm { cpu } => {
+                self.os_term_host_dump(cpu);
+                self.handle_event(MachineEvent::Reboot)
             }
             MachineEvent::Reboot => {
                 info!("guest requested a reboot: resetting and booting again");
@@ -360,6 +405,10 @@ impl Machine {
             }
             MachineEvent::FadumpCrash { cpu, args } => {
                 self.fadump_crash(cpu, &args)?;
+                Ok(None)
+            }
+            MachineEvent::SignalSysReset { caller, target } => {
+                self.signal_sys_reset(caller, target);
                 Ok(None)
             }
             MachineEvent::Fatal(m) => Err(Error::Guest(m)),

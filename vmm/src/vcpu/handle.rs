@@ -7,6 +7,7 @@
 //! |---|---|---|---|---|
 //! | [`VcpuControl::request_start`] (a vCPU's `start-cpu`, the machine's boot) | `Free(Starting)` | notify | – | – |
 //! | [`VcpuControl::snapshot_and_wait`] (machine) | `Asked(Snapshot)` | yes | `Answered(Snapshot)`, vCPU `Held` | after the timeout (request withdrawn) or when the thread is dead |
+//! | [`super::set::system_reset_all`] (machine) | `Asked(SystemReset)` | yes | `Answered(SystemReset)`, vCPU still `Free(Running)` | likewise |
 //! | [`VcpuControl::reset_and_wait`] (machine) | `Asked(Reset)` | yes | `Answered(Reset)`, vCPU `Free(Stopped)` | likewise |
 //! | [`VcpuControl::quit_and_join`] (machine) | `Asked(Quit)` | yes | `Dead`, then joins | after the timeout (thread left detached) |
 //! | [`VcpuControl::resume`] (machine) | `Held` → `Free` | notify | – | – |
@@ -17,7 +18,7 @@
 //! it, marks it abandoned so the late answer is dropped): a late answer never lands in the
 //! next request's slot.
 
-use super::state::{Answer, Mailbox, Request, StartRequest, VcpuState};
+use super::state::{Answer, GuestRun, Mailbox, Request, StartRequest, VcpuState};
 use crate::kvm::ImmediateExit;
 use firmware::rtas::CpuRunState;
 use firmware::CpuState;
@@ -57,6 +58,9 @@ pub trait VcpuBody {
     fn reset(&mut self);
     /// Reads the registers of the stopped vCPU.
     fn capture(&mut self) -> CpuState;
+    /// Makes the vCPU (which runs guest code, not in `KVM_RUN` now) take a system reset at
+    /// its next entry; false when its registers could not be changed.
+    fn system_reset(&mut self) -> bool;
 }
 
 /// What the vCPU thread does next.
@@ -341,6 +345,16 @@ impl VcpuControl {
                         c.state = c.state.reset();
                         Answer::Reset
                     }
+                    Request::SystemReset => {
+                        // Only a vCPU that runs guest code takes it: a stopped one has no
+                        // context to interrupt, a held one is being dumped.
+                        let running = c.state == VcpuState::Free(GuestRun::Running);
+                        c.mailbox = Mailbox::Serving(req);
+                        drop(c);
+                        let delivered = running && body.system_reset();
+                        c = self.lock();
+                        Answer::SystemReset { delivered }
+                    }
                     Request::Snapshot => {
                         let online = c.state.online();
                         c.mailbox = Mailbox::Serving(req);
@@ -455,6 +469,7 @@ pub(crate) mod fake {
         pub resets: AtomicU32,
         pub snapshots: AtomicU32,
         pub starts: AtomicU32,
+        pub system_resets: AtomicU32,
     }
 
     struct Body {
@@ -474,6 +489,10 @@ pub(crate) mod fake {
                 0xc000_0000_0000_1000 + u64::from(self.id),
             );
             s
+        }
+        fn system_reset(&mut self) -> bool {
+            self.counts.system_resets.fetch_add(1, Ordering::SeqCst);
+            true
         }
     }
 
@@ -605,6 +624,9 @@ mod tests {
             fn capture(&mut self) -> CpuState {
                 let _ = self.0.recv();
                 CpuState::new(5)
+            }
+            fn system_reset(&mut self) -> bool {
+                false
             }
         }
         register_kick_signal().unwrap();
