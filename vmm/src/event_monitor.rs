@@ -6,7 +6,8 @@
 //! `vm/rebooting`; `guest/panic` (`ibm,os-term`: `message`, `fadump`); `vm/fadump-registered`
 //! (`sections`, `boot_memory`), `vm/fadump-unregistered`, `vm/fadump-invalidated`;
 //! `vm/fadump-dump-started`, `vm/fadump-dump-written` (report and `phases_ms`),
-//! `vm/fadump-dump-refused`; `vm/shutdown` (`reason`). Other parts of the VMM add theirs
+//! `vm/fadump-dump-refused`; `vm/nmi` (`vcpus` reached), `vm/power-button`,
+//! `vm/coredump-written` (`trigger`, `path`, sizes, `paused_ms`); `vm/shutdown` (`reason`). Other parts of the VMM add theirs
 //! through [`emit`] / [`emit_from`]; both do nothing when no monitor is configured.
 //!
 //! A guest can repeat what causes an event (register and unregister in a loop, reboot

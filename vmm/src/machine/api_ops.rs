@@ -82,14 +82,20 @@ impl Machine {
                 self.handle_event(MachineEvent::Reboot)?;
                 Reply::no_content()
             }
-            Action::PowerButton => match self.power_button() {
-                Ok(()) => Reply::no_content(),
-                Err(e) => op_error_reply("vm.power-button", &e),
-            },
-            Action::Nmi => match self.nmi() {
-                Ok(()) => Reply::no_content(),
-                Err(e) => op_error_reply("vm.nmi", &e),
-            },
+            Action::PowerButton => {
+                info!("api: vm.power-button requested");
+                match self.power_button() {
+                    Ok(()) => Reply::no_content(),
+                    Err(e) => op_error_reply("vm.power-button", &e),
+                }
+            }
+            Action::Nmi => {
+                info!("api: vm.nmi requested");
+                match self.nmi() {
+                    Ok(()) => Reply::no_content(),
+                    Err(e) => op_error_reply("vm.nmi", &e),
+                }
+            }
             Action::Coredump { path } => match self.coredump(path) {
                 Ok(r) => Reply::json(coredump_body(&r)),
                 Err(e) => op_error_reply("vm.coredump", &e),

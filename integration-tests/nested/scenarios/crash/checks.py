@@ -359,6 +359,25 @@ def vmm_ours(r):
     return r.vmm == "ours"
 
 
+def api(r):
+    """Our VMM ran with --api-socket and --event-monitor (ppc-remote was in the payload)."""
+    return fadump(r) and vmm_ours(r) and r.has(r"NESTED-API ")
+
+
+def event_names(r):
+    """(source/event) of every --event-monitor line L1 printed, in order."""
+    names = []
+    for ln in r.grep(r"NESTED-EVENT \{"):
+        m = re.search(r'"source":"([a-z-]+)","event":"([a-z-]+)"', ln)
+        if m:
+            names.append(f"{m.group(1)}/{m.group(2)}")
+    return names
+
+
+EVENTS_OF_A_FADUMP_RUN = ["vmm/starting", "vm/fadump-registered", "vm/booted", "guest/panic",
+                          "vm/fadump-dump-started", "vm/fadump-dump-written", "vm/shutdown"]
+
+
 CHECKS = [
     # --- unregistered: no dump registered, the VMM reboots the guest plainly -------------
     Check("guest did not register fadump",
@@ -524,6 +543,21 @@ CHECKS = [
           lambda r: r.inits == 3 and r.count(r"GUEST-KDUMP-LOADED crash_loaded=1\b") >= 2
           and r.has(rf"GUEST-PRODUCTION nproc={r.cpus} .*kexec_crash_loaded=1 vmcore=none"),
           when=kdump),
+    # --- the operator API (ppc-remote in L1) and the event monitor ---------------------
+    Check("API: vm.fadump before the crash: registered",
+          lambda r: r.has(r"NESTED-API-FADUMP before state=registered\b"), when=api),
+    Check("API: vm.fadump in the capture kernel: dump-active, the last dump with its phases",
+          lambda r: r.has(r"NESTED-API-FADUMP capture state=dump-active\b")
+          and r.has(r'NESTED-API +"outcome": "dumped"') and r.has(r'NESTED-API +"phases_ms"'),
+          when=api),
+    Check("API: vm.info counts the capture boot (boot_count 2, running)",
+          lambda r: r.has(r"NESTED-API-INFO capture state=running\b")
+          and r.has(r'NESTED-API +"boot_count": 2\b'), when=api),
+    Check(lambda r: "event monitor: " + ", ".join(EVENTS_OF_A_FADUMP_RUN),
+          lambda r: all(e in event_names(r) for e in EVENTS_OF_A_FADUMP_RUN)
+          and r.has(r'NESTED-EVENT .*"event":"booted".*"kind":"capture"'), when=api),
+    show_lines(r'NESTED-EVENT .*"fadump-dump-written"', label="fadump-dump-written event",
+               when=api),
     phases("fadump", fadump_rows, when=fadump),
     phases("kdump", kdump_rows, when=kdump),
     show_lines(r"NESTED-PHASE crash-to-capture-init"),

@@ -33,6 +33,30 @@ hp_api() {
     echo "NESTED-HP-API $label status=$(echo "$out" | sed -n '1s/^HTTP\/1\.1 \([0-9]*\).*/\1/p') body=$(echo "$out" | tail -n 1)"
 }
 hp_state='echo GUEST-HP-STATE $1 m6=$(cat /sys/devices/system/memory/memory6/state 2>/dev/null || echo absent) m7=$(cat /sys/devices/system/memory/memory7/state 2>/dev/null || echo absent) ram=$(grep "System RAM" /proc/iomem | tr -d " " | tr "\\n" ,)'
+# The operator API and the event monitor (our VMM, with ppc-remote in the payload): vm.fadump
+# is asked before the crash and in the capture kernel, and the events are shown at the end.
+# Every ppc-remote call is echoed with its output as NESTED-API lines (a CLI transcript).
+api=""
+if [ -x "$P"/ppc-remote ] && [ ! -x "$P"/qemu-sid/usr/bin/qemu-system-ppc64 ]; then
+    api=/tmp/vmm-api.sock
+    args="$args --api-socket path=$api --event-monitor path=/tmp/vmm-events.jsonl"
+fi
+# remote LABEL SUBCOMMAND...: one ppc-remote call, transcribed; for fadump and info, also
+# NESTED-API-<SUBCOMMAND> LABEL state=... (the top-level "state" of the answer).
+remote() {
+    [ -n "$api" ] || return 0
+    label="$1"; shift
+    echo "NESTED-API \$ ppc-remote --api-socket $api $*"
+    "$P"/ppc-remote --api-socket "$api" --timeout 60 "$@" > /tmp/remote-out 2>&1
+    rc=$?
+    sed 's/^/NESTED-API /' /tmp/remote-out
+    echo "NESTED-API (exit status $rc)"
+    case "$1" in
+        fadump|info)
+            st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
+            echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
+    esac
+}
 vmm_start
 if ready 1; then
     case "$kind" in
@@ -69,6 +93,9 @@ if ready 1; then
             guest_step 120 'fadump-pattern 32 > /tmp/pat2 2>&1 & i=0; while ! grep -q READY /tmp/pat2 && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat /tmp/pat2 > /tmp/patall; s=$(cat /sys/block/vda/size); dd if=/tmp/patall of=/dev/vda bs=512 seek=$((s - 2048)) conv=fsync 2>/dev/null; echo GUEST-PATTERN-SAVED lines=$(grep -c FADUMP-PATTERN /tmp/patall) bytes=$(wc -c < /tmp/patall) sector=$((s - 2048))'
             ;;
     esac
+    remote before ping
+    remote before info
+    remote before fadump
     n=$(count GUEST-READY)
     case "$how" in
         bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
@@ -163,6 +190,9 @@ if ready 1; then
         for _ in $(seq 50); do [ -f /tmp/crash-to-capture ] && break; sleep 0.1; done
         echo "NESTED-PHASE crash-to-capture-init seconds=$(cat /tmp/crash-to-capture 2>/dev/null)"
         [ -f /tmp/crash-faults ] && echo "NESTED-VMM-FAULTS crash-to-capture-init $(cat /tmp/crash-faults)"
+        remote capture fadump
+        remote capture info
+        remote capture counters
         if [ "$kind" = second ]; then
             # A second crash in the capture kernel, before release: a dump is active, so no
             # second dump, a plain reboot, and the first dump is still there.
@@ -209,3 +239,4 @@ if ready 1; then
     fi
 fi
 vmm_wait
+[ -n "$api" ] && [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl
