@@ -408,7 +408,7 @@ impl StagedImages {
         };
         let mut desc = describe(spec, &layout);
         with_empty_kernel_dump(&mut desc.rtas_properties);
-        desc == t.desc && spec.pci == t.pci.as_slice()
+        desc == t.desc && spec.pci == t.pci.as_slice() && spec.drconf == t.drconf
     }
 }
 
@@ -955,6 +955,34 @@ mod tests {
         let img = load_staged(&mem, &production, Some(&mut staged)).unwrap();
         assert!(img.staged && !img.tree_staged);
         assert!(find_property(&dtb_of(&img), "/rtas", "ibm,kernel-dump").is_none());
+
+        // Memory hot-added (or removed) after staging: the capture boot's tree lists the LMBs
+        // the crashed kernel owned, so it is built fresh with them.
+        staged.refill(&production).unwrap();
+        let drconf = devicetree::Drconf {
+            properties: vec![Property::new(
+                "ibm,lmb-size",
+                firmware::PropValue::Bytes((256u64 << 20).to_be_bytes().to_vec()),
+            )],
+            root_properties: vec![],
+        };
+        let hotplugged = BootSpec {
+            drconf: Some(drconf.clone()),
+            ..capture.clone()
+        };
+        assert!(!staged.tree_matches(&hotplugged));
+        let img = load_staged(&mem, &hotplugged, Some(&mut staged)).unwrap();
+        assert!(img.staged && !img.tree_staged);
+        assert_eq!(
+            dtb_of(&img),
+            build_tree(&describe(&hotplugged, &img.layout), &pci, Some(&drconf)).unwrap()
+        );
+        assert!(find_property(
+            &dtb_of(&img),
+            "/ibm,dynamic-reconfiguration-memory",
+            "ibm,lmb-size"
+        )
+        .is_some());
     }
 
     /// The copy of boot memory preserves the crashed kernel's head before the staged images
