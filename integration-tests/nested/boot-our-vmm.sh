@@ -12,7 +12,9 @@
 #                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
-#                                                     |kdump|kdump-hardlockup]
+#                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
+#                                                     |power-button|hotplug-add|hotplug-remove|hotplug-host-add
+#                                                     |hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
 #                                            [--save dd|sparse]
@@ -139,6 +141,7 @@ tdir="${CARGO_TARGET_DIR:-$repo/target}/ppc64-static" # crt-static build, kept a
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$tdir" \
     cargo build -q -p vmm --release --target powerpc64le-unknown-linux-gnu)
 vmm_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-vmm"
+remote_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-remote" # the same build makes it
 
 run="${run_dir:-$cache/nested/runs/$(date -u +%Y%m%dT%H%M%S)}"
 mkdir -p "$run"
@@ -191,6 +194,7 @@ mkdir -p "$payload/guest"
 ln -s "$scenario/run.sh" "$payload/run.sh"
 ln -s "$here/lib/l1-vmm.sh" "$payload/l1-vmm.sh"
 ln -s "$vmm_bin" "$payload/ppc-vmm"
+[ -x "$remote_bin" ] && ln -s "$remote_bin" "$payload/ppc-remote"
 ln -s "$gk" "$payload/guest/vmlinux"
 ln -s "$run/l2-initrd.cpio.gz" "$payload/guest/initrd.cpio.gz"
 for f in vmm-args vmm-cmdline vmm-guest-cmd vmm-crash vmm-save; do ln -s "$run/$f" "$payload/$f"; done

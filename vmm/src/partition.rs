@@ -25,8 +25,8 @@ pub struct Partition {
     /// before the guest memory is unmapped.
     pub vm: VmFd,
     /// The PCI host bridges (none without `--disk`). Behind one lock shared by the vCPU
-    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify runs
-    /// its requests to completion under it. Declared before `mem`: its devices hold a
+    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify only
+    /// wakes the disk's I/O thread, which runs the requests without it. Declared before `mem`: its devices hold a
     /// second handle on the VM and clones of the memory.
     pub phbs: Mutex<Vec<Phb>>,
     pub(crate) mmio_exits: std::sync::atomic::AtomicU64,
@@ -126,6 +126,7 @@ impl Partition {
         };
         let mut rtas = self.rtas.lock().unwrap_or_else(|e| e.into_inner());
         let was_registered = rtas.fadump().is_registered();
+        let before = crate::event_monitor::enabled().then(|| rtas.fadump().state().clone());
         let was_active = rtas.fadump().is_dump_active();
         let action = match rtas.dispatch(&self.mem, args_addr, &platform) {
             Ok(a) => Some(a),
@@ -134,6 +135,13 @@ impl Partition {
                 None
             }
         };
+        if let Some(before) = before {
+            if let Some(event) = crate::event_monitor::fadump_transition(&before, rtas.fadump()) {
+                let mut props = crate::event_monitor::registration_properties(rtas.fadump());
+                props["cpu"] = vcpu.into();
+                crate::event_monitor::emit(event, props);
+            }
+        }
         if was_active && !rtas.fadump().is_dump_active() {
             // The capture kernel released the dump: the window's LMBs it does not hold lose
             // the slots the capture boot had for them.

@@ -1,8 +1,12 @@
 """crash, host checks (lib/checks.py runs this table on the console log and run directory).
 
-Three paths by --crash: fadump (sysrq, bug, panic, hardlockup, second), kdump (kdump,
+Paths by --crash: fadump (sysrq, bug, panic, hardlockup, second, nmi-hung: every vCPU spins
+with interrupts off and the VMM's NMI sends them to crash_fadump), kdump (kdump,
 kdump-hardlockup: the same guest and crash, captured by kexec -p), unregistered (no dump: a
-plain reboot). The vmcore is cut out of export.img and analysed with drgn (analyze-vmcore.py).
+plain reboot), host-dump (no fadump; the hung guest is NMI'd, panics, and the VMM writes an ELF
+core itself, --on-crash host-dump), power-button (an EPOW event: the guest shuts down in order,
+the VMM exits 0). The vmcore is cut out of export.img and analysed with drgn
+(analyze-vmcore.py).
 """
 import os
 import re
@@ -134,12 +138,30 @@ def kdump(r):
     return r.crash.startswith("kdump")
 
 
+def host_dump(r):
+    return r.crash == "host-dump"
+
+
+def power_button(r):
+    return r.crash == "power-button"
+
+
+def nmi(r):
+    """The cases whose guest hangs with every vCPU spinning and gets the VMM's NMI."""
+    return r.crash in ("nmi-hung", "host-dump")
+
+
 def fadump(r):
-    return not unregistered(r) and not kdump(r)
+    return not unregistered(r) and not kdump(r) and not host_dump(r) and not power_button(r)
 
 
 def captured(r):
-    return not unregistered(r)
+    return not unregistered(r) and not power_button(r)
+
+
+def guest_saved(r):
+    """The guest (capture or kdump kernel) saved the vmcore, not the VMM."""
+    return captured(r) and not host_dump(r)
 
 
 def second(r):
@@ -156,7 +178,12 @@ def pattern_pages(r):
 
 
 def saved_bytes(r):
-    v = r.value(r"GUEST-VMCORE-SAVED bytes=(\d+)")
+    """The vmcore's size at the start of the export disk: as the guest saved it, or (host-dump)
+    as our VMM wrote it there."""
+    if host_dump(r):
+        v = r.value(r"host dump written: /dev/vda \((\d+) bytes")
+    else:
+        v = r.value(r"GUEST-VMCORE-SAVED bytes=(\d+)")
     return int(v) if v else None
 
 
@@ -271,7 +298,31 @@ def debuginfo(r):
 
 
 def crash_symbol(r):
-    return {"bug": "lkdtm_BUG", "panic": "lkdtm_PANIC"}.get(r.crash, "sysrq_handle_crash")
+    return {"bug": "lkdtm_BUG", "panic": "lkdtm_PANIC", "nmi-hung": "lkdtm_HARDLOCKUP",
+            "host-dump": "lkdtm_HARDLOCKUP"}.get(r.crash, "sysrq_handle_crash")
+
+
+SPIN = "lkdtm_HARDLOCKUP"
+
+
+def spinning_cpus(text):
+    """Note indices whose drgn trace in analyze-vmcore's `cpu context` check (lines
+    `cpu note N: kernel mode, ...` followed by that CPU's frames) passes through the spin."""
+    out, current = set(), None
+    for line in text.splitlines():
+        m = re.search(r"cpu note (\d+): (kernel|user) mode", line)
+        if m:
+            current = int(m.group(1)) if m.group(2) == "kernel" else None
+            continue
+        if re.match(r"(PASS|FAIL|SKIP): ", line.strip()) or re.search(r"cpu note \d+:", line):
+            current = None
+        elif current is not None and SPIN in line:
+            out.add(current)
+    return out
+
+
+def nmi_targets(r):
+    return "[" + ", ".join(str(i) for i in range(r.cpus)) + "]"
 
 
 def drgn_applies(r):
@@ -285,12 +336,13 @@ def drgn_applies(r):
 def drgn(r):
     """analyze-vmcore.py on the vmcore; r.values['drgn'] = its status, None if unavailable.
     Hotplug kinds: the pattern lines come from the guest's disk (pattern.txt).
-    kdump-hardlockup: cpu1 spins with interrupts off and only an NMI (on pseries
-    H_SIGNAL_SYS_RESET, which our VMM does not offer) could stop it, so the crashing kernel
-    gives up on it and kdump has no registers for it: expected, and checked."""
+    kdump-hardlockup: cpu1 spins with interrupts off; the crashing kernel stops it with an NMI
+    IPI (H_SIGNAL_SYS_RESET, which our VMM and QEMU serve), so kdump has its registers too.
+    Run directories from before our VMM served it (H_FUNCTION) lack cpu1's note:
+    `unhandled hcall H_SIGNAL_SYS_RESET` in the log says so, and the analysis expects it."""
     dbg = debuginfo(r)
     extra = ["--crash-symbol", crash_symbol(r)]
-    if r.crash == "kdump-hardlockup":
+    if r.crash == "kdump-hardlockup" and r.has(r"unhandled hcall H_SIGNAL_SYS_RESET"):
         extra += ["--expect-missing-prstatus", "1"]
     console = "pattern.txt" if hotplug(r) else "console.log"
     r.values["drgn"] = checks.analyze_vmcore(r, dbg, extra, console) if os.path.isfile(dbg) else None
@@ -307,6 +359,25 @@ def vmm_ours(r):
     return r.vmm == "ours"
 
 
+def api(r):
+    """Our VMM ran with --api-socket and --event-monitor (ppc-remote was in the payload)."""
+    return fadump(r) and vmm_ours(r) and r.has(r"NESTED-API ")
+
+
+def event_names(r):
+    """(source/event) of every --event-monitor line L1 printed, in order."""
+    names = []
+    for ln in r.grep(r"NESTED-EVENT \{"):
+        m = re.search(r'"source":"([a-z-]+)","event":"([a-z-]+)"', ln)
+        if m:
+            names.append(f"{m.group(1)}/{m.group(2)}")
+    return names
+
+
+EVENTS_OF_A_FADUMP_RUN = ["vmm/starting", "vm/fadump-registered", "vm/booted", "guest/panic",
+                          "vm/fadump-dump-started", "vm/fadump-dump-written", "vm/shutdown"]
+
+
 CHECKS = [
     # --- unregistered: no dump registered, the VMM reboots the guest plainly -------------
     Check("guest did not register fadump",
@@ -321,6 +392,27 @@ CHECKS = [
     Check("guest booted again, with no /proc/vmcore",
           lambda r: r.inits >= 2 and r.has(r"GUEST-AFTER-REBOOT vmcore=none"), when=unregistered),
 
+    # --- power-button: EPOW event, orderly shutdown, VMM exit 0 -------------------------
+    Check("VMM queued the EPOW shutdown event (power button)",
+          lambda r: r.has(r"power button pressed: EPOW shutdown event"), when=power_button),
+    Check("guest kernel took the EPOW event (Power off requested)",
+          lambda r: r.has(r"Power off requested"), when=power_button),
+    Check("guest's init ran its poweroff (orderly_poweroff -> /sbin/poweroff)",
+          lambda r: r.has(r"GUEST-ORDERLY-POWEROFF pid="), when=power_button),
+    Check("VMM saw the guest's RTAS power-off (the exit status is the common check)",
+          lambda r: r.has(r"guest powered off"), when=power_button),
+    # --- nmi-hung / host-dump: every vCPU spins with interrupts off, then the NMI ---------
+    Check(lambda r: f"every vCPU spun with interrupts off ({r.cpus} LKDTM HARDLOCKUPs)",
+          lambda r: r.count(r"Performing direct entry HARDLOCKUP") >= r.cpus, when=nmi),
+    Check(lambda r: f"VMM delivered the NMI (system reset) to vcpus {nmi_targets(r)}",
+          lambda r: r.has(re.escape(f"NMI: system reset delivered to vcpus {nmi_targets(r)}")),
+          when=nmi),
+    Check("host-dump: VMM wrote the ELF core with every vCPU and the guest's VMCOREINFO",
+          lambda r: r.has(rf"host dump written: /dev/vda \(\d+ bytes, \d+ of \d+ RAM bytes "
+                          rf"non-zero, {r.cpus} vCPUs, vmcoreinfo 6\.[0-9.]+[^ ]*;"),
+          when=host_dump),
+    Check("host-dump: the guest rebooted after the dump, with no /proc/vmcore",
+          lambda r: r.inits >= 2 and r.has(r"GUEST-AFTER-REBOOT vmcore=none"), when=host_dump),
     # --- fadump and kdump ---------------------------------------------------------------
     Check("the guest ran until the requested crash (no earlier reboot)",
           lambda r: not r.has(r"NESTED-UNEXPECTED-REBOOT"), when=captured),
@@ -433,7 +525,7 @@ CHECKS = [
     # --- the saved vmcore ---------------------------------------------------------------
     Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
                     "virtio-blk disk",
-          lambda r: (saved_bytes(r) or 0) > 0, when=captured),
+          lambda r: (saved_bytes(r) or 0) > 0, when=guest_saved),
     Check("--save sparse: vmcore-save read the whole vmcore and its PT_LOADs reach the end of RAM",
           lambda r: dump_covers_ram(r) and r.has(rf"VMCORE-SAVE-DONE read={saved_bytes(r)} "),
           when=lambda r: captured(r) and r.setting("vmm-save") == "sparse"),
@@ -459,6 +551,21 @@ CHECKS = [
           lambda r: r.inits == 3 and r.count(r"GUEST-KDUMP-LOADED crash_loaded=1\b") >= 2
           and r.has(rf"GUEST-PRODUCTION nproc={r.cpus} .*kexec_crash_loaded=1 vmcore=none"),
           when=kdump),
+    # --- the operator API (ppc-remote in L1) and the event monitor ---------------------
+    Check("API: vm.fadump before the crash: registered",
+          lambda r: r.has(r"NESTED-API-FADUMP before state=registered\b"), when=api),
+    Check("API: vm.fadump in the capture kernel: dump-active, the last dump with its phases",
+          lambda r: r.has(r"NESTED-API-FADUMP capture state=dump-active\b")
+          and r.has(r'NESTED-API +"outcome": "dumped"') and r.has(r'NESTED-API +"phases_ms"'),
+          when=api),
+    Check("API: vm.info counts the capture boot (boot_count 2, running)",
+          lambda r: r.has(r"NESTED-API-INFO capture state=running\b")
+          and r.has(r'NESTED-API +"boot_count": 2\b'), when=api),
+    Check(lambda r: "event monitor: " + ", ".join(EVENTS_OF_A_FADUMP_RUN),
+          lambda r: all(e in event_names(r) for e in EVENTS_OF_A_FADUMP_RUN)
+          and r.has(r'NESTED-EVENT .*"event":"booted".*"kind":"capture"'), when=api),
+    show_lines(r'NESTED-EVENT .*"fadump-dump-written"', label="fadump-dump-written event",
+               when=api),
     phases("fadump", fadump_rows, when=fadump),
     phases("kdump", kdump_rows, when=kdump),
     show_lines(r"NESTED-PHASE crash-to-capture-init"),
@@ -472,6 +579,10 @@ CHECKS = [
     Check("the CPU spinning with interrupts off was stopped in lkdtm_HARDLOCKUP (drgn trace)",
           lambda r: "lkdtm_HARDLOCKUP" in r.read("drgn.txt"),
           when=lambda r: r.crash == "hardlockup" and has_vmcore(r) and r.values.get("drgn") is not None),
+    Check(lambda r: f"drgn shows every CPU where it spun ({SPIN} in the traces of "
+                    f"{len(spinning_cpus(r.read('drgn.txt')))} of {r.cpus} CPU notes)",
+          lambda r: len(spinning_cpus(r.read("drgn.txt"))) == r.cpus,
+          when=lambda r: nmi(r) and has_vmcore(r) and r.values.get("drgn") is not None),
 ]
 
 

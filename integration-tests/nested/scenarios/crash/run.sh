@@ -11,6 +11,12 @@ capture=fadump
 case "$kind" in
     kdump) capture=kdump how=sysrq ;;
     kdump-hardlockup) capture=kdump how=hardlockup ;;
+    # Every vCPU spins with interrupts off (no sysrq can run) and L1 sends the NMI (SIGUSR1):
+    # fadump captures (nmi-hung), or with no dump registered the guest panics and the VMM
+    # writes a host-side core (host-dump).
+    nmi-hung) how=spin-all ;;
+    host-dump) capture=host how=spin-all ;;
+    power-button) capture=none how=power-button ;;
     hotplug-*) how=sysrq ;;
     *) how="$kind" ;;
 esac
@@ -27,6 +33,30 @@ hp_api() {
     echo "NESTED-HP-API $label status=$(echo "$out" | sed -n '1s/^HTTP\/1\.1 \([0-9]*\).*/\1/p') body=$(echo "$out" | tail -n 1)"
 }
 hp_state='echo GUEST-HP-STATE $1 m6=$(cat /sys/devices/system/memory/memory6/state 2>/dev/null || echo absent) m7=$(cat /sys/devices/system/memory/memory7/state 2>/dev/null || echo absent) ram=$(grep "System RAM" /proc/iomem | tr -d " " | tr "\\n" ,)'
+# The operator API and the event monitor (our VMM, with ppc-remote in the payload): vm.fadump
+# is asked before the crash and in the capture kernel, and the events are shown at the end.
+# Every ppc-remote call is echoed with its output as NESTED-API lines (a CLI transcript).
+api=""
+if [ -x "$P"/ppc-remote ] && [ ! -x "$P"/qemu-sid/usr/bin/qemu-system-ppc64 ]; then
+    api=/tmp/vmm-api.sock
+    args="$args --api-socket path=$api --event-monitor path=/tmp/vmm-events.jsonl"
+fi
+# remote LABEL SUBCOMMAND...: one ppc-remote call, transcribed; for fadump and info, also
+# NESTED-API-<SUBCOMMAND> LABEL state=... (the top-level "state" of the answer).
+remote() {
+    [ -n "$api" ] || return 0
+    label="$1"; shift
+    echo "NESTED-API \$ ppc-remote --api-socket $api $*"
+    "$P"/ppc-remote --api-socket "$api" --timeout 60 "$@" > /tmp/remote-out 2>&1
+    rc=$?
+    sed 's/^/NESTED-API /' /tmp/remote-out
+    echo "NESTED-API (exit status $rc)"
+    case "$1" in
+        fadump|info)
+            st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
+            echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
+    esac
+}
 vmm_start
 if ready 1; then
     case "$kind" in
@@ -63,14 +93,28 @@ if ready 1; then
             guest_step 120 'fadump-pattern 32 > /tmp/pat2 2>&1 & i=0; while ! grep -q READY /tmp/pat2 && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat /tmp/pat2 > /tmp/patall; s=$(cat /sys/block/vda/size); dd if=/tmp/patall of=/dev/vda bs=512 seek=$((s - 2048)) conv=fsync 2>/dev/null; echo GUEST-PATTERN-SAVED lines=$(grep -c FADUMP-PATTERN /tmp/patall) bytes=$(wc -c < /tmp/patall) sector=$((s - 2048))'
             ;;
     esac
+    remote before ping
+    remote before info
+    remote before fadump
     n=$(count GUEST-READY)
     case "$how" in
         bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
         panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+        spin-all) crash='echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT' ;;
         *) crash='echo c > /proc/sysrq-trigger' ;;
     esac
     other=""
-    if [ "${cpus:-1}" -gt 1 ]; then
+    if [ "$how" = spin-all ]; then
+        # cpu1.. spin first (each pinned, interrupts off), then cpu0 itself.
+        c=1
+        while [ "$c" -lt "${cpus:-1}" ]; do
+            other="${other}taskset -c $c sh -c \"echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT\" & "
+            c=$((c + 1))
+        done
+        [ -n "$other" ] && other="${other}sleep 2; "
+    elif [ "$how" = power-button ]; then
+        :
+    elif [ "${cpus:-1}" -gt 1 ]; then
         if [ "$how" = hardlockup ]; then
             # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
             other='taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" & sleep 2; '
@@ -88,18 +132,36 @@ if ready 1; then
         echo "NESTED-UNEXPECTED-REBOOT before the $kind crash; guest log follows"
         grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/NESTED-UNEXPECTED /'
     fi
+    if [ "$how" = power-button ]; then
+        # The guest's own shutdown path: Linux's EPOW handler runs orderly_poweroff(), i.e.
+        # /sbin/poweroff, which says so on the console before powering off.
+        guest_step 60 'mkdir -p /sbin; printf "#!/bin/sh\necho GUEST-ORDERLY-POWEROFF pid=\$\$ > /dev/console\nsync\nexec /bin/poweroff -f\n" > /sbin/poweroff; chmod 755 /sbin/poweroff; echo GUEST-POWEROFF-HOOK $(ls -l /sbin/poweroff)'
+        echo "NESTED-POWER-BUTTON uptime=$(up)"
+        kill -USR2 "$(pidof ppc-vmm)"
+        vmm_wait
+        exit $?
+    fi
     # The whole sequence runs pinned to cpu0, so nothing it forks (sleep) can be queued on cpu1
     # just before cpu1 locks up with interrupts off (seen: the crash never came).
     send "taskset -c 0 sh -c '$other echo GUEST-CRASHING kind=$kind; $crash'"
+    if [ "$how" = spin-all ]; then
+        # Every vCPU now spins with interrupts off; only an NMI reaches them.
+        # Kept short: an L2 vCPU spinning with interrupts off starves L1 under L0's TCG
+        # nested-HV (see the README's kdump-hardlockup notes).
+        wait_for "Performing direct entry HARDLOCKUP" "${cpus:-1}" 60
+        sleep 1
+        echo "NESTED-NMI-SENT uptime=$(up) hardlockups=$(count 'Performing direct entry HARDLOCKUP')"
+        kill -USR1 "$(pidof ppc-vmm)"
+    fi
     # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the same
     # measure for our VMM and for QEMU (--vmm qemu-sid). The timer writes a file, and the line
     # is printed once the capture kernel waits at its prompt: echoed at once, it landed in the
     # middle of the GUEST-INIT-REACHED line `tail -f` was relaying (seen: the check counting
     # the guest's boots then missed the capture kernel).
-    if [ "$kind" != unregistered ]; then
+    if [ "$kind" != unregistered ] && [ "$capture" != host ]; then
         (
             # The guest kernel's own first line about the crash.
-            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)" /tmp/vmm-out; do sleep 0.1; done
+            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)|SIGUSR1: NMI requested" /tmp/vmm-out; do sleep 0.1; done
             a=$(up)
             # Host page faults of our VMM (all threads: KVM's faults for the guest count on
             # the vCPU threads) from the crash to the capture /init: fields 10 and 12.
@@ -112,7 +174,13 @@ if ready 1; then
             mv /tmp/crash-to-capture.tmp /tmp/crash-to-capture
         ) &
     fi
-    if [ "$kind" = unregistered ]; then
+    if [ "$capture" = host ]; then
+        # The VMM wrote the core onto the export disk before rebooting the guest.
+        if ready 2 "$n"; then
+            guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+            send 'poweroff -f'
+        fi
+    elif [ "$kind" = unregistered ]; then
         # No dump registered: the VMM reboots the guest plainly; power off there.
         if ready 2 "$n"; then
             guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
@@ -122,6 +190,9 @@ if ready 1; then
         for _ in $(seq 50); do [ -f /tmp/crash-to-capture ] && break; sleep 0.1; done
         echo "NESTED-PHASE crash-to-capture-init seconds=$(cat /tmp/crash-to-capture 2>/dev/null)"
         [ -f /tmp/crash-faults ] && echo "NESTED-VMM-FAULTS crash-to-capture-init $(cat /tmp/crash-faults)"
+        remote capture fadump
+        remote capture info
+        remote capture counters
         if [ "$kind" = second ]; then
             # A second crash in the capture kernel, before release: a dump is active, so no
             # second dump, a plain reboot, and the first dump is still there.
@@ -168,3 +239,4 @@ if ready 1; then
     fi
 fi
 vmm_wait
+[ -n "$api" ] && [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl

@@ -6,14 +6,17 @@ case "$crash" in
     # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM). Linux caps it at
     # RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode defaults to
     # 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
-    sysrq|bug|panic|hardlockup|second) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
+    sysrq|bug|panic|hardlockup|second|nmi-hung) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
     # Memory DLPAR: hot-added blocks online into ZONE_MOVABLE (removable; user pages prefer
     # them), a 512 MiB window after 1536 MiB of boot RAM (LMBs 6 and 7, below 2 GiB).
     hotplug-add|hotplug-remove|hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale|hotplug-host-add)
         append="fadump=on crashkernel=${CRASHKERNEL:-384M} memhp_default_state=online_movable${append:+ $append}"
         memory="${memory:-size=1536M,hotplug_size=512M}"
         ;;
-    unregistered) ;;
+    # host-dump: no fadump; the hung guest is NMI'd, panics, and its ibm,os-term makes our VMM
+    # write an ELF core of it (--on-crash host-dump) onto the export disk. power-button: no
+    # dump at all, the guest shuts down on an EPOW event.
+    unregistered|host-dump|power-button) ;;
     # kdump: the crash kernel (vmlinux + capture initramfs, nr_cpus=1) runs inside the
     # reservation; 256M leaves it ample room (busybox initramfs, dd with 1 MiB blocks).
     kdump|kdump-hardlockup) append="crashkernel=${CRASHKERNEL:-256M} guest.kdump=1${append:+ $append}" ;;
@@ -44,6 +47,12 @@ if [ "$crash" = hotplug-host-add ]; then
     l1_add+=("$("$repo/guests/pattern/build.sh" api-request)=api-request")
 fi
 out_image=1
+case "$crash" in
+    # The VMM itself writes the core onto L1's output disk; the guest has no disk. (These words
+    # go into vmm-args with the disks.)
+    host-dump) disks=" --on-crash host-dump=/dev/vda" vmm_choices=ours ;;
+    power-button) disks="" vmm_choices=ours ;;
+esac
 case "$crash" in
     kdump*)
         # kdump: the crash kernel is the same vmlinux (relocatable) with its own initramfs,
