@@ -149,3 +149,29 @@ fn dtc_accepts_other_machines_without_warnings() {
         assert!(dts.contains("ibm,architecture-vec-5"), "{name}");
     }
 }
+
+/// A guest with a memory hotplug window: dtc reads the tree without a warning, with the
+/// drconf node (its 34-character name written through the rename pass) and the root's DRC
+/// lists.
+#[test]
+fn dtc_accepts_a_tree_with_a_hotplug_window() {
+    use firmware::dlpar::table::LmbTable;
+    use firmware::dlpar::tree::{drc_root_properties, drconf_properties, DrconfFormat};
+    let m = golden_machine();
+    let boot = m.memory.iter().map(|r| r.end()).max().unwrap();
+    let base = (boot + (256 * MIB - 1)) & !(256 * MIB - 1);
+    let mut t = LmbTable::new(boot, base, 512 * MIB).unwrap();
+    t.grant_all();
+    let drconf = devicetree::Drconf {
+        properties: drconf_properties(&t, DrconfFormat::V2),
+        root_properties: drc_root_properties(&t),
+    };
+    let blob = devicetree::build_with(&m, &[], Some(&drconf)).unwrap();
+    let dts = decompile(&blob, "hotplug-window");
+    assert!(
+        dts.contains("ibm,dynamic-reconfiguration-memory {"),
+        "{dts}"
+    );
+    assert!(dts.contains("ibm,dynamic-memory-v2 = <"), "{dts}");
+    assert!(dts.contains("ibm,drc-names = "), "{dts}");
+}

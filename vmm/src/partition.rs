@@ -251,13 +251,26 @@ impl Platform for MachinePlatform<'_> {
         let Some(h) = self.hotplug else {
             return false;
         };
-        h.map(self.vm, range)
+        let ok = h
+            .map(self.vm, range)
             .inspect_err(|e| warn!("hotplug: {e}"))
-            .is_ok()
+            .is_ok();
+        if ok {
+            crate::event_monitor::emit(
+                "memory-added",
+                serde_json::json!({ "base": range.start(), "size": range.len() }),
+            );
+        }
+        ok
     }
     fn unmap_memory(&self, range: GuestRange) {
-        if let Some(Err(e)) = self.hotplug.map(|h| h.unmap(self.vm, range)) {
-            warn!("hotplug: {e}");
+        match self.hotplug.map(|h| h.unmap(self.vm, range)) {
+            Some(Err(e)) => warn!("hotplug: {e}"),
+            Some(Ok(())) => crate::event_monitor::emit(
+                "memory-removed",
+                serde_json::json!({ "base": range.start(), "size": range.len() }),
+            ),
+            None => {}
         }
     }
 }

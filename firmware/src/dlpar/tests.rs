@@ -485,3 +485,37 @@ fn a_full_event_queue_refuses_and_changes_nothing() {
     );
     assert!(!rtas.dlpar().unwrap().table().drc(free[0]).attached());
 }
+
+/// In the capture kernel (a dump active) the guest may not take LMBs: -3 and nothing mapped,
+/// whatever it does afterwards; giving LMBs back stays allowed.
+#[test]
+fn the_guest_cannot_acquire_lmbs_while_a_dump_is_active() {
+    use crate::fadump::{DumpSection, Fadump, FadumpState, KernelDumpStructure, SectionType};
+    let (mem, rtas) = setup();
+    let section = DumpSection::request(SectionType::REAL_MODE_REGION, 0, M, 32 * M);
+    let kds =
+        KernelDumpStructure::decode(&KernelDumpStructure::registration_bytes(&[section])).unwrap();
+    let fadump =
+        Fadump::restore(rtas.fadump().config().clone(), FadumpState::DumpActive(kds)).unwrap();
+    let mut rtas = Rtas::with_fadump(fadump);
+    let mut table = LmbTable::new(1536 * M, 0x6000_0000, 512 * M).unwrap();
+    table.grant_all();
+    rtas.set_dlpar(Dlpar::new(table));
+    let p = Recorder::default();
+    assert_eq!(sense(&mem, &mut rtas, &p, 0x8000_0006), [0, 2]);
+    assert_eq!(
+        indicator(&mem, &mut rtas, &p, INDICATOR_ALLOCATION, 0x8000_0006, 1),
+        -3
+    );
+    assert!(p.mapped.borrow().is_empty());
+    assert_eq!(
+        sense(&mem, &mut rtas, &p, 0x8000_0006),
+        [0, 2],
+        "still free"
+    );
+    // Releasing (the 9003=0 Linux sends when its acquire fails) is a no-op, not an error.
+    assert_eq!(
+        indicator(&mem, &mut rtas, &p, INDICATOR_ALLOCATION, 0x8000_0006, 0),
+        0
+    );
+}

@@ -71,23 +71,42 @@ impl Rtas {
 
 /// One of the guest's DLPAR RTAS calls (or `check-exception` / `event-scan`), counts
 /// already checked by the caller; writes the return cells.
+/// `dump_active`: a firmware-assisted dump is active (the capture kernel runs until it
+/// releases the dump): the guest may not acquire LMBs then. Linux's capture kernel reserves
+/// everything above its boot memory at boot and, on release, frees up to the end of memory
+/// *at release time*, so an LMB it added in between is freed a second time (seen in the
+/// nested stack: an oops in `free_pcppages_bulk` from `fadump_release_reserved_area`).
 pub(crate) fn call<M: GuestMemoryBackend>(
     d: &mut Dlpar,
     mem: &M,
     call: RtasCall,
     args: &RtasArgs,
     platform: &dyn Platform,
+    dump_active: bool,
 ) {
     let rets = match call {
         RtasCall::GetSensorState => get_sensor_state(d, args.arg(0), args.arg(1)),
         RtasCall::SetIndicator => {
-            vec![set_indicator(
-                d,
-                args.arg(0),
-                args.arg(1),
-                args.arg(2),
-                platform,
-            )]
+            if dump_active
+                && args.arg(0) == INDICATOR_ALLOCATION
+                && args.arg(1) != 0
+                && args.arg(2) == 1
+            {
+                warn!(
+                    "dlpar: LMB {:#x} not given to the guest: a firmware-assisted dump is active \
+                     (memory changes wait until it is released)",
+                    args.arg(1)
+                );
+                vec![RtasStatus::ParameterError.cell()]
+            } else {
+                vec![set_indicator(
+                    d,
+                    args.arg(0),
+                    args.arg(1),
+                    args.arg(2),
+                    platform,
+                )]
+            }
         }
         RtasCall::IbmConfigureConnector => {
             let wa = (u64::from(args.arg(1)) << 32) | u64::from(args.arg(0));

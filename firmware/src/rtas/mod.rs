@@ -439,8 +439,9 @@ impl Rtas {
             }
             RtasCall::GetSensorState | RtasCall::SetIndicator | RtasCall::IbmConfigureConnector => {
                 // Published only with DLPAR.
+                let dump_active = self.fadump.is_dump_active();
                 if let Some(d) = self.dlpar.as_mut() {
-                    dlpar::call(d, mem, call, &args, platform);
+                    dlpar::call(d, mem, call, &args, platform, dump_active);
                 }
                 RtasAction::None
             }

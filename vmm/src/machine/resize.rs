@@ -126,6 +126,15 @@ impl Machine {
         for _ in 0..report.events {
             crate::devices::irq::pulse_event(&self.partition.vm, EventClass::HotPlug);
         }
+        crate::event_monitor::emit(
+            "resize",
+            serde_json::json!({
+                "previous": report.previous,
+                "desired_ram": report.desired,
+                "lmbs": report.lmbs,
+                "action": if report.lmbs.is_empty() { "none" } else if report.added { "add" } else { "remove" },
+            }),
+        );
         Ok(report)
     }
 

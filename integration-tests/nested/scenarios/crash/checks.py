@@ -514,6 +514,14 @@ CHECKS = [
           when=lambda r: hotplug(r) and vmm_ours(r)),
     show_lines(r"GUEST-HP-STATE capture", label="GUEST-HP-STATE", when=hotplug),
     show_lines(r"GUEST-HP-CAPTURE-ADD", label="GUEST-HP-CAPTURE-ADD", when=hotplug),
+    # The capture kernel may not add memory while the dump is active: its release would free
+    # the new LMB a second time (it frees up to the end of memory at release time).
+    Check("an add in the capture kernel (dump active) is refused, nothing changes",
+          lambda r: r.has(r"GUEST-HP-CAPTURE-ADD rc=[1-9]") and hp_state(r, "capture-add") == hp_state(r, "capture"),
+          when=hotplug),
+    Check("VMM: the capture kernel's acquisition refused while the dump is active",
+          lambda r: r.has(r"not given to the guest: a firmware-assisted dump is active"),
+          when=lambda r: hotplug(r) and removes(r) and vmm_ours(r)),
     # --- the saved vmcore ---------------------------------------------------------------
     Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
                     "virtio-blk disk",
