@@ -305,7 +305,7 @@ fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
 
 /// The kernel and initramfs loaded ahead of time into host pages of their own
 /// ([`Staging`]), for the next boot to take in one page move instead of comparing and writing
-/// them, and the capture boot's device tree built ahead ([`StagedTree`]): the capture boot's
+/// them, and the capture boot's device tree built ahead (`StagedTree`): the capture boot's
 /// set-up is on the crash path.
 #[derive(Debug)]
 pub struct StagedImages {

@@ -90,7 +90,7 @@ fn pad4(n: usize) -> usize {
 }
 
 /// `struct elf_prstatus` of one vCPU: `pr_pid` 0 (the kernel's idle-task convention for a
-/// CPU), `pr_reg` = `struct pt_regs` (gpr[32], nip, msr, orig_gpr3, ctr, link, xer, ccr,
+/// CPU), `pr_reg` = `struct pt_regs` (gpr\[32\], nip, msr, orig_gpr3, ctr, link, xer, ccr,
 /// softe, trap, dar, dsisr, result, 4 unused) with orig_gpr3 = r3 and softe/trap/result 0, as
 /// QEMU writes. `None` (a vCPU whose registers are unknown) gives all zeros, keeping the
 /// note's place in CPU order.

@@ -1,5 +1,5 @@
-//! The machine's side of the operator API: the main thread takes [`ApiRequest`]s from the
-//! [`ApiQueue`] between events and answers each ([`Machine::serve_api`]). The bodies are
+//! The machine's side of the operator API: the main thread takes `ApiRequest`s from the
+//! [`ApiQueue`] between events and answers each (`Machine::serve_api`). The bodies are
 //! built by plain functions ([`vm_info`], [`fadump_info`], [`counters`]) that tests call over
 //! fake machines.
 

@@ -1,7 +1,7 @@
 //! `ppc-remote`: the operator API's command-line client, with ch-remote's subcommands.
 //!
 //! * [`client`]: one request over the Unix socket and its response, read under bounds.
-//! * here: the clap command line and what each subcommand sends ([`Cli::request`]).
+//! * here: the clap command line and what each subcommand sends (`Cli::request`).
 
 pub mod client;
 

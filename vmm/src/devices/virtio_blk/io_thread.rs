@@ -7,7 +7,7 @@
 //! * The device (under the PHB's lock, on vCPU threads and the main thread) holds the queue's
 //!   *configuration*, which cannot change while the queue runs; at DRIVER_OK it hands a copy
 //!   ([`IoThread::activate`]) to the thread, which from then on owns the ring indices.
-//! * The thread takes that copy out of [`Control`] for one round of at most [`BUDGET_REQUESTS`]
+//! * The thread takes that copy out of `Control` for one round of at most [`BUDGET_REQUESTS`]
 //!   requests or [`BUDGET_BYTES`] of data (bounded work per wake-up: a guest that keeps the
 //!   ring full cannot make a reset or a pause wait for more than one request), puts it back,
 //!   and wakes itself again when requests remain.
@@ -227,7 +227,7 @@ impl IoThread {
         self.shared.budget.store(requests.max(1), Ordering::SeqCst);
     }
 
-    /// Waits (at most [`SETTLE_TIMEOUT`]) until every kick made so far through
+    /// Waits (at most `SETTLE_TIMEOUT`) until every kick made so far through
     /// [`IoThread::kick`] is served; true if it was.
     pub fn settle(&self) -> bool {
         let target = self.shared.kicks.load(Ordering::SeqCst);
