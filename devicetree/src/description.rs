@@ -40,6 +40,9 @@ pub struct MachineDescription {
     /// The XICS interrupt number of the console, if the VMM raises one; without it Linux's
     /// hvc driver polls.
     pub vty_irq: Option<u32>,
+    /// The XICS interrupt numbers of the RTAS event sources (`/event-sources`); `None` writes
+    /// no such node (Linux then never calls `check-exception`).
+    pub event_sources: Option<EventSourceIrqs>,
     /// The `/rtas` properties the firmware contributes (tokens, `ibm,extended-os-term`, the
     /// fadump properties, `ibm,kernel-dump` after a dump), placed verbatim after ours.
     pub rtas_properties: Vec<Property>,
@@ -186,6 +189,15 @@ pub enum Mmu {
     Radix { gtse: bool },
     /// Hash page table of `2^htab_shift` bytes allocated by the VMM (`ibm,pft-size`).
     Hash { htab_shift: u32 },
+}
+
+/// XICS interrupt numbers of `/event-sources/epow-events` and `/event-sources/hot-plug-events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSourceIrqs {
+    /// EPOW events (power button): QEMU's `SPAPR_IRQ_EPOW` is 0x1000.
+    pub epow: u32,
+    /// Hot-plug events (DLPAR): QEMU's `SPAPR_IRQ_HOTPLUG` is 0x1001.
+    pub hotplug: u32,
 }
 
 /// The interrupt controller presented to the guest.

@@ -33,6 +33,7 @@
 //! | `/rtas` | `nodes::rtas` | `early_init_dt_scan_rtas()`, `rtas_function_token()`, firmware features |
 //! | `/interrupt-controller` | `nodes::xics` | `icp_hv_init()` |
 //! | `/vdevice/vty@30000000` | `nodes::vdevice` | VIO bus, `hvc_vio` |
+//! | `/event-sources/{epow,hot-plug}-events` | `nodes::event_sources` | `init_ras_IRQ()` |
 //! | `/hypervisor` | `nodes::hypervisor` | `check_kvm_guest()` |
 //!
 //! | `/pci@<buid>` (optional, [`build_with_pci`]) | `nodes::pci` | `pSeries_discover_phbs()`, `of_scan_bus()` |
@@ -71,6 +72,7 @@
 //!     hypertas_functions: HypertasFunction::implemented(mmu),
 //!     interrupt_controller: InterruptController::KvmXics,
 //!     vty_irq: None,
+//!     event_sources: None,
 //!     rtas_properties: firmware.properties(),
 //! };
 //! let dtb = build(&desc).unwrap();
@@ -93,10 +95,11 @@ mod writer;
 
 pub use cpu_features::{pa_features, PA_RADIX_BIT, PA_RADIX_BYTE, RADIX_AP_ENCODINGS};
 pub use description::{
-    Cache, CpuModel, CpuTopology, HypertasFunction, InterruptController, MachineDescription, Mmu,
-    SegmentPageSize,
+    Cache, CpuModel, CpuTopology, EventSourceIrqs, HypertasFunction, InterruptController,
+    MachineDescription, Mmu, SegmentPageSize,
 };
 pub use error::Error;
+pub use nodes::event_sources::{EPOW_EVENTS_PATH, HOTPLUG_EVENTS_PATH};
 pub use nodes::root::{ROOT_COMPATIBLE, ROOT_MODEL};
 pub use nodes::rtas::RTAS_ERROR_LOG_MAX;
 pub use nodes::vdevice::{vty_path, VTY_REG};
@@ -152,6 +155,7 @@ pub fn build_with_pci(
     nodes::rtas::write(&mut w, desc)?;
     nodes::xics::write(&mut w, desc)?;
     nodes::vdevice::write(&mut w, desc)?;
+    nodes::event_sources::write(&mut w, desc)?;
     for p in phbs {
         nodes::pci::write(&mut w, p)?;
     }

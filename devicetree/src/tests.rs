@@ -30,6 +30,7 @@ fn desc() -> MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties: vec![
             Property::u32("start-cpu", 0x2006),
             Property::new("ibm,extended-os-term", PropValue::Empty),
@@ -260,6 +261,35 @@ fn chosen_names_the_console_and_the_command_line() {
     d.vty_irq = Some(0x1000);
     let blob = build(&d).unwrap();
     assert_eq!(cells(&prop(&blob, vty, "interrupts")), vec![0x1000, 0]);
+}
+
+#[test]
+fn event_sources_resolve_to_an_interrupt_controller() {
+    let blob = build(&desc()).unwrap();
+    assert!(find_property(&blob, "/event-sources", "#interrupt-cells").is_none());
+    let mut d = desc();
+    d.event_sources = Some(EventSourceIrqs {
+        epow: 0x1000,
+        hotplug: 0x1001,
+    });
+    let blob = build(&d).unwrap();
+    assert!(find_property(&blob, "/event-sources", "interrupt-controller").is_some());
+    assert_eq!(
+        cells(&prop(&blob, "/event-sources", "#interrupt-cells")),
+        vec![2]
+    );
+    assert_eq!(
+        cells(&prop(&blob, "/event-sources", "interrupt-ranges")),
+        vec![0x1000, 1, 0x1001, 1]
+    );
+    assert_eq!(
+        cells(&prop(&blob, EPOW_EVENTS_PATH, "interrupts")),
+        vec![0x1000, 0]
+    );
+    assert_eq!(
+        cells(&prop(&blob, HOTPLUG_EVENTS_PATH, "interrupts")),
+        vec![0x1001, 0]
+    );
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn golden_machine() -> MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties,
     }
 }

@@ -35,6 +35,7 @@ fn machine() -> MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties: vec![],
     }
 }

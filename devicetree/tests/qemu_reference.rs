@@ -168,6 +168,7 @@ fn qemu_like_machine() -> MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties: props,
     }
 }

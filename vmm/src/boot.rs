@@ -162,6 +162,7 @@ fn finish<M: GuestMemoryBackend>(
         hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: Some(crate::devices::irq::EVENT_SOURCE_IRQS),
         rtas_properties: spec.rtas_properties.clone(),
     };
     let dtb = devicetree::build_with_pci(&desc, spec.pci)

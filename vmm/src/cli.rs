@@ -34,6 +34,9 @@ OPTIONS:
                            `remap-zero` (the same, boot memory refaults as zero pages).
     --serial <mode>        Guest console (hvc0): `tty` (stdout/stdin, default),
                            `file=<path>` (append output to a file), or `off`.
+    --api-socket path=<file>
+                           Serve the operator API (HTTP over a Unix socket, mode 0600;
+                           cloud-hypervisor's /api/v1/ paths; see ppc-remote).
     --log-level <level>    VMM log level on stderr: error, warn, info, debug, trace
                            [default: warn].
     -h, --help             Show this help.
@@ -57,6 +60,8 @@ pub enum Command {
     Run {
         config: VmConfig,
         log_level: log::LevelFilter,
+        /// `--api-socket path=FILE`.
+        api_socket: Option<PathBuf>,
     },
     Help,
     Version,
@@ -123,6 +128,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let mut disks = Vec::new();
     let mut mmu = MmuMode::Radix;
     let mut preserve = PreserveMode::default();
+    let mut api_socket = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -164,6 +170,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                              remap-zero"
                         ))
                     }
+                }
+            }
+            "--api-socket" => {
+                let v = value("--api-socket")?;
+                match v.strip_prefix("path=").unwrap_or(&v) {
+                    "" => return err("--api-socket needs path=<file>"),
+                    p => api_socket = Some(PathBuf::from(p)),
                 }
             }
             "--disk" => {
@@ -209,6 +222,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             preserve,
         },
         log_level,
+        api_socket,
     })
 }
 
@@ -268,6 +282,7 @@ mod tests {
                     preserve: PreserveMode::Copy,
                 },
                 log_level: log::LevelFilter::Debug,
+                api_socket: None,
             }
         );
     }
@@ -284,6 +299,24 @@ mod tests {
         assert_eq!(config.serial, SerialMode::Tty);
         assert!(config.disks.is_empty());
         assert_eq!(config.mmu, MmuMode::Radix);
+    }
+
+    #[test]
+    fn api_socket() {
+        let run = |a: &[&str]| match p(a).unwrap() {
+            Command::Run { api_socket, .. } => api_socket,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(run(&["--kernel", "k"]), None);
+        assert_eq!(
+            run(&["--kernel", "k", "--api-socket", "path=/tmp/a.sock"]),
+            Some("/tmp/a.sock".into())
+        );
+        assert_eq!(
+            run(&["--kernel", "k", "--api-socket=/tmp/b.sock"]),
+            Some("/tmp/b.sock".into())
+        );
+        assert!(p(&["--kernel", "k", "--api-socket", "path="]).is_err());
     }
 
     #[test]

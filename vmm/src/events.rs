@@ -26,6 +26,45 @@ pub enum MachineEvent {
     },
     /// A vCPU thread cannot go on (KVM_RUN failed, or it panicked).
     Fatal(String),
+    /// `H_SIGNAL_SYS_RESET` from vCPU `caller` (already validated): deliver a system reset to
+    /// the targets, each on its own thread.
+    SignalSysReset {
+        caller: u32,
+        target: SysResetTarget,
+    },
+}
+
+/// Whom a system reset (`H_SIGNAL_SYS_RESET`, an operator NMI) goes to. PAPR's hcall
+/// argument: a vCPU id, -1 every vCPU, -2 every vCPU but the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysResetTarget {
+    /// Every vCPU (-1).
+    All,
+    /// Every vCPU but the caller (-2).
+    AllButSelf,
+    /// One vCPU by id.
+    Cpu(u32),
+}
+
+impl SysResetTarget {
+    /// Decodes the hcall argument; `None` for anything below -2.
+    pub fn from_arg(arg: u64) -> Option<Self> {
+        match arg as i64 {
+            -1 => Some(SysResetTarget::All),
+            -2 => Some(SysResetTarget::AllButSelf),
+            id if (0..=i64::from(u32::MAX)).contains(&id) => Some(SysResetTarget::Cpu(id as u32)),
+            _ => None,
+        }
+    }
+
+    /// Whether vCPU `cpu` is a target when `caller` signalled.
+    pub fn includes(self, caller: u32, cpu: u32) -> bool {
+        match self {
+            SysResetTarget::All => true,
+            SysResetTarget::AllButSelf => cpu != caller,
+            SysResetTarget::Cpu(id) => cpu == id,
+        }
+    }
 }
 
 /// An event and the boot generation it was sent in.

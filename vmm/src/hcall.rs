@@ -6,6 +6,7 @@
 //! outputs into `args` (KVM writes all nine back to r4..r12 on the next KVM_RUN).
 
 use crate::devices::phb::tce::{TceCall, TceError};
+use crate::events::SysResetTarget;
 use crate::kvm::bindings::{
     kvm_ppc_cpu_char, kvm_ppc_mmuv3_cfg, KVM_PPC_MMUV3_GTSE, KVM_PPC_MMUV3_RADIX, LPCR_AIL,
     LPCR_AIL_SHIFT, LPCR_ILE,
@@ -121,7 +122,7 @@ hcalls! {
     SetMode = 0x31c, "H_SET_MODE", KernelWhenEnabled;
     ClearHpt = 0x358, "H_CLEAR_HPT", Vmm;
     RegisterProcTbl = 0x37c, "H_REGISTER_PROC_TBL", Vmm;
-    SignalSysReset = 0x380, "H_SIGNAL_SYS_RESET", Unsupported;
+    SignalSysReset = 0x380, "H_SIGNAL_SYS_RESET", Vmm;
     RptInvalidate = 0x448, "H_RPT_INVALIDATE", Unsupported;
     GetEnergyScaleInfo = 0x450, "H_GET_ENERGY_SCALE_INFO", Unsupported;
     Watchdog = 0x45c, "H_WATCHDOG", Unsupported;
@@ -139,6 +140,7 @@ pub const H_GET_CPU_CHARACTERISTICS: u64 = Hcall::GetCpuCharacteristics.nr();
 pub const H_SET_MODE: u64 = Hcall::SetMode.nr();
 pub const H_REGISTER_PROC_TBL: u64 = Hcall::RegisterProcTbl.nr();
 pub const H_CLEAR_HPT: u64 = Hcall::ClearHpt.nr();
+pub const H_SIGNAL_SYS_RESET: u64 = Hcall::SignalSysReset.nr();
 /// KVM's private hcall the RTAS stub issues (`KVMPPC_H_RTAS`).
 pub const H_RTAS: u64 = Hcall::Rtas.nr();
 
@@ -216,6 +218,11 @@ pub trait HcallOps {
     /// A TCE hcall KVM did not serve, for the PHBs' DMA windows; `Ok` carries H_GET_TCE's
     /// value.
     fn tce(&mut self, call: TceCall) -> Result<u64, TceError>;
+    /// Whether a vCPU with this id exists.
+    fn vcpu_exists(&self, id: u32) -> bool;
+    /// Have the machine deliver a system reset to `target` (validated); false when the
+    /// machine is gone.
+    fn signal_sys_reset(&mut self, caller: u32, target: SysResetTarget) -> bool;
 }
 
 /// The outcome of one hcall: the value for r3 and, for H_RTAS, what the machine must do.
@@ -326,6 +333,7 @@ impl HcallHandler {
             Some(h @ (Hcall::PutTce | Hcall::GetTce | Hcall::StuffTce | Hcall::PutTceIndirect)) => {
                 HcallResult::ret(tce(vcpu, h, args, ops))
             }
+            Some(Hcall::SignalSysReset) => HcallResult::ret(signal_sys_reset(vcpu, args, ops)),
             Some(Hcall::Rtas) => {
                 // RTAS runs in real mode; like QEMU, ignore the top address nibble.
                 let addr = args[0] & 0x0fff_ffff_ffff_ffff;
@@ -342,6 +350,32 @@ impl HcallHandler {
                 HcallResult::ret(H_FUNCTION)
             }
         }
+    }
+}
+
+/// H_SIGNAL_SYS_RESET (r4 = target: a vCPU id, -1 all, -2 all but the caller): the guest's
+/// NMI IPI (`pseries_cause_nmi_ipi`). Any other negative value, or an id no vCPU has, is
+/// H_PARAMETER. The resets are delivered by the machine on each target's own thread, after
+/// this call returns (the caller's own one included, between two `KVM_RUN`s).
+fn signal_sys_reset(vcpu: u32, args: &[u64; 9], ops: &mut dyn HcallOps) -> i64 {
+    let Some(target) = SysResetTarget::from_arg(args[0]) else {
+        crate::guest_warn!(
+            "vcpu {vcpu}: H_SIGNAL_SYS_RESET to {} refused",
+            args[0] as i64
+        );
+        return H_PARAMETER;
+    };
+    if let SysResetTarget::Cpu(id) = target {
+        if !ops.vcpu_exists(id) {
+            crate::guest_warn!("vcpu {vcpu}: H_SIGNAL_SYS_RESET to vcpu {id}: no such vcpu");
+            return H_PARAMETER;
+        }
+    }
+    debug!("vcpu {vcpu}: H_SIGNAL_SYS_RESET {target:?}");
+    if ops.signal_sys_reset(vcpu, target) {
+        H_SUCCESS
+    } else {
+        H_HARDWARE
     }
 }
 
@@ -589,6 +623,7 @@ mod tests {
         cpu_char: Option<kvm_ppc_cpu_char>,
         rtas_calls: Vec<(u32, u64)>,
         tce_calls: Vec<TceCall>,
+        resets: Vec<(u32, SysResetTarget)>,
     }
 
     impl HcallOps for Mock {
@@ -633,6 +668,13 @@ mod tests {
                 other => Err(TceError::UnknownLiobn(other)),
             }
         }
+        fn vcpu_exists(&self, id: u32) -> bool {
+            id < 4
+        }
+        fn signal_sys_reset(&mut self, caller: u32, target: SysResetTarget) -> bool {
+            self.resets.push((caller, target));
+            true
+        }
     }
 
     fn call(m: &mut Mock, nr: u64, a: &[u64]) -> (i64, [u64; 9]) {
@@ -640,6 +682,32 @@ mod tests {
         args[..a.len()].copy_from_slice(a);
         let r = HcallHandler::new().handle(0, nr, &mut args, m);
         (r.ret, args)
+    }
+
+    #[test]
+    fn signal_sys_reset_validates_its_target() {
+        let mut m = Mock::default();
+        for (arg, target) in [
+            (u64::MAX, SysResetTarget::All),
+            (-2i64 as u64, SysResetTarget::AllButSelf),
+            (3, SysResetTarget::Cpu(3)),
+            (0, SysResetTarget::Cpu(0)),
+        ] {
+            assert_eq!(call(&mut m, H_SIGNAL_SYS_RESET, &[arg]).0, H_SUCCESS);
+            assert_eq!(m.resets.pop(), Some((0, target)));
+        }
+        for bad in [-3i64 as u64, i64::MIN as u64, 4, 1 << 32, u64::MAX >> 1] {
+            assert_eq!(
+                call(&mut m, H_SIGNAL_SYS_RESET, &[bad]).0,
+                H_PARAMETER,
+                "{bad:#x}"
+            );
+        }
+        assert!(m.resets.is_empty(), "nothing signalled for a refused call");
+        assert!(SysResetTarget::AllButSelf.includes(0, 1));
+        assert!(!SysResetTarget::AllButSelf.includes(1, 1));
+        assert!(SysResetTarget::All.includes(1, 1));
+        assert!(!SysResetTarget::Cpu(2).includes(2, 1));
     }
 
     #[test]

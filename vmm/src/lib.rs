@@ -23,6 +23,7 @@
 /// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
 pub const MAX_CPUS: u32 = 256;
 
+pub mod api;
 pub mod boot;
 pub mod cli;
 pub mod clock;

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (config, level) = match cmd {
+    let (config, level, api_socket) = match cmd {
         Command::Help => {
             print!("{}", cli::help());
             return ExitCode::SUCCESS;
@@ -48,7 +48,11 @@ fn main() -> ExitCode {
             println!("ppc-vmm {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run { config, log_level } => (config, log_level),
+        Command::Run {
+            config,
+            log_level,
+            api_socket,
+        } => (config, log_level, api_socket),
     };
     for (flag, path) in std::iter::once(("--kernel", &config.kernel))
         .chain(config.initramfs.iter().map(|p| ("--initramfs", p)))
@@ -64,7 +68,39 @@ fn main() -> ExitCode {
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
-    let result = vmm::machine::Machine::new(config).and_then(|m| m.run());
+    // The API server starts before the machine's threads: a socket that cannot be served is
+    // a bad command line, reported before any guest memory is set up.
+    let mut api = None;
+    let mut queue = None;
+    if let Some(path) = &api_socket {
+        let started = vmm::api::machine_channel(8)
+            .map_err(|e| e.to_string())
+            .and_then(|(link, q)| {
+                vmm::api::ApiServer::start(path, link, vmm::api::ServerConfig::default())
+                    .map(|s| (s, q))
+                    .map_err(|e| e.to_string())
+            });
+        match started {
+            Ok((s, q)) => {
+                api = Some(s);
+                queue = Some(q);
+            }
+            Err(e) => {
+                eprintln!("ppc-vmm: --api-socket {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let result = vmm::machine::Machine::new(config).and_then(|mut m| {
+        if let Some(q) = queue {
+            m.attach_api(q);
+        }
+        m.run()
+    });
+    if let Some(mut s) = api {
+        // Let a vm.shutdown's answer reach its client before the process ends.
+        s.stop(std::time::Duration::from_secs(2));
+    }
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

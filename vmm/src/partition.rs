@@ -86,6 +86,37 @@ impl Partition {
         l.1 = l.1.wrapping_add(1);
     }
 
+    /// Queues an RTAS event log (built with `firmware::rtas::events::ErrorLog`) under
+    /// `class` and raises the class's event-source interrupt; the guest fetches it with
+    /// `check-exception`. Refused when the queue is full or the log malformed.
+    pub(crate) fn queue_event(
+        &self,
+        class: firmware::rtas::EventClass,
+        log: Vec<u8>,
+    ) -> Result<(), firmware::rtas::events::QueueError> {
+        self.rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .queue(class, log)?;
+        crate::devices::irq::pulse_event(&self.vm, class);
+        Ok(())
+    }
+
+    /// A fresh platform log id and the current time, for building an event log.
+    pub(crate) fn event_log_stamp(&self) -> (TimeOfDay, u32) {
+        let plid = self
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .next_plid();
+        let platform = MachinePlatform {
+            vcpus: self.vcpus(),
+        };
+        (platform.time_of_day(), plid)
+    }
+
     pub fn rtas(&self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
         let platform = MachinePlatform {
             vcpus: self.vcpus(),

@@ -7,6 +7,7 @@
 //! the firmware itself never touches vCPUs or devices.
 
 pub mod args;
+pub mod events;
 pub mod status;
 pub mod tokens;
 
@@ -19,6 +20,7 @@ use log::{debug, info, warn};
 use vm_memory::GuestMemoryBackend;
 
 pub use args::{ArgsError, RtasArgs};
+pub use events::{EventClass, EventQueue};
 pub use status::RtasStatus;
 pub use tokens::RtasCall;
 
@@ -114,6 +116,9 @@ pub enum RtasAction {
         /// The caller's argument block, for writing the status if the dump fails.
         args: RtasArgs,
     },
+    /// `check-exception` or `event-scan` returned a log (status 0 written) and logs of these
+    /// classes are still pending: the machine raises their event-source interrupts again.
+    RaiseEvents(Vec<EventClass>),
     /// A call the VMM implements itself (registered with [`Rtas::enable_machine_call`]), e.g.
     /// PCI config space or interrupt-controller calls. The machine writes the return cells.
     Machine {
@@ -149,6 +154,7 @@ const CPU_STATE_RUNNING: u32 = 2;
 #[derive(Debug)]
 pub struct Rtas {
     fadump: Fadump,
+    events: EventQueue,
     machine_calls: BTreeSet<RtasCall>,
 }
 
@@ -163,8 +169,20 @@ impl Rtas {
     pub fn with_fadump(fadump: Fadump) -> Self {
         Self {
             fadump,
+            events: EventQueue::new(),
             machine_calls: BTreeSet::new(),
         }
+    }
+
+    /// The pending event logs `check-exception` and `event-scan` hand out.
+    pub fn events(&self) -> &EventQueue {
+        &self.events
+    }
+
+    /// The event queue, for the machine to [`EventQueue::queue`] a log (then it raises the
+    /// class's event-source interrupt) or clear it on reset.
+    pub fn events_mut(&mut self) -> &mut EventQueue {
+        &mut self.events
     }
 
     /// The fadump engine behind `ibm,configure-kernel-dump`.
@@ -351,8 +369,16 @@ impl Rtas {
             }
             RtasCall::StopSelf => RtasAction::StopSelf,
             RtasCall::EventScan | RtasCall::CheckException => {
-                status(RtasStatus::NoEventFound);
-                RtasAction::None
+                let outcome = if call == RtasCall::EventScan {
+                    self.events.event_scan(mem, &args)
+                } else {
+                    self.events.check_exception(mem, &args)
+                };
+                if outcome.still_pending.is_empty() {
+                    RtasAction::None
+                } else {
+                    RtasAction::RaiseEvents(outcome.still_pending)
+                }
             }
             RtasCall::IbmOsTerm | RtasCall::OsTerm => self.os_term(mem, args),
             RtasCall::IbmConfigureKernelDump => {

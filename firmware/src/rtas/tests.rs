@@ -142,7 +142,7 @@ fn time_console_events_and_lifecycle() {
         &mut r,
         &p,
         RtasCall::CheckException,
-        &[0, 0, 0, 0, 0, 0],
+        &[0x500, 0, 0x4000_0000, 0, 0x2000, 0x800],
         1,
     );
     assert_eq!(rets, vec![1]);
@@ -151,10 +151,53 @@ fn time_console_events_and_lifecycle() {
         &mut r,
         &p,
         RtasCall::CheckException,
-        &[0, 0, 0, 0, 0, 0, 0],
+        &[0x500, 0, 0x4000_0000, 0, 0x2000, 0x800, 0],
         1,
     );
     assert_eq!(rets, vec![1], "optional 7th argument");
+    let (_, rets) = call(
+        &m,
+        &mut r,
+        &p,
+        RtasCall::CheckException,
+        &[0, 0, 0, 0, 0, 0],
+        1,
+    );
+    assert_eq!(rets, vec![-3i32 as u32], "no buffer");
+    r.events_mut()
+        .queue(
+            EventClass::Epow,
+            events::power_button_log(p.time_of_day(), 1),
+        )
+        .unwrap();
+    r.events_mut()
+        .queue(
+            EventClass::Epow,
+            events::power_button_log(p.time_of_day(), 2),
+        )
+        .unwrap();
+    let (a, rets) = call(
+        &m,
+        &mut r,
+        &p,
+        RtasCall::CheckException,
+        &[0x500, 0x1000, 0x4000_0000, 0, 0x2000, 0x800],
+        1,
+    );
+    assert_eq!(
+        (a, rets),
+        (RtasAction::RaiseEvents(vec![EventClass::Epow]), vec![0]),
+        "one log returned, one still pending"
+    );
+    let (a, rets) = call(
+        &m,
+        &mut r,
+        &p,
+        RtasCall::CheckException,
+        &[0x500, 0x1000, 0x4000_0000, 0, 0x2000, 0x800],
+        1,
+    );
+    assert_eq!((a, rets), (RtasAction::None, vec![0]), "the last one");
     assert_eq!(
         call(&m, &mut r, &p, RtasCall::SystemReboot, &[], 1),
         (RtasAction::SystemReboot, vec![0])

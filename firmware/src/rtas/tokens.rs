@@ -50,11 +50,11 @@ pub enum RtasCall {
     IbmIntOff,
     /// `ibm,int-on`: unmask an XICS interrupt source.
     IbmIntOn,
-    /// `check-exception` (6 or 7 args, 1 ret): fetch the error log behind an exception. The
-    /// firmware always answers 1, no error found.
+    /// `check-exception` (6 or 7 args, 1 ret): fetch the error log behind an exception:
+    /// the oldest pending log of the mask's classes (see [`crate::rtas::events`]).
     CheckException,
-    /// `event-scan` (4 args, 1 ret): poll for pending event and error logs. The firmware always
-    /// answers 1, nothing found.
+    /// `event-scan` (4 args, 1 ret): poll for pending event and error logs of the
+    /// classes without an event-source interrupt (see [`crate::rtas::events`]).
     EventScan,
     /// `ibm,set-tce-bypass`: turn TCE translation bypass on or off for a DMA window.
     IbmSetTceBypass,

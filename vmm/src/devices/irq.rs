@@ -59,3 +59,45 @@ pub(crate) fn configure_lsis(xics: &DeviceFd, phbs: &[Phb]) -> Result<(), Error>
     }
     Ok(())
 }
+
+/// XICS sources of the RTAS event interrupts (`/event-sources`), QEMU's numbers
+/// (`SPAPR_IRQ_EPOW`, `SPAPR_IRQ_HOTPLUG`), below the PHBs' LSIs.
+pub(crate) const EVENT_SOURCE_IRQS: devicetree::EventSourceIrqs = devicetree::EventSourceIrqs {
+    epow: 0x1000,
+    hotplug: 0x1001,
+};
+
+/// The event-source interrupt of `class`, if the machine describes one.
+pub(crate) fn event_irq(class: firmware::rtas::EventClass) -> Option<u32> {
+    use firmware::rtas::EventClass;
+    match class {
+        EventClass::Epow => Some(EVENT_SOURCE_IRQS.epow),
+        EventClass::HotPlug => Some(EVENT_SOURCE_IRQS.hotplug),
+        EventClass::InternalErrors | EventClass::Io => None,
+    }
+}
+
+/// Configures the event-source XICS sources as edge-triggered (message-signalled), masked until
+/// the guest's `ibm,set-xive`: a pulse per queued log ([`pulse_event`]); a pulse while masked
+/// is remembered by KVM and presented when the guest unmasks.
+pub(crate) fn configure_event_sources(xics: &DeviceFd) -> Result<(), Error> {
+    let state = KVM_XICS_MASKED | (XICS_PRIORITY_MASKED << KVM_XICS_PRIORITY_SHIFT);
+    for irq in [EVENT_SOURCE_IRQS.epow, EVENT_SOURCE_IRQS.hotplug] {
+        xics.set_attr_u64(KVM_DEV_XICS_GRP_SOURCES, irq.into(), state)
+            .map_err(kvm_err("configure XICS source for an RTAS event source"))?;
+        debug!("XICS source {irq:#x} (RTAS event source): edge, masked");
+    }
+    Ok(())
+}
+
+/// Raises the event-source interrupt of `class` once (`KVM_IRQ_LINE` level 1 on an edge
+/// source delivers it; there is no level to drop).
+pub(crate) fn pulse_event(vm: &VmFd, class: firmware::rtas::EventClass) {
+    let Some(irq) = event_irq(class) else {
+        return;
+    };
+    debug!("RTAS event source {irq:#x} ({class:?}) pulsed");
+    if let Err(e) = vm.set_irq_line(irq, true) {
+        warn!("KVM_IRQ_LINE {irq:#x} (RTAS {class:?} event): {e}");
+    }
+}

@@ -261,6 +261,7 @@ fn dt_machine() -> devicetree::MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties: vec![],
     }
 }

@@ -9,7 +9,7 @@ use crate::boot::BootImages;
 use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
-use crate::devices::irq::{configure_lsis, KvmIrqLine};
+use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIrqLine};
 use crate::devices::kvm_tce::KvmTces;
 use crate::devices::phb::ddw::DDW_CALLS;
 use crate::devices::phb::rtas::PCI_CONFIG_CALLS;
@@ -63,6 +63,7 @@ impl Machine {
         let xics = create_xics(&vm, config.cpus)?;
         let phbs = create_phbs(&vm, &mem, &config, caps.spapr_tce_64)?;
         configure_lsis(&xics, &phbs)?;
+        configure_event_sources(&xics)?;
         let (fds, pvr) = create_vcpus(&vm, &xics, config.cpus)?;
         let cpu = cpu_model(pvr, mmu);
         info!(
@@ -94,6 +95,7 @@ impl Machine {
             huge_page,
             staged: None,
             images_end: 0,
+            api: None,
         })
     }
 }

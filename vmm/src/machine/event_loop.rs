@@ -23,6 +23,29 @@ pub(super) extern "C" fn on_terminate(
     }
 }
 
+/// SIGUSR1 arrived: deliver an NMI.
+pub(super) static NMI_SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// SIGUSR2 arrived: press the power button.
+pub(super) static POWER_BUTTON_SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// SIGUSR1/SIGUSR2: note the request and wake the main thread (async-signal-safe: an atomic
+/// store and an eventfd write).
+pub(super) extern "C" fn on_operator_signal(
+    sig: libc::c_int,
+    _: *mut libc::siginfo_t,
+    _: *mut libc::c_void,
+) {
+    let flag = if sig == libc::SIGUSR1 {
+        &NMI_SIGNALLED
+    } else {
+        &POWER_BUTTON_SIGNALLED
+    };
+    flag.store(true, Ordering::SeqCst);
+    if let Some(e) = SIGNAL_WAKE.get() {
+        let _ = e.write(1);
+    }
+}
+
 /// Drains wake-up event fds (vCPU events, signals) so `EventManager::run` returns.
 pub(super) struct Wakeup {
     pub(super) fds: Vec<EventFd>,

@@ -21,19 +21,27 @@
 //! every host we target (POWER9/10 as XICS-on-XIVE, nested L1 as the classic emulation), and
 //! it needs no `PPC_IRQ_LEVEL`/`KVM_INTERRUPT` plumbing in the VMM.
 
+pub mod api_ops;
 mod build;
 mod crash;
 mod event_loop;
+mod nmi;
+mod ops_error;
+mod power;
 pub mod state;
 
 pub use crash::{CrashOutcome, Phases, Refusal};
+pub use ops_error::OpError;
 pub use state::{InvalidTransition, MachineState};
 
-use event_loop::{on_terminate, StdinInput, Wakeup, SIGNALLED, SIGNAL_WAKE};
+use event_loop::{
+    on_operator_signal, on_terminate, StdinInput, Wakeup, NMI_SIGNALLED, POWER_BUTTON_SIGNALLED,
+    SIGNALLED, SIGNAL_WAKE,
+};
 
 use crate::boot::{BootImages, BootSpec, StagedImages};
 use crate::config::VmConfig;
-use crate::devices::irq::configure_lsis;
+use crate::devices::irq::{configure_event_sources, configure_lsis};
 use crate::error::Error;
 use crate::events::{EventQueue, MachineEvent};
 use crate::hash;
@@ -76,6 +84,8 @@ pub struct Machine {
     staged: Option<StagedImages>,
     /// Where the last boot's images ended (what [`Machine::stage_next_boot`] stages).
     images_end: u64,
+    /// Operator API requests (`--api-socket`), when served.
+    api: Option<crate::api::ApiQueue>,
 }
 
 impl Machine {
@@ -95,6 +105,7 @@ impl Machine {
         let next = self.state.go_to(to)?;
         log::debug!("machine: {} -> {next}", self.state);
         self.state = next;
+        self.publish_status();
         Ok(())
     }
 
@@ -150,6 +161,7 @@ impl Machine {
         }
         let started = std::time::Instant::now();
         self.boots += 1;
+        self.publish_status();
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
              loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
@@ -234,7 +246,16 @@ impl Machine {
         if !phbs.is_empty() {
             info!("PCI devices reset to their power-on state");
         }
-        configure_lsis(&self.xics, &phbs)
+        configure_lsis(&self.xics, &phbs)?;
+        drop(phbs);
+        // Logs queued for the OS that went away are dropped; the sources start masked again.
+        self.partition
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events_mut()
+            .clear();
+        configure_event_sources(&self.xics)
     }
 
     /// Ends every vCPU thread (bounded: a stuck one is left behind and named).
@@ -254,14 +275,25 @@ impl Machine {
             vmm_sys_util::signal::register_signal_handler(s, on_terminate)
                 .map_err(|e| Error::Runtime(format!("signal handler: {e}")))?;
         }
+        // SIGUSR1 = NMI, SIGUSR2 = power button (operators' and the nested tests' triggers).
+        for s in [libc::SIGUSR1, libc::SIGUSR2] {
+            vmm_sys_util::signal::register_signal_handler(s, on_operator_signal)
+                .map_err(|e| Error::Runtime(format!("signal handler: {e}")))?;
+        }
         let wake = self
             .partition
             .wake
             .try_clone()
             .map_err(|e| Error::Runtime(e.to_string()))?;
-        em.add_subscriber(Arc::new(Mutex::new(Wakeup {
-            fds: vec![wake, sig_fd],
-        })));
+        let mut fds = vec![wake, sig_fd];
+        if let Some(q) = &self.api {
+            fds.push(
+                q.wake
+                    .try_clone()
+                    .map_err(|e| Error::Runtime(e.to_string()))?,
+            );
+        }
+        em.add_subscriber(Arc::new(Mutex::new(Wakeup { fds })));
         if self.config.serial == crate::console::SerialMode::Tty {
             em.add_subscriber(Arc::new(Mutex::new(StdinInput::new(
                 self.partition.console.clone(),
@@ -299,12 +331,35 @@ impl Machine {
                 warn!("terminated by signal");
                 return Ok(128 + libc::SIGTERM);
             }
+            self.operator_signals();
             // One wake may stand for several events: take them all, each against the boot
             // that is current when it is handled (a reboot or dump starts a new one).
             while let Some(event) = self.events.next(self.partition.events.boot()) {
                 if let Some(result) = self.handle_event(event)? {
                     return Ok(result);
                 }
+            }
+            // Operator requests after the guest's own: a reboot or crash the guest asked for
+            // first is handled first, and a request accepted before it is then refused.
+            if let Some(result) = self.serve_api()? {
+                return Ok(result);
+            }
+        }
+    }
+
+    /// Carries out the operator requests SIGUSR1 (NMI) and SIGUSR2 (power button) made; a
+    /// refusal is logged and the guest keeps running.
+    fn operator_signals(&mut self) {
+        if NMI_SIGNALLED.swap(false, Ordering::SeqCst) {
+            info!("SIGUSR1: NMI requested");
+            if let Err(e) = self.nmi() {
+                warn!("SIGUSR1: NMI not delivered: {e}");
+            }
+        }
+        if POWER_BUTTON_SIGNALLED.swap(false, Ordering::SeqCst) {
+            info!("SIGUSR2: power button pressed");
+            if let Err(e) = self.power_button() {
+                warn!("SIGUSR2: power button refused: {e}");
             }
         }
     }
@@ -336,6 +391,10 @@ impl Machine {
             }
             MachineEvent::FadumpCrash { cpu, args } => {
                 self.fadump_crash(cpu, &args)?;
+                Ok(None)
+            }
+            MachineEvent::SignalSysReset { caller, target } => {
+                self.signal_sys_reset(caller, target);
                 Ok(None)
             }
             MachineEvent::Fatal(m) => Err(Error::Guest(m)),

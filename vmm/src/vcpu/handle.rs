@@ -7,6 +7,7 @@
 //! |---|---|---|---|---|
 //! | [`VcpuControl::request_start`] (a vCPU's `start-cpu`, the machine's boot) | `Free(Starting)` | notify | – | – |
 //! | [`VcpuControl::snapshot_and_wait`] (machine) | `Asked(Snapshot)` | yes | `Answered(Snapshot)`, vCPU `Held` | after the timeout (request withdrawn) or when the thread is dead |
+//! | [`super::set::system_reset_all`] (machine) | `Asked(SystemReset)` | yes | `Answered(SystemReset)`, vCPU still `Free(Running)` | likewise |
 //! | [`VcpuControl::reset_and_wait`] (machine) | `Asked(Reset)` | yes | `Answered(Reset)`, vCPU `Free(Stopped)` | likewise |
 //! | [`VcpuControl::quit_and_join`] (machine) | `Asked(Quit)` | yes | `Dead`, then joins | after the timeout (thread left detached) |
 //! | [`VcpuControl::resume`] (machine) | `Held` → `Free` | notify | – | – |
@@ -17,11 +18,12 @@
 //! it, marks it abandoned so the late answer is dropped): a late answer never lands in the
 //! next request's slot.
 
-use super::state::{Answer, Mailbox, Request, StartRequest, VcpuState};
+use super::state::{Answer, GuestRun, Mailbox, Request, StartRequest, VcpuState};
 use crate::kvm::ImmediateExit;
 use firmware::rtas::CpuRunState;
 use firmware::CpuState;
 use log::{debug, error};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -56,6 +58,9 @@ pub trait VcpuBody {
     fn reset(&mut self);
     /// Reads the registers of the stopped vCPU.
     fn capture(&mut self) -> CpuState;
+    /// Makes the vCPU (which runs guest code, not in `KVM_RUN` now) take a system reset at
+    /// its next entry; false when its registers could not be changed.
+    fn system_reset(&mut self) -> bool;
 }
 
 /// What the vCPU thread does next.
@@ -73,10 +78,42 @@ pub(super) struct Control {
     pub(super) mailbox: Mailbox,
 }
 
+/// What one vCPU has done, counted by its thread (`GET vm.counters`).
+#[derive(Debug, Default)]
+pub struct VcpuCounters {
+    /// Returns from `KVM_RUN` (every exit, kicks included).
+    pub exits: AtomicU64,
+    /// Hypercalls that reached the VMM (RTAS calls included).
+    pub hcalls: AtomicU64,
+    /// RTAS calls (`KVMPPC_H_RTAS`).
+    pub rtas: AtomicU64,
+    /// MMIO loads and stores.
+    pub mmio: AtomicU64,
+}
+
+impl VcpuCounters {
+    /// Adds one to `c`.
+    pub fn count(c: &AtomicU64) {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// (name, value) of every counter.
+    pub fn read(&self) -> [(&'static str, u64); 4] {
+        let r = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        [
+            ("exits", r(&self.exits)),
+            ("hcalls", r(&self.hcalls)),
+            ("rtas", r(&self.rtas)),
+            ("mmio", r(&self.mmio)),
+        ]
+    }
+}
+
 /// The cross-thread handle of one vCPU.
 #[derive(Debug)]
 pub struct VcpuControl {
     pub(super) id: u32,
+    /// Exit, hcall, RTAS and MMIO counts.
+    pub counters: VcpuCounters,
     ctl: Mutex<Control>,
     cv: Condvar,
     pub(super) immediate_exit: ImmediateExit,
@@ -95,6 +132,7 @@ impl VcpuControl {
     pub fn new(id: u32, immediate_exit: ImmediateExit) -> Self {
         VcpuControl {
             id,
+            counters: VcpuCounters::default(),
             ctl: Mutex::new(Control::default()),
             cv: Condvar::new(),
             immediate_exit,
@@ -307,6 +345,16 @@ impl VcpuControl {
                         c.state = c.state.reset();
                         Answer::Reset
                     }
+                    Request::SystemReset => {
+                        // Only a vCPU that runs guest code takes it: a stopped one has no
+                        // context to interrupt, a held one is being dumped.
+                        let running = c.state == VcpuState::Free(GuestRun::Running);
+                        c.mailbox = Mailbox::Serving(req);
+                        drop(c);
+                        let delivered = running && body.system_reset();
+                        c = self.lock();
+                        Answer::SystemReset { delivered }
+                    }
                     Request::Snapshot => {
                         let online = c.state.online();
                         c.mailbox = Mailbox::Serving(req);
@@ -421,6 +469,7 @@ pub(crate) mod fake {
         pub resets: AtomicU32,
         pub snapshots: AtomicU32,
         pub starts: AtomicU32,
+        pub system_resets: AtomicU32,
     }
 
     struct Body {
@@ -440,6 +489,10 @@ pub(crate) mod fake {
                 0xc000_0000_0000_1000 + u64::from(self.id),
             );
             s
+        }
+        fn system_reset(&mut self) -> bool {
+            self.counts.system_resets.fetch_add(1, Ordering::SeqCst);
+            true
         }
     }
 
@@ -571,6 +624,9 @@ mod tests {
             fn capture(&mut self) -> CpuState {
                 let _ = self.0.recv();
                 CpuState::new(5)
+            }
+            fn system_reset(&mut self) -> bool {
+                false
             }
         }
         register_kick_signal().unwrap();

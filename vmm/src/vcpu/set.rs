@@ -55,6 +55,52 @@ pub fn stop_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Stopped {
     out
 }
 
+/// Where a system reset (NMI) went.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ResetDelivery {
+    /// Targets that take it at their next entry into the guest.
+    pub delivered: Vec<u32>,
+    /// Targets that run no guest code (stopped, starting, held for a dump).
+    pub not_running: Vec<u32>,
+    /// Targets whose thread had ended.
+    pub dead: Vec<u32>,
+    /// Targets that did not answer in time (their request was withdrawn).
+    pub unresponsive: Vec<u32>,
+}
+
+/// Delivers a system reset to every vCPU `targets` selects, each on its own thread (kicked out
+/// of `KVM_RUN`), all asked at once, one deadline for the set. The vCPUs keep running.
+pub fn system_reset_all(
+    vcpus: &[Arc<VcpuControl>],
+    targets: impl Fn(u32) -> bool,
+    timeout: Duration,
+) -> ResetDelivery {
+    let mut out = ResetDelivery::default();
+    let posted: Vec<_> = vcpus
+        .iter()
+        .filter(|v| targets(v.id()))
+        .filter(|v| match v.post(Request::SystemReset) {
+            Ok(()) => true,
+            Err(_) => {
+                out.dead.push(v.id());
+                false
+            }
+        })
+        .collect();
+    let deadline = Instant::now() + timeout;
+    for v in posted {
+        match v.wait_answer(deadline, timeout) {
+            Ok(Answer::SystemReset { delivered: true }) => out.delivered.push(v.id()),
+            Ok(Answer::SystemReset { delivered: false }) => out.not_running.push(v.id()),
+            Ok(other) => unreachable!("vcpu {}: system reset answered {other:?}", v.id()),
+            Err(WaitError::Dead(id)) => out.dead.push(id),
+            Err(WaitError::Timeout { id, .. }) => out.unresponsive.push(id),
+        }
+    }
+    out.dead.sort_unstable();
+    out
+}
+
 /// Lets every held vCPU go on where it was.
 pub fn resume(held: &[Arc<VcpuControl>]) {
     for v in held {
@@ -130,6 +176,46 @@ mod tests {
             Err(WaitError::Timeout { id: 3, .. })
         ));
         drop(r3);
+        quit_all(&all, LONG);
+    }
+
+    #[test]
+    fn system_reset_reaches_only_running_targets_and_they_keep_running() {
+        let (v0, c0, _r0) = spawn(0, Behaviour::Answers);
+        let (v1, c1, _r1) = spawn(1, Behaviour::Answers);
+        let (v2, c2, _r2) = spawn(2, Behaviour::Answers);
+        let (v3, _, _r3) = spawn(3, Behaviour::Dead);
+        let (v4, _, r4) = spawn(4, Behaviour::NeverAnswers);
+        running(&v0);
+        running(&v1);
+        let all = vec![v0.clone(), v1.clone(), v2.clone(), v3, v4];
+        let d = system_reset_all(&all, |id| id != 1, SHORT);
+        assert_eq!(
+            d,
+            ResetDelivery {
+                delivered: vec![0],
+                not_running: vec![2],
+                dead: vec![3],
+                unresponsive: vec![4],
+            }
+        );
+        let n = |c: &super::super::handle::fake::Counts| {
+            c.system_resets.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        assert_eq!((n(&c0), n(&c1), n(&c2)), (1, 0, 0), "only vcpu 0 reset");
+        assert_eq!(v0.state(), VcpuState::Free(GuestRun::Running), "not held");
+        // A held vCPU (being dumped) does not take it.
+        let s = stop_all(&all[..2], LONG);
+        assert_eq!(
+            system_reset_all(&all[..2], |_| true, LONG).not_running,
+            vec![0, 1]
+        );
+        resume(&s.held);
+        assert_eq!(
+            system_reset_all(&all[..2], |_| true, LONG).delivered,
+            vec![0, 1]
+        );
+        drop(r4);
         quit_all(&all, LONG);
     }
 

@@ -4,7 +4,8 @@
 //! * [`VcpuState`]: `Free(run)` follows the guest's own run state, `Held(run)` is parked by the
 //!   machine or by its own call the machine must act on, `Dead` has no thread any more.
 //! * [`GuestRun`]: the RTAS view (`query-cpu-stopped-state`): `Stopped`, `Starting`, `Running`.
-//! * [`Mailbox`]: one request from the machine's thread at a time (`Reset`, `Snapshot`, `Quit`),
+//! * [`Mailbox`]: one request from the machine's thread at a time (`Reset`, `Snapshot`,
+//!   `SystemReset`, `Quit`),
 //!   taken and answered by the vCPU thread between two `KVM_RUN`s, or withdrawn by a waiter
 //!   that gave up.
 //!
@@ -153,6 +154,9 @@ pub enum Request {
     Reset,
     /// Stop (hold) and report the registers, for a dump.
     Snapshot,
+    /// Deliver a system reset (interrupt vector 0x100) if the vCPU runs guest code, then go on
+    /// running: an NMI.
+    SystemReset,
     /// End the thread.
     Quit,
 }
@@ -169,6 +173,12 @@ pub enum Answer {
         state: Box<CpuState>,
         /// Whether it belongs in the dump.
         online: bool,
+    },
+    /// The system reset was delivered (false: the vCPU was not running guest code, or its
+    /// registers could not be changed).
+    SystemReset {
+        /// Whether the vCPU will take the reset at its next entry.
+        delivered: bool,
     },
 }
 

@@ -1,7 +1,7 @@
 //! The vCPU thread: waits until runnable, runs `KVM_RUN`, handles each exit (hcalls, MMIO,
 //! RTAS actions), serves reset and snapshot requests between runs.
 
-use super::handle::{Next, VcpuBody, VcpuControl};
+use super::handle::{Next, VcpuBody, VcpuControl, VcpuCounters};
 use super::state::StartRequest;
 use crate::devices::phb::tce::{TceCall, TceError};
 use crate::events::MachineEvent;
@@ -16,6 +16,14 @@ use std::sync::Arc;
 
 /// MSR at kernel entry: 64-bit mode, machine checks enabled (SF | ME).
 pub const MSR_SF_ME: u64 = 0x8000_0000_0000_1000;
+/// MSR bits the system reset sets or keeps.
+const MSR_SF: u64 = 1 << 63;
+const MSR_ME: u64 = 1 << 12;
+const MSR_LE: u64 = 1;
+/// The system reset interrupt vector (real address).
+pub const SYSTEM_RESET_VECTOR: u64 = 0x100;
+/// SRR1 bits a system reset sets from its cause rather than from the MSR (33:36, 42:47).
+const SRR1_SYSTEM_RESET_CLEARED: u64 = 0x783f_0000;
 /// LPCR bits H_SET_MODE manages partition-wide.
 pub const LPCR_MANAGED: u64 = LPCR_ILE | LPCR_AIL;
 /// In-kernel XICS presenter state after reset (`KVM_REG_PPC_ICP_STATE` fields): CPPR 0
@@ -92,8 +100,14 @@ impl VcpuThread {
                 return false;
             }
         };
+        let counters = &self.ctl.counters;
+        VcpuCounters::count(&counters.exits);
         match exit {
             VcpuExit::PaprHcall { nr, args, ret } => {
+                VcpuCounters::count(&counters.hcalls);
+                if nr == crate::hcall::H_RTAS {
+                    VcpuCounters::count(&counters.rtas);
+                }
                 let mut ops = VcpuOps {
                     partition: &self.partition,
                 };
@@ -105,6 +119,7 @@ impl VcpuThread {
             }
             VcpuExit::Intr => self.ctl.immediate_exit.set(false),
             VcpuExit::MmioRead(addr, data) => {
+                VcpuCounters::count(&counters.mmio);
                 if self.partition.mmio_read(addr, data) {
                     return true;
                 }
@@ -115,6 +130,7 @@ impl VcpuThread {
                 data.fill(0xff);
             }
             VcpuExit::MmioWrite(addr, data) => {
+                VcpuCounters::count(&counters.mmio);
                 if self.partition.mmio_write(addr, data) {
                     return true;
                 }
@@ -180,6 +196,11 @@ impl VcpuThread {
                 self.ctl.hold_self();
                 self.partition
                     .send(MachineEvent::FadumpCrash { cpu: id, args });
+            }
+            RtasAction::RaiseEvents(classes) => {
+                for class in classes {
+                    crate::devices::irq::pulse_event(&self.partition.vm, class);
+                }
             }
             RtasAction::Machine { call, args } => {
                 // The XICS calls are served by KVM (KVM_PPC_RTAS_DEFINE_TOKEN); the PCI
@@ -304,6 +325,36 @@ impl VcpuThread {
         super::regs::cpu_state(id, &regs, pvr, &sprs)
     }
 
+    /// Makes the guest take a system reset (vector 0x100) at the next entry, as the
+    /// architecture delivers one to a partition without FWNMI (we do not publish
+    /// `ibm,nmi-register`): SRR0 = the interrupted NIP, SRR1 = its MSR without the bits the
+    /// interrupt defines (QEMU's `0x783f0000` mask: no wake-up reason), and the new MSR 64-bit,
+    /// real mode, external interrupts off, ME kept, LE from the partition's LPCR[ILE]. No
+    /// AIL: a system reset always enters at the real vector.
+    ///
+    /// A pending hcall or MMIO completion is flushed first (a `KVM_RUN` with `immediate_exit`
+    /// set, as in `apply_start`), so the registers read and written are the guest's own and
+    /// the completion does not land on top of the new ones.
+    fn deliver_system_reset(&mut self) -> crate::kvm::Result<()> {
+        let id = self.id();
+        self.ctl.immediate_exit.set(true);
+        match self.vcpu.run() {
+            Ok(VcpuExit::Intr) => {}
+            Ok(other) => warn!("vcpu {id}: flushing a pending exit gave {other:?}"),
+            Err(e) => warn!("vcpu {id}: flushing a pending exit: {e}"),
+        }
+        let mut regs = self.vcpu.get_regs()?;
+        let ile = self.partition.lpcr().0 & LPCR_ILE != 0;
+        let (nip, msr) = (regs.pc, regs.msr);
+        regs.srr0 = nip;
+        regs.srr1 = msr & !SRR1_SYSTEM_RESET_CLEARED;
+        regs.msr = MSR_SF | (msr & MSR_ME) | if ile { MSR_LE } else { 0 };
+        regs.pc = SYSTEM_RESET_VECTOR;
+        self.vcpu.set_regs(&regs)?;
+        info!("vcpu {id}: system reset delivered (interrupted at {nip:#x}, msr {msr:#x})");
+        Ok(())
+    }
+
     fn fatal(&self, msg: String) {
         error!("{msg}");
         self.ctl.hold_self();
@@ -317,6 +368,15 @@ impl VcpuBody for VcpuThread {
     }
     fn capture(&mut self) -> CpuState {
         self.capture_state()
+    }
+    fn system_reset(&mut self) -> bool {
+        match self.deliver_system_reset() {
+            Ok(()) => true,
+            Err(e) => {
+                error!("vcpu {}: system reset not delivered: {e}", self.id());
+                false
+            }
+        }
     }
 }
 
@@ -360,6 +420,14 @@ impl HcallOps for VcpuOps<'_> {
     fn tce(&mut self, call: TceCall) -> Result<u64, TceError> {
         self.partition.tce_call(call)
     }
+    fn vcpu_exists(&self, id: u32) -> bool {
+        self.partition.vcpu(id).is_some()
+    }
+    fn signal_sys_reset(&mut self, caller: u32, target: crate::events::SysResetTarget) -> bool {
+        self.partition
+            .send(MachineEvent::SignalSysReset { caller, target });
+        true
+    }
 }
 
 #[cfg(test)]
@@ -393,5 +461,11 @@ mod tests {
     fn partition_lpcr_bits_are_only_ile_and_ail() {
         assert_eq!(LPCR_MANAGED, (1 << 25) | (3 << 23));
         assert_eq!(MSR_SF_ME, (1 << 63) | (1 << 12));
+        assert_eq!(MSR_SF | MSR_ME, MSR_SF_ME);
+        assert_eq!(
+            SRR1_SYSTEM_RESET_CLEARED,
+            (0xf << (63 - 36)) | (0x3f << (63 - 47)),
+            "ISA bits 33:36 and 42:47"
+        );
     }
 }
