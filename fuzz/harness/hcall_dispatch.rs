@@ -15,6 +15,8 @@
 //! * KVM_PPC_CONFIGURE_V3_MMU only gets well-formed configurations (known flags, an aligned
 //!   table base, PRTS <= 24, the guest-radix bit exactly for radix), and a hash partition that
 //!   deregisters stays hash;
+//! * H_SIGNAL_SYS_RESET asks the machine for one reset, from the caller, of an existing vCPU
+//!   (or all / all but the caller), and only when it succeeds;
 //! * the handler remembers at most `REPORTED_MAX` unhandled numbers, however many the guest
 //!   tries (each input can flood thousands).
 
@@ -27,6 +29,7 @@ use vmm::devices::phb::ddw::{handle_ddw_call, DDW_CALLS};
 use vmm::devices::phb::rtas::{handle_config_call, PCI_CONFIG_CALLS};
 use vmm::devices::phb::tce::{TceCall, TceError};
 use vmm::devices::phb::{IrqLine, Phb, PhbConfig};
+use vmm::events::SysResetTarget;
 use vmm::hcall::*;
 use vmm::kvm::bindings::{
     kvm_ppc_cpu_char, kvm_ppc_mmuv3_cfg, KVM_PPC_MMUV3_GTSE, KVM_PPC_MMUV3_RADIX, LPCR_AIL,
@@ -37,6 +40,8 @@ use crate::input::Input;
 use crate::ram;
 
 const RAM: [(u64, usize); 1] = [(0, 0x4_0000)];
+/// vCPUs the model machine has.
+const VCPUS: u32 = 4;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Reached {
@@ -78,6 +83,7 @@ struct Ops {
     cpu_char: Option<kvm_ppc_cpu_char>,
     lpcr_masks: Vec<(u64, u64)>,
     tce_ok: u32,
+    resets: Vec<(u32, SysResetTarget)>,
 }
 
 impl HcallOps for Ops {
@@ -139,6 +145,16 @@ impl HcallOps for Ops {
         }
         r
     }
+    fn vcpu_exists(&self, id: u32) -> bool {
+        id < VCPUS
+    }
+    fn signal_sys_reset(&mut self, caller: u32, target: SysResetTarget) -> bool {
+        if let SysResetTarget::Cpu(id) = target {
+            assert!(id < VCPUS, "a reset for vcpu {id}, which does not exist");
+        }
+        self.resets.push((caller, target));
+        true
+    }
 }
 
 /// The numbers the dispatcher serves (anything else must be H_FUNCTION).
@@ -155,6 +171,7 @@ fn served(nr: u64, hash: bool) -> bool {
             | Hcall::GetTce
             | Hcall::StuffTce
             | Hcall::PutTceIndirect
+            | Hcall::SignalSysReset
             | Hcall::Rtas,
         ) => true,
         _ => false,
@@ -177,6 +194,7 @@ fn arg(input: &mut Input) -> u64 {
         1 => VTY_TERMNO,
         2 => 0x8000_0000 | u64::from(input.u8() % 4),
         3 => u64::from(input.u16()) << 12,
+        4 => input.pick(&[u64::MAX, -2i64 as u64, -3i64 as u64]),
         _ => u64::from(input.u8()),
     }
 }
@@ -218,6 +236,7 @@ pub fn run(data: &[u8]) -> Reached {
         }),
         lpcr_masks: Vec::new(),
         tce_ok: 0,
+        resets: Vec::new(),
     };
     let mut handler = HcallHandler::new();
     let codes = [
@@ -254,11 +273,12 @@ pub fn run(data: &[u8]) -> Reached {
         for a in args.iter_mut() {
             *a = arg(&mut input);
         }
-        let vcpu = u32::from(input.u8() % 4);
+        let vcpu = u32::from(input.u8()) % VCPUS;
         let before = args;
         let (mmu_before, console_before, lpcr_before) =
             (ops.mmu.len(), ops.console_out.len(), ops.lpcr_masks.len());
         let tce_before = ops.tce_ok;
+        let resets_before = ops.resets.len();
         let r = handler.handle(vcpu, nr, &mut args, &mut ops);
 
         assert!(codes.contains(&r.ret), "r3 {} from {nr:#x}", r.ret);
@@ -311,6 +331,10 @@ pub fn run(data: &[u8]) -> Reached {
             reached.mmu_configs += 1;
             check_mmu(cfg, ops.hash, before[0]);
         }
+        // System resets: only from a successful H_SIGNAL_SYS_RESET, one per call, from the caller.
+        let resets = &ops.resets[resets_before..];
+        assert!(resets.is_empty() || (nr == H_SIGNAL_SYS_RESET && r.ret == H_SUCCESS));
+        assert!(resets.len() <= 1 && resets.iter().all(|(c, _)| *c == vcpu));
         if ops.tce_ok > tce_before {
             reached.tce_ok += 1;
         }

@@ -333,6 +333,8 @@ mod tests {
         steps: Vec<&'static str>,
         os_term: Option<RtasStatus>,
         timeout: Duration,
+        /// Set during the dump, as the SIGTERM handler would if the signal came then.
+        signal_during_dump: Option<Arc<std::sync::atomic::AtomicBool>>,
     }
 
     impl CrashHost for FakeMachine {
@@ -351,6 +353,9 @@ mod tests {
                     "vcpu {} runnable during the dump",
                     v.id()
                 );
+            }
+            if let Some(flag) = &self.signal_during_dump {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             self.rtas.fadump_mut().perform_dump(&self.mem, cpus, None)
         }
@@ -453,6 +458,7 @@ mod tests {
             steps: Vec::new(),
             os_term: None,
             timeout: SHORT,
+            signal_during_dump: None,
         };
         (m, args)
     }
@@ -572,6 +578,70 @@ mod tests {
         let err = fadump_crash(&mut m, 1, &args).unwrap_err();
         assert_eq!(err.to_string(), "threads/events: boot vCPU is not stopped");
         assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
+    }
+
+    /// SIGTERM while the dump is being written: the dump is completed (whole, no error status,
+    /// boot memory copied), then the signal is refused once because the dump waits for the
+    /// capture kernel, and the exit becomes due when the capture kernel releases it.
+    #[test]
+    fn a_signal_during_the_dump_lets_it_complete_and_waits_for_the_capture_kernel() {
+        use super::super::exit_policy::{ExitPolicy, OnSignal};
+        use firmware::fadump::CMD_INVALIDATE;
+        let (mut m, args) = crashed(&[Behaviour::Answers; 2], 1, true);
+        m.timeout = ANSWER_TIMEOUT;
+        let signalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        m.signal_during_dump = Some(signalled.clone());
+        let mut policy = ExitPolicy::default();
+        let (report, _) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
+        assert_eq!(
+            m.steps,
+            ["dump", "reset", "boot"],
+            "the signal cut nothing short"
+        );
+        assert!(!report.has_errors());
+        assert_eq!(kernel_dump_status(&m), Some(0xc000));
+        let kept = memory::read_bytes(&m.mem, DEST + (1 << 20) + 0x10_0000, PATTERN.len());
+        assert_eq!(kept.unwrap(), PATTERN);
+        // The event loop's check after the crash event: refused, the dump is unsaved.
+        let unsaved = m.rtas.fadump().is_dump_active();
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::Defer)
+        );
+        assert_eq!(policy.take_signal(&signalled, unsaved), None, "taken once");
+        assert!(!policy.due(m.rtas.fadump().is_dump_active()));
+        // The capture kernel saved the vmcore and releases the dump: the exit is due.
+        block(
+            &m.mem,
+            RtasCall::IbmConfigureKernelDump,
+            &[CMD_INVALIDATE, FDM as u32, 0],
+            1,
+        );
+        m.rtas.dispatch(&m.mem, ARGS, &Clock).unwrap();
+        assert!(policy.due(m.rtas.fadump().is_dump_active()));
+        set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
+    }
+
+    /// A second signal before the release exits, saying the dump is discarded.
+    #[test]
+    fn a_second_signal_exits_with_the_dump_unsaved() {
+        use super::super::exit_policy::{ExitPolicy, OnSignal};
+        let (mut m, args) = crashed(&[Behaviour::Answers; 2], 0, true);
+        m.timeout = ANSWER_TIMEOUT;
+        dumped(fadump_crash(&mut m, 0, &args).unwrap());
+        let signalled = std::sync::atomic::AtomicBool::new(true);
+        let mut policy = ExitPolicy::default();
+        let unsaved = m.rtas.fadump().is_dump_active();
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::Defer)
+        );
+        signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::ExitDiscardingDump)
+        );
         set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
     }
 }
