@@ -20,7 +20,9 @@ use firmware::fadump::{
 };
 use firmware::rtas::Rtas;
 use firmware::{memory, GuestRange};
-use vmm::hash::stream::{parse_stream, read_pass, verify_hpte_section, HptSnapshot, HtabError};
+use vmm::hash::stream::{
+    parse_stream, pass_limit, read_pass, verify_hpte_section, HptSnapshot, HtabError,
+};
 
 use crate::input::Input;
 use crate::ram;
@@ -165,6 +167,31 @@ pub fn run(data: &[u8]) -> Reached {
             assert!(matches!(e, HtabError::Read(_)));
             assert!(fail_at.is_some());
         }
+    }
+
+    // Reading for a table of `capacity` entries: the host keeps at most one pass of that
+    // table, and only entries inside it.
+    let capacity = 1 + u64::from(input.u16() % 256);
+    let mut r = Chunked {
+        data: &stream,
+        chunks: vec![4096],
+        call: 0,
+        fail_at: None,
+    };
+    match HptSnapshot::read_within(&mut r, capacity) {
+        Ok(s) => {
+            assert!(s.stream_len <= pass_limit(capacity));
+            assert!(
+                s.entries.iter().all(|e| e.index < capacity),
+                "an entry beyond the table"
+            );
+            assert!(s.entries.len() * 16 <= s.stream_len);
+        }
+        Err(HtabError::TooLong(limit)) => assert!(stream.len() > limit),
+        Err(HtabError::BeyondTable { index, count, .. }) => {
+            assert!(u64::from(index) + u64::from(count) > capacity)
+        }
+        Err(_) => assert!(parsed.is_err(), "refused within the table but not without"),
     }
 
     let Ok(snap) = HptSnapshot::from_stream(&stream) else {
