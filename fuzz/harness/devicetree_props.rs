@@ -15,8 +15,8 @@ use devicetree::pci::{
     BarAssignment, DmaWindowDescription, PciDeviceDescription, PciWindow, PhbDescription,
 };
 use devicetree::{
-    blob, build_with_pci, CpuModel, CpuTopology, HypertasFunction, InterruptController,
-    MachineDescription, Mmu,
+    blob, build_with_pci, CpuModel, CpuTopology, EventSourceIrqs, HypertasFunction,
+    InterruptController, MachineDescription, Mmu,
 };
 use firmware::fadump::FadumpConfig;
 use firmware::rtas::Rtas;
@@ -69,6 +69,7 @@ fn base(rtas_properties: Vec<Property>) -> MachineDescription {
         hypertas_functions: HypertasFunction::implemented(mmu),
         interrupt_controller: InterruptController::KvmXics,
         vty_irq: None,
+        event_sources: None,
         rtas_properties,
     }
 }
@@ -249,6 +250,10 @@ pub fn run(data: &[u8]) -> Reached {
                     desc.hypertas_functions = HypertasFunction::implemented(desc.mmu);
                 }
                 desc.vty_irq = input.bool().then(|| input.u32());
+                desc.event_sources = input.bool().then(|| EventSourceIrqs {
+                    epow: if input.bool() { input.u32() } else { 0x1000 },
+                    hotplug: input.pick(&[0x1001, 0x1000]),
+                });
             }
             10 => {
                 if phbs.len() < 3 {
