@@ -719,7 +719,13 @@ mod tests {
                 r3: 0,
                 r4: 0
             }));
-            while m.vcpus[1].state() != VcpuState::Free(GuestRun::Running) {
+            // Both run before the next crash (on a loaded host the boot vCPU's thread may not
+            // have taken its start yet).
+            while m
+                .vcpus
+                .iter()
+                .any(|v| v.state() != VcpuState::Free(GuestRun::Running))
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             block(
