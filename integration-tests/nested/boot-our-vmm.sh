@@ -12,7 +12,8 @@
 #                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
-#                                                     |kdump|kdump-hardlockup]
+#                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
+#                                                     |power-button]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
 #                                            [--save dd|sparse]

@@ -27,6 +27,30 @@ pub enum PreserveMode {
     RemapZero,
 }
 
+/// What the VMM does when the guest terminates (`ibm,os-term`) with no dump registered
+/// (`--on-crash`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OnCrash {
+    /// Reboot the partition (PAPR leaves the action to the platform).
+    #[default]
+    Reboot,
+    /// Write an ELF core of the guest to this path (`host-dump=PATH`), then reboot.
+    HostDump(PathBuf),
+}
+
+impl OnCrash {
+    /// Parses `reboot` or `host-dump=PATH`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            None if s == "reboot" => Ok(OnCrash::Reboot),
+            Some(("host-dump", p)) if !p.is_empty() => Ok(OnCrash::HostDump(PathBuf::from(p))),
+            _ => Err(format!(
+                "invalid --on-crash `{s}`: expected reboot or host-dump=<path>"
+            )),
+        }
+    }
+}
+
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -40,4 +64,6 @@ pub struct VmConfig {
     pub disks: Vec<crate::devices::disk_spec::DiskSpec>,
     pub mmu: MmuMode,
     pub preserve: PreserveMode,
+    /// `--on-crash`.
+    pub on_crash: OnCrash,
 }

@@ -19,6 +19,11 @@ use std::sync::Mutex;
 pub enum MachineEvent {
     Reboot,
     PowerOff,
+    /// `ibm,os-term` with no dump registered, from vCPU `cpu` (held): the machine writes a host
+    /// dump if asked to (`--on-crash host-dump=`), then reboots.
+    OsTerm {
+        cpu: u32,
+    },
     /// `ibm,os-term` with a dump registered, from vCPU `cpu`; `args` is its RTAS block.
     FadumpCrash {
         cpu: u32,

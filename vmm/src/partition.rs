@@ -123,6 +123,7 @@ impl Partition {
         };
         let mut rtas = self.rtas.lock().unwrap_or_else(|e| e.into_inner());
         let was_registered = rtas.fadump().is_registered();
+        let before = crate::event_monitor::enabled().then(|| rtas.fadump().state().clone());
         let action = match rtas.dispatch(&self.mem, args_addr, &platform) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -130,6 +131,13 @@ impl Partition {
                 None
             }
         };
+        if let Some(before) = before {
+            if let Some(event) = crate::event_monitor::fadump_transition(&before, rtas.fadump()) {
+                let mut props = crate::event_monitor::registration_properties(rtas.fadump());
+                props["cpu"] = vcpu.into();
+                crate::event_monitor::emit(event, props);
+            }
+        }
         if !was_registered && rtas.fadump().is_registered() {
             // Fault in the destinations the dump will be copied to, on the machine's one
             // pre-fault worker (the guest's RTAS call returns at once), so the copy at crash

@@ -47,6 +47,16 @@ CASES = {
                    "LKDTM HARDLOCKUP pinned to cpu1 (irqs off), sysrq c on cpu0", True),
     "second-crash": (["--cpus", "2", "--crash", "second"],
                      "a second sysrq crash in the capture kernel before release", True),
+    # One vCPU: with two L2 vCPUs spinning with interrupts off, L0's TCG nested-HV starved L1
+    # itself (no L1 output for 10 minutes); the spin-everywhere logic is the same for N.
+    "nmi-hung": (["--cpus", "1", "--crash", "nmi-hung"],
+                 "every vCPU spins with irqs off (LKDTM HARDLOCKUP); the VMM's NMI (SIGUSR1) "
+                 "sends them to crash_fadump", True),
+    "host-dump": (["--cpus", "1", "--crash", "host-dump"],
+                  "no fadump: the hung guest is NMI'd, panics, and the VMM writes an ELF core "
+                  "(--on-crash host-dump); drgn on the host", True),
+    "power-button": (["--cpus", "2", "--crash", "power-button"],
+                     "power button (SIGUSR2): EPOW event, orderly shutdown, VMM exit 0", False),
     "unregistered": (["--cpus", "2", "--crash", "unregistered"],
                      "no fadump=on: the crash reboots plainly, no dump", True),
     "hosting-8g": (["--cpus", "2", "--crash", "sysrq", "--memory", "8G", "--crashkernel", "1024M",

@@ -105,6 +105,63 @@ UNREGISTERED = L1_START + [
     "NESTED-PHASE l2-vmm-exit status=0 uptime=30.0",
 ]
 
+# nmi-hung: the FADUMP run with every vCPU spinning and the VMM's NMI as the crash.
+NMI_HUNG = [ln for ln in FADUMP if ln != "sysrq: Trigger a crash"]
+NMI_HUNG = [ln.replace("kind=sysrq", "kind=nmi-hung") for ln in NMI_HUNG]
+_i = NMI_HUNG.index("GUEST-CRASHING kind=nmi-hung") + 1
+NMI_HUNG[_i:_i] = ["lkdtm: Performing direct entry HARDLOCKUP",
+                   "lkdtm: Performing direct entry HARDLOCKUP",
+                   "NESTED-NMI-SENT uptime=20.0 hardlockups=2",
+                   "SIGUSR1: NMI requested",
+                   "NMI: system reset delivered to vcpus [0, 1]"]
+
+HOST_DUMP = L1_START + [
+    vmm_start(2, " --on-crash host-dump=/dev/vda"),
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "GUEST-FADUMP-REGISTERED=absent GUEST-KEXEC-CRASH-LOADED=0",
+    *[f"FADUMP-PATTERN seed=0x1234 page={i} vaddr=0x7fff0000 phys=0x3000{i}000"
+      for i in range(4)],
+    "GUEST-READY",
+    "GUEST-CRASHING kind=host-dump",
+    "lkdtm: Performing direct entry HARDLOCKUP",
+    "lkdtm: Performing direct entry HARDLOCKUP",
+    "SIGUSR1: NMI requested",
+    "NMI: system reset delivered to vcpus [0, 1]",
+    "vcpu 0: ibm,os-term with no dump registered: System Reset; rebooting without a guest dump",
+    "host dump written: /dev/vda (4096 bytes, 65536 of 1610612736 RAM bytes non-zero, 2 vCPUs, "
+    "vmcoreinfo 6.12.117; paused 900.0 ms)",
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "GUEST-AFTER-REBOOT vmcore=none",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=30.0",
+]
+
+POWER_BUTTON = L1_START + [
+    vmm_start(2),
+    "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+    "GUEST-READY",
+    "GUEST-POWEROFF-HOOK -rwxr-xr-x 1 0 0 80 /sbin/poweroff",
+    "NESTED-POWER-BUTTON uptime=12.0",
+    "SIGUSR2: power button pressed",
+    "power button pressed: EPOW shutdown event 1 queued for the guest",
+    "Power off requested",
+    "GUEST-ORDERLY-POWEROFF pid=77",
+    "guest powered off",
+    "NESTED-PHASE l2-vmm-exit status=0 uptime=20.0",
+]
+
+# analyze-vmcore.py's `cpu context` details for two CPUs, both through the spin.
+DRGN_SPIN = """PASS: cpu context: 2/2 CPUs' saved registers agree with the dumped kernel
+      cpu note 0: kernel mode, 9 frames, 9 named
+        #0  crash_fadump (arch/powerpc/kernel/fadump.c:700:3)
+        #5  lkdtm_HARDLOCKUP (drivers/misc/lkdtm/bugs.c:300:3)
+      cpu note 1: kernel mode, 8 frames, 8 named
+        #0  nmi_stop_this_cpu (arch/powerpc/kernel/smp.c:600:3)
+        #4  lkdtm_HARDLOCKUP (drivers/misc/lkdtm/bugs.c:300:3)
+PASS: pattern: 4 pages read back
+"""
+
 KDUMP = L1_START + [
     vmm_start(2, " --disk path=/dev/vda"),
     "Reserving 256MB of memory at 128MB for crashkernel (System RAM: 1536MB)",
@@ -336,6 +393,62 @@ class FadumpChecksTest(ChecksTestBase):
         self.assertTrue(os.path.exists(os.path.join(d, "vmcore")))
         # --recheck afterwards reuses the vmcore.
         self.assert_all_pass(self.evaluate(d, FADUMP)[0])
+
+
+class NmiHostDumpPowerButtonChecksTest(ChecksTestBase):
+    def nmi_dir(self, crash, cmdline, extra_args, drgn=DRGN_SPIN):
+        return self.run_dir("crash", crash=crash, cmdline=cmdline, extra_args=extra_args,
+                            files={"export.img": b"\x7fELF\x02\x01\x01" + bytes(4089),
+                                   "vmlinux.debug": b"", "drgn.txt": drgn})
+
+    def test_nmi_hung(self):
+        d = self.nmi_dir("nmi-hung", "console=hvc0 guest.action=commands fadump=on crashkernel=384M",
+                         " --disk path=/dev/vda")
+        results, _ = self.evaluate(d, NMI_HUNG)
+        self.assert_all_pass(results)
+        names = [n for n, _ in results]
+        self.assertIn("drgn shows every CPU where it spun (lkdtm_HARDLOCKUP in the traces of 2 "
+                      "of 2 CPU notes)", names)
+        self.assert_only_failure(
+            self.evaluate(d, replaced(NMI_HUNG, "vcpus [0, 1]", "vcpus [0]"))[0], "delivered the NMI")
+        lines = list(NMI_HUNG)
+        lines.remove("lkdtm: Performing direct entry HARDLOCKUP")
+        self.assert_only_failure(self.evaluate(d, lines)[0], "spun with interrupts off")
+        one = self.nmi_dir("nmi-hung", "console=hvc0 guest.action=commands fadump=on crashkernel=384M",
+                           " --disk path=/dev/vda",
+                           drgn=DRGN_SPIN.replace("#4  lkdtm_HARDLOCKUP", "#4  do_idle"))
+        self.assert_only_failure(self.evaluate(one, NMI_HUNG)[0], "drgn shows every CPU")
+
+    def test_host_dump(self):
+        d = self.nmi_dir("host-dump", "console=hvc0 guest.action=commands",
+                         " --on-crash host-dump=/dev/vda")
+        results, _ = self.evaluate(d, HOST_DUMP)
+        self.assert_all_pass(results)
+        names = [n for n, _ in results]
+        self.assertIn("drgn analysis of the vmcore", names)
+        self.assertNotIn("capture kernel saved /proc/vmcore to the virtio-blk disk", names)
+        with open(os.path.join(d, "vmcore"), "rb") as f:
+            self.assertEqual(len(f.read()), 4096, "cut at the size the VMM wrote")
+        self.assert_only_failure(
+            self.evaluate(d, replaced(HOST_DUMP, "2 vCPUs, vmcoreinfo 6.12.117",
+                                      "2 vCPUs, vmcoreinfo none"))[0], "VMCOREINFO")
+        self.assert_only_failure(self.evaluate(d, without(HOST_DUMP, "GUEST-AFTER-REBOOT"))[0],
+                                 "rebooted after the dump")
+
+    def test_power_button(self):
+        d = self.run_dir("crash", crash="power-button")
+        results, text = self.evaluate(d, POWER_BUTTON)
+        self.assert_all_pass(results)
+        self.assertNotIn("drgn", text)
+        for fragment, name in [("EPOW shutdown event", "EPOW shutdown event"),
+                               ("Power off requested", "Power off requested"),
+                               ("GUEST-ORDERLY-POWEROFF", "ran its poweroff"),
+                               ("guest powered off", "RTAS power-off")]:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate(d, without(POWER_BUTTON, fragment))[0], name)
+        self.assert_only_failure(
+            self.evaluate(d, replaced(POWER_BUTTON, "exit status=0", "exit status=1"))[0],
+            "VMM exited 0 on guest power-off")
 
 
 class UnregisteredAndKdumpChecksTest(ChecksTestBase):

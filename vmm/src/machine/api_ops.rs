@@ -3,7 +3,7 @@
 //! built by plain functions ([`vm_info`], [`fadump_info`], [`counters`]) that tests call over
 //! fake machines.
 
-use super::{CrashOutcome, Machine, MachineState, Refusal};
+use super::{CoredumpReport, CrashOutcome, Machine, MachineState, OpError, Refusal};
 use crate::api::types::{
     Counters, DiskInfo, FadumpInfo, FadumpSectionInfo, InfoConfig, LastDump, PhasesMs, VmInfo,
 };
@@ -70,6 +70,7 @@ impl Machine {
             }
             Action::Shutdown => {
                 info!("api: vm.shutdown: ending the run");
+                crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "api" }));
                 return Ok((Reply::no_content(), Some(0)));
             }
             Action::Reboot => {
@@ -83,11 +84,20 @@ impl Machine {
                 self.handle_event(MachineEvent::Reboot)?;
                 Reply::no_content()
             }
-            // The ops and hotplug work provides these Machine methods; until it is merged they
-            // are refused clearly.
-            Action::PowerButton => not_in_build("vm.power-button"),
-            Action::Nmi => not_in_build("vm.nmi"),
-            Action::Coredump { .. } => not_in_build("vm.coredump"),
+            Action::PowerButton => match self.power_button() {
+                Ok(()) => Reply::no_content(),
+                Err(e) => op_error_reply("vm.power-button", &e),
+            },
+            Action::Nmi => match self.nmi() {
+                Ok(()) => Reply::no_content(),
+                Err(e) => op_error_reply("vm.nmi", &e),
+            },
+            Action::Coredump { path } => match self.coredump(path) {
+                Ok(r) => Reply::json(coredump_body(&r)),
+                Err(e) => op_error_reply("vm.coredump", &e),
+            },
+            // The hotplug work provides this Machine method; until it is merged it is refused
+            // clearly.
             Action::Resize { .. } => not_in_build("vm.resize"),
         };
         Ok((reply, None))
@@ -101,6 +111,35 @@ impl Machine {
 }
 
 /// `GET vm.info` of a machine with `config`, in `state`, after `boots` boots.
+/// The one mapping of [`OpError`] to HTTP: 409 busy (the guest keeps running, retry later),
+/// 400 for a bad request or one this machine cannot do, 500 for host I/O and other failures.
+pub fn op_error_status(e: &OpError) -> u16 {
+    match e {
+        OpError::Busy(_) => 409,
+        OpError::Invalid(_) | OpError::NotSupported(_) => 400,
+        OpError::Io(_) | OpError::Failed(_) => 500,
+    }
+}
+
+fn op_error_reply(what: &str, e: &OpError) -> Reply {
+    log::warn!("api: {what}: {e}");
+    Reply::error(op_error_status(e), format!("{what}: {e}"))
+}
+
+/// `vm.coredump`'s answer: where the core went and what it holds.
+pub fn coredump_body(r: &CoredumpReport) -> serde_json::Value {
+    serde_json::json!({
+        "path": r.path.display().to_string(),
+        "file_bytes": r.stats.file_bytes,
+        "data_bytes": r.stats.data_bytes,
+        "ram_bytes": r.stats.ram_bytes,
+        "cpus": r.stats.cpus,
+        "vmcoreinfo_release": r.stats.vmcoreinfo.as_ref().map(|(rel, _)| rel.clone()),
+        "vmcoreinfo_confirmed": r.stats.vmcoreinfo.as_ref().is_some_and(|(_, ok)| *ok),
+        "paused_ms": super::ms(r.paused),
+    })
+}
+
 pub fn vm_info(config: &VmConfig, state: MachineState, boots: u32) -> VmInfo {
     VmInfo {
         config: InfoConfig {
@@ -259,6 +298,42 @@ pub fn last_dump(o: &CrashOutcome) -> LastDump {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_errors_map_to_one_http_status_each() {
+        assert_eq!(
+            op_error_status(&OpError::Busy("a dump is being written")),
+            409
+        );
+        assert_eq!(op_error_status(&OpError::Invalid("x".into())), 400);
+        assert_eq!(op_error_status(&OpError::NotSupported("x")), 400);
+        assert_eq!(
+            op_error_status(&OpError::Io(std::io::Error::other("x"))),
+            500
+        );
+        assert_eq!(op_error_status(&OpError::Failed("x".into())), 500);
+    }
+
+    #[test]
+    fn coredump_body_names_the_file_and_its_contents() {
+        let r = CoredumpReport {
+            path: "/tmp/core".into(),
+            stats: crate::coredump::CoreStats {
+                file_bytes: 100,
+                data_bytes: 60,
+                ram_bytes: 64,
+                cpus: 2,
+                vmcoreinfo: Some(("6.12.9".into(), true)),
+            },
+            paused: std::time::Duration::from_millis(5),
+        };
+        let b = coredump_body(&r);
+        assert_eq!(b["path"], "/tmp/core");
+        assert_eq!(b["cpus"], 2);
+        assert_eq!(b["vmcoreinfo_release"], "6.12.9");
+        assert_eq!(b["vmcoreinfo_confirmed"], true);
+        assert_eq!(b["paused_ms"], 5.0);
+    }
     use crate::vcpu::handle::VcpuCounters;
     use firmware::fadump::layout::{DumpSection, KernelDumpStructure};
     use firmware::fadump::{DumpError, DumpReport, FadumpConfig};
@@ -383,6 +458,7 @@ mod tests {
             }],
             mmu: MmuMode::Hash,
             preserve: PreserveMode::RemapZero,
+            on_crash: Default::default(),
         };
         let i = vm_info(&config, MachineState::Dumping, 3);
         assert_eq!((i.config.cpus, i.config.memory), (4, 2 << 30));

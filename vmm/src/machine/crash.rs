@@ -109,6 +109,7 @@ pub(crate) fn fadump_crash(
         held,
         dead,
         unresponsive,
+        ..
     } = set::stop_all(&vcpus, host.answer_timeout());
     let refuse = |host: &mut dyn CrashHost, why: Refusal| {
         error!("fadump: cannot dump ({why}); ibm,os-term returns a hardware error");

@@ -24,6 +24,7 @@
 
 pub mod api_ops;
 mod build;
+mod coredump;
 mod crash;
 mod event_loop;
 mod exit_policy;
@@ -32,6 +33,7 @@ mod ops_error;
 mod power;
 pub mod state;
 
+pub use coredump::CoredumpReport;
 pub use crash::{CrashOutcome, Phases, Refusal};
 pub use ops_error::OpError;
 pub use state::{InvalidTransition, MachineState};
@@ -306,6 +308,7 @@ impl Machine {
             .boot()
             .and_then(|()| self.go_to(MachineState::Running))
             .and_then(|()| {
+                self.emit_booted("boot");
                 self.stage_next_boot(self.images_end);
                 self.event_loop(&mut em)
             });
@@ -347,11 +350,19 @@ impl Machine {
                 None => {}
                 Some(exit_policy::OnSignal::Exit) => {
                     warn!("terminated by signal");
+                    crate::event_monitor::emit(
+                        "shutdown",
+                        serde_json::json!({ "reason": "signal" }),
+                    );
                     return Ok(128 + libc::SIGTERM);
                 }
                 Some(exit_policy::OnSignal::Defer) => warn!("{}", exit_policy::DEFER_MESSAGE),
                 Some(exit_policy::OnSignal::ExitDiscardingDump) => {
                     error!("{}", exit_policy::DISCARD_MESSAGE);
+                    crate::event_monitor::emit(
+                        "shutdown",
+                        serde_json::json!({ "reason": "signal", "dump_discarded": true }),
+                    );
                     return Ok(128 + libc::SIGTERM);
                 }
             }
@@ -370,6 +381,7 @@ impl Machine {
             }
             if exit.due(self.dump_unsaved()) {
                 warn!("the capture kernel released the dump: exiting as the signal asked");
+                crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "signal" }));
                 return Ok(128 + libc::SIGTERM);
             }
         }
@@ -408,10 +420,19 @@ impl Machine {
         match event {
             MachineEvent::PowerOff => {
                 info!("guest powered off");
+                crate::event_monitor::emit(
+                    "shutdown",
+                    serde_json::json!({ "reason": "guest power-off" }),
+                );
                 Ok(Some(0))
+            }
+            MachineEvent::OsTerm { cpu } => {
+                self.os_term_host_dump(cpu);
+                self.handle_event(MachineEvent::Reboot)
             }
             MachineEvent::Reboot => {
                 info!("guest requested a reboot: resetting and booting again");
+                crate::event_monitor::emit("rebooting", serde_json::json!({ "boot": self.boots }));
                 self.go_to(MachineState::Resetting)?;
                 self.reset()?;
                 // Only now that every vCPU has stopped (no REGISTER can race it): a plain
@@ -425,6 +446,7 @@ impl Machine {
                     .on_partition_reset();
                 self.boot()?;
                 self.go_to(MachineState::Running)?;
+                self.emit_booted("reboot");
                 self.stage_next_boot(self.images_end);
                 Ok(None)
             }
@@ -445,14 +467,36 @@ impl Machine {
     /// no dump could be taken.
     fn fadump_crash(&mut self, cpu: u32, args: &RtasArgs) -> Result<(), Error> {
         self.go_to(MachineState::Dumping)?;
+        crate::event_monitor::emit(
+            "fadump-dump-started",
+            serde_json::json!({ "cpu": cpu, "boot": self.boots }),
+        );
         let outcome = crash::fadump_crash(self, cpu, args)?;
+        let report = serde_json::to_value(api_ops::last_dump(&outcome)).unwrap_or_default();
         match outcome {
-            CrashOutcome::Refused(_) => self.go_to(MachineState::Running)?,
+            CrashOutcome::Refused(_) => {
+                crate::event_monitor::emit("fadump-dump-refused", report);
+                self.go_to(MachineState::Running)?
+            }
             // The capture kernel runs: its own crash or reboot gets staged images too.
-            CrashOutcome::Dumped { .. } => self.stage_next_boot(self.images_end),
+            CrashOutcome::Dumped { .. } => {
+                crate::event_monitor::emit("fadump-dump-written", report);
+                self.emit_booted("capture");
+                self.stage_next_boot(self.images_end)
+            }
         }
         self.last_dump = Some(outcome);
         Ok(())
+    }
+}
+
+impl Machine {
+    /// `vm/booted` for the boot that just started (`kind`: boot, reboot, capture).
+    fn emit_booted(&self, kind: &str) {
+        crate::event_monitor::emit(
+            "booted",
+            serde_json::json!({ "boot": self.boots, "kind": kind }),
+        );
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Stopped {
     /// The registers of the vCPUs that were online (running guest code, or the caller of the
     /// `ibm,os-term`), in vCPU order: what goes into the dump.
     pub online: Vec<CpuState>,
+    /// The registers of every vCPU that answered (online or not), in vCPU order: a core file
+    /// has one note per CPU.
+    pub states: Vec<CpuState>,
     /// Every vCPU that answered and is now held (online or not): what a resume releases.
     pub held: Vec<Arc<VcpuControl>>,
     /// vCPUs whose thread had ended: they run no guest code, their registers are unknown.
@@ -42,8 +45,9 @@ pub fn stop_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Stopped {
         match v.wait_answer(deadline, timeout) {
             Ok(Answer::Snapshot { state, online }) => {
                 if online {
-                    out.online.push(*state);
+                    out.online.push((*state).clone());
                 }
+                out.states.push(*state);
                 out.held.push(v.clone());
             }
             Ok(other) => unreachable!("vcpu {}: snapshot answered {other:?}", v.id()),

@@ -181,16 +181,26 @@ impl VcpuThread {
                 // any, survives the reboot (Machine::run calls on_partition_reset).
                 warn!(
                     "vcpu {id}: ibm,os-term with no dump registered: {}; rebooting without \
-                     a dump",
+                     a guest dump",
                     message.trim_end()
                 );
+                crate::event_monitor::emit_from(
+                    "guest",
+                    "panic",
+                    serde_json::json!({ "cpu": id, "message": message.trim_end(), "fadump": false }),
+                );
                 self.ctl.hold_self();
-                self.partition.send(MachineEvent::Reboot);
+                self.partition.send(MachineEvent::OsTerm { cpu: id });
             }
             RtasAction::FadumpCrash { message, args } => {
                 warn!(
                     "vcpu {id}: ibm,os-term with a registered dump: {}",
                     message.trim_end()
+                );
+                crate::event_monitor::emit_from(
+                    "guest",
+                    "panic",
+                    serde_json::json!({ "cpu": id, "message": message.trim_end(), "fadump": true }),
                 );
                 // Held, still online: the machine's snapshot finds it as the dump's caller.
                 self.ctl.hold_self();

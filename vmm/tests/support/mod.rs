@@ -52,6 +52,7 @@ pub fn config() -> VmConfig {
         }],
         mmu: MmuMode::Radix,
         preserve: PreserveMode::Copy,
+        on_crash: Default::default(),
     }
 }
 

@@ -1,8 +1,12 @@
 """crash, host checks (lib/checks.py runs this table on the console log and run directory).
 
-Three paths by --crash: fadump (sysrq, bug, panic, hardlockup, second), kdump (kdump,
+Paths by --crash: fadump (sysrq, bug, panic, hardlockup, second, nmi-hung: every vCPU spins
+with interrupts off and the VMM's NMI sends them to crash_fadump), kdump (kdump,
 kdump-hardlockup: the same guest and crash, captured by kexec -p), unregistered (no dump: a
-plain reboot). The vmcore is cut out of export.img and analysed with drgn (analyze-vmcore.py).
+plain reboot), host-dump (no fadump; the hung guest is NMI'd, panics, and the VMM writes an ELF
+core itself, --on-crash host-dump), power-button (an EPOW event: the guest shuts down in order,
+the VMM exits 0). The vmcore is cut out of export.img and analysed with drgn
+(analyze-vmcore.py).
 """
 import os
 import re
@@ -24,12 +28,30 @@ def kdump(r):
     return r.crash.startswith("kdump")
 
 
+def host_dump(r):
+    return r.crash == "host-dump"
+
+
+def power_button(r):
+    return r.crash == "power-button"
+
+
+def nmi(r):
+    """The cases whose guest hangs with every vCPU spinning and gets the VMM's NMI."""
+    return r.crash in ("nmi-hung", "host-dump")
+
+
 def fadump(r):
-    return not unregistered(r) and not kdump(r)
+    return not unregistered(r) and not kdump(r) and not host_dump(r) and not power_button(r)
 
 
 def captured(r):
-    return not unregistered(r)
+    return not unregistered(r) and not power_button(r)
+
+
+def guest_saved(r):
+    """The guest (capture or kdump kernel) saved the vmcore, not the VMM."""
+    return captured(r) and not host_dump(r)
 
 
 def second(r):
@@ -46,7 +68,12 @@ def pattern_pages(r):
 
 
 def saved_bytes(r):
-    v = r.value(r"GUEST-VMCORE-SAVED bytes=(\d+)")
+    """The vmcore's size at the start of the export disk: as the guest saved it, or (host-dump)
+    as our VMM wrote it there."""
+    if host_dump(r):
+        v = r.value(r"host dump written: /dev/vda \((\d+) bytes")
+    else:
+        v = r.value(r"GUEST-VMCORE-SAVED bytes=(\d+)")
     return int(v) if v else None
 
 
@@ -161,17 +188,42 @@ def debuginfo(r):
 
 
 def crash_symbol(r):
-    return {"bug": "lkdtm_BUG", "panic": "lkdtm_PANIC"}.get(r.crash, "sysrq_handle_crash")
+    return {"bug": "lkdtm_BUG", "panic": "lkdtm_PANIC", "nmi-hung": "lkdtm_HARDLOCKUP",
+            "host-dump": "lkdtm_HARDLOCKUP"}.get(r.crash, "sysrq_handle_crash")
+
+
+SPIN = "lkdtm_HARDLOCKUP"
+
+
+def spinning_cpus(text):
+    """Note indices whose drgn trace in analyze-vmcore's `cpu context` check (lines
+    `cpu note N: kernel mode, ...` followed by that CPU's frames) passes through the spin."""
+    out, current = set(), None
+    for line in text.splitlines():
+        m = re.search(r"cpu note (\d+): (kernel|user) mode", line)
+        if m:
+            current = int(m.group(1)) if m.group(2) == "kernel" else None
+            continue
+        if re.match(r"(PASS|FAIL|SKIP): ", line.strip()) or re.search(r"cpu note \d+:", line):
+            current = None
+        elif current is not None and SPIN in line:
+            out.add(current)
+    return out
+
+
+def nmi_targets(r):
+    return "[" + ", ".join(str(i) for i in range(r.cpus)) + "]"
 
 
 def drgn(r):
     """analyze-vmcore.py on the vmcore; r.values['drgn'] = its status, None if unavailable.
-    kdump-hardlockup: cpu1 spins with interrupts off and only an NMI (on pseries
-    H_SIGNAL_SYS_RESET, which our VMM does not offer) could stop it, so the crashing kernel
-    gives up on it and kdump has no registers for it: expected, and checked."""
+    kdump-hardlockup: cpu1 spins with interrupts off; the crashing kernel stops it with an NMI
+    IPI (H_SIGNAL_SYS_RESET, which our VMM and QEMU serve), so kdump has its registers too.
+    Run directories from before our VMM served it (H_FUNCTION) lack cpu1's note:
+    `unhandled hcall H_SIGNAL_SYS_RESET` in the log says so, and the analysis expects it."""
     dbg = debuginfo(r)
     extra = ["--crash-symbol", crash_symbol(r)]
-    if r.crash == "kdump-hardlockup":
+    if r.crash == "kdump-hardlockup" and r.has(r"unhandled hcall H_SIGNAL_SYS_RESET"):
         extra += ["--expect-missing-prstatus", "1"]
     r.values["drgn"] = checks.analyze_vmcore(r, dbg, extra) if os.path.isfile(dbg) else None
 
@@ -201,6 +253,27 @@ CHECKS = [
     Check("guest booted again, with no /proc/vmcore",
           lambda r: r.inits >= 2 and r.has(r"GUEST-AFTER-REBOOT vmcore=none"), when=unregistered),
 
+    # --- power-button: EPOW event, orderly shutdown, VMM exit 0 -------------------------
+    Check("VMM queued the EPOW shutdown event (power button)",
+          lambda r: r.has(r"power button pressed: EPOW shutdown event"), when=power_button),
+    Check("guest kernel took the EPOW event (Power off requested)",
+          lambda r: r.has(r"Power off requested"), when=power_button),
+    Check("guest's init ran its poweroff (orderly_poweroff -> /sbin/poweroff)",
+          lambda r: r.has(r"GUEST-ORDERLY-POWEROFF pid="), when=power_button),
+    Check("VMM saw the guest's RTAS power-off (the exit status is the common check)",
+          lambda r: r.has(r"guest powered off"), when=power_button),
+    # --- nmi-hung / host-dump: every vCPU spins with interrupts off, then the NMI ---------
+    Check(lambda r: f"every vCPU spun with interrupts off ({r.cpus} LKDTM HARDLOCKUPs)",
+          lambda r: r.count(r"Performing direct entry HARDLOCKUP") >= r.cpus, when=nmi),
+    Check(lambda r: f"VMM delivered the NMI (system reset) to vcpus {nmi_targets(r)}",
+          lambda r: r.has(re.escape(f"NMI: system reset delivered to vcpus {nmi_targets(r)}")),
+          when=nmi),
+    Check("host-dump: VMM wrote the ELF core with every vCPU and the guest's VMCOREINFO",
+          lambda r: r.has(rf"host dump written: /dev/vda \(\d+ bytes, \d+ of \d+ RAM bytes "
+                          rf"non-zero, {r.cpus} vCPUs, vmcoreinfo 6\.[0-9.]+[^ ]*;"),
+          when=host_dump),
+    Check("host-dump: the guest rebooted after the dump, with no /proc/vmcore",
+          lambda r: r.inits >= 2 and r.has(r"GUEST-AFTER-REBOOT vmcore=none"), when=host_dump),
     # --- fadump and kdump ---------------------------------------------------------------
     Check("the guest ran until the requested crash (no earlier reboot)",
           lambda r: not r.has(r"NESTED-UNEXPECTED-REBOOT"), when=captured),
@@ -263,7 +336,7 @@ CHECKS = [
     # --- the saved vmcore ---------------------------------------------------------------
     Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
                     "virtio-blk disk",
-          lambda r: (saved_bytes(r) or 0) > 0, when=captured),
+          lambda r: (saved_bytes(r) or 0) > 0, when=guest_saved),
     Check("--save sparse: vmcore-save read the whole vmcore and its PT_LOADs reach the end of RAM",
           lambda r: dump_covers_ram(r) and r.has(rf"VMCORE-SAVE-DONE read={saved_bytes(r)} "),
           when=lambda r: captured(r) and r.setting("vmm-save") == "sparse"),
@@ -296,6 +369,10 @@ CHECKS = [
     Check("the CPU spinning with interrupts off was stopped in lkdtm_HARDLOCKUP (drgn trace)",
           lambda r: "lkdtm_HARDLOCKUP" in r.read("drgn.txt"),
           when=lambda r: r.crash == "hardlockup" and has_vmcore(r) and r.values.get("drgn") is not None),
+    Check(lambda r: f"drgn shows every CPU where it spun ({SPIN} in the traces of "
+                    f"{len(spinning_cpus(r.read('drgn.txt')))} of {r.cpus} CPU notes)",
+          lambda r: len(spinning_cpus(r.read("drgn.txt"))) == r.cpus,
+          when=lambda r: nmi(r) and has_vmcore(r) and r.values.get("drgn") is not None),
 ]
 
 

@@ -11,6 +11,12 @@ capture=fadump
 case "$kind" in
     kdump) capture=kdump how=sysrq ;;
     kdump-hardlockup) capture=kdump how=hardlockup ;;
+    # Every vCPU spins with interrupts off (no sysrq can run) and L1 sends the NMI (SIGUSR1):
+    # fadump captures (nmi-hung), or with no dump registered the guest panics and the VMM
+    # writes a host-side core (host-dump).
+    nmi-hung) how=spin-all ;;
+    host-dump) capture=host how=spin-all ;;
+    power-button) capture=none how=power-button ;;
     *) how="$kind" ;;
 esac
 vmm_start
@@ -21,10 +27,21 @@ if ready 1; then
     case "$how" in
         bug) crash='echo BUG > /sys/kernel/debug/provoke-crash/DIRECT' ;;
         panic) crash='echo PANIC > /sys/kernel/debug/provoke-crash/DIRECT' ;;
+        spin-all) crash='echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT' ;;
         *) crash='echo c > /proc/sysrq-trigger' ;;
     esac
     other=""
-    if [ "${cpus:-1}" -gt 1 ]; then
+    if [ "$how" = spin-all ]; then
+        # cpu1.. spin first (each pinned, interrupts off), then cpu0 itself.
+        c=1
+        while [ "$c" -lt "${cpus:-1}" ]; do
+            other="${other}taskset -c $c sh -c \"echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT\" & "
+            c=$((c + 1))
+        done
+        [ -n "$other" ] && other="${other}sleep 2; "
+    elif [ "$how" = power-button ]; then
+        :
+    elif [ "${cpus:-1}" -gt 1 ]; then
         if [ "$how" = hardlockup ]; then
             # The other vCPU spins in the kernel with interrupts off (LKDTM HARDLOCKUP).
             other='taskset -c 1 sh -c "echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT" & sleep 2; '
@@ -42,18 +59,36 @@ if ready 1; then
         echo "NESTED-UNEXPECTED-REBOOT before the $kind crash; guest log follows"
         grep -E "BUG|Oops|NIP|LOCKUP|os-term" /tmp/vmm-out | head -20 | sed 's/^/NESTED-UNEXPECTED /'
     fi
+    if [ "$how" = power-button ]; then
+        # The guest's own shutdown path: Linux's EPOW handler runs orderly_poweroff(), i.e.
+        # /sbin/poweroff, which says so on the console before powering off.
+        guest_step 60 'mkdir -p /sbin; printf "#!/bin/sh\necho GUEST-ORDERLY-POWEROFF pid=\$\$ > /dev/console\nsync\nexec /bin/poweroff -f\n" > /sbin/poweroff; chmod 755 /sbin/poweroff; echo GUEST-POWEROFF-HOOK $(ls -l /sbin/poweroff)'
+        echo "NESTED-POWER-BUTTON uptime=$(up)"
+        kill -USR2 "$(pidof ppc-vmm)"
+        vmm_wait
+        exit $?
+    fi
     # The whole sequence runs pinned to cpu0, so nothing it forks (sleep) can be queued on cpu1
     # just before cpu1 locks up with interrupts off (seen: the crash never came).
     send "taskset -c 0 sh -c '$other echo GUEST-CRASHING kind=$kind; $crash'"
+    if [ "$how" = spin-all ]; then
+        # Every vCPU now spins with interrupts off; only an NMI reaches them.
+        # Kept short: an L2 vCPU spinning with interrupts off starves L1 under L0's TCG
+        # nested-HV (see the README's kdump-hardlockup notes).
+        wait_for "Performing direct entry HARDLOCKUP" "${cpus:-1}" 60
+        sleep 1
+        echo "NESTED-NMI-SENT uptime=$(up) hardlockups=$(count 'Performing direct entry HARDLOCKUP')"
+        kill -USR1 "$(pidof ppc-vmm)"
+    fi
     # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the same
     # measure for our VMM and for QEMU (--vmm qemu-sid). The timer writes a file, and the line
     # is printed once the capture kernel waits at its prompt: echoed at once, it landed in the
     # middle of the GUEST-INIT-REACHED line `tail -f` was relaying (seen: the check counting
     # the guest's boots then missed the capture kernel).
-    if [ "$kind" != unregistered ]; then
+    if [ "$kind" != unregistered ] && [ "$capture" != host ]; then
         (
             # The guest kernel's own first line about the crash.
-            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)" /tmp/vmm-out; do sleep 0.1; done
+            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)|SIGUSR1: NMI requested" /tmp/vmm-out; do sleep 0.1; done
             a=$(up)
             # Host page faults of our VMM (all threads: KVM's faults for the guest count on
             # the vCPU threads) from the crash to the capture /init: fields 10 and 12.
@@ -66,7 +101,13 @@ if ready 1; then
             mv /tmp/crash-to-capture.tmp /tmp/crash-to-capture
         ) &
     fi
-    if [ "$kind" = unregistered ]; then
+    if [ "$capture" = host ]; then
+        # The VMM wrote the core onto the export disk before rebooting the guest.
+        if ready 2 "$n"; then
+            guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'
+            send 'poweroff -f'
+        fi
+    elif [ "$kind" = unregistered ]; then
         # No dump registered: the VMM reboots the guest plainly; power off there.
         if ready 2 "$n"; then
             guest_step 60 'echo GUEST-AFTER-REBOOT vmcore=$(ls /proc/vmcore 2>/dev/null || echo none)'

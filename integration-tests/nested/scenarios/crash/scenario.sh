@@ -6,8 +6,11 @@ case "$crash" in
     # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM). Linux caps it at
     # RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode defaults to
     # 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
-    sysrq|bug|panic|hardlockup|second) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
-    unregistered) ;;
+    sysrq|bug|panic|hardlockup|second|nmi-hung) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
+    # host-dump: no fadump; the hung guest is NMI'd, panics, and its ibm,os-term makes our VMM
+    # write an ELF core of it (--on-crash host-dump) onto the export disk. power-button: no
+    # dump at all, the guest shuts down on an EPOW event.
+    unregistered|host-dump|power-button) ;;
     # kdump: the crash kernel (vmlinux + capture initramfs, nr_cpus=1) runs inside the
     # reservation; 256M leaves it ample room (busybox initramfs, dd with 1 MiB blocks).
     kdump|kdump-hardlockup) append="crashkernel=${CRASHKERNEL:-256M} guest.kdump=1${append:+ $append}" ;;
@@ -29,6 +32,12 @@ vmm_choices="ours qemu-sid"
 # The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
 disks=" --disk path=/dev/vda"
 out_image=1
+case "$crash" in
+    # The VMM itself writes the core onto L1's output disk; the guest has no disk. (These words
+    # go into vmm-args with the disks.)
+    host-dump) disks=" --on-crash host-dump=/dev/vda" vmm_choices=ours ;;
+    power-button) disks="" vmm_choices=ours ;;
+esac
 case "$crash" in
     kdump*)
         # kdump: the crash kernel is the same vmlinux (relocatable) with its own initramfs,
