@@ -151,6 +151,70 @@ pub(crate) fn walk<'a>(
     }
 }
 
+/// Renames nodes: every node whose name is a key of `renames` gets the value instead (names
+/// longer than `vm-fdt`'s 31 characters, such as `ibm,dynamic-reconfiguration-memory`). The
+/// structure block grows by the difference; the strings block after it moves along.
+pub(crate) fn rename_nodes(
+    blob: Vec<u8>,
+    renames: &HashMap<String, String>,
+) -> Result<Vec<u8>, Error> {
+    if renames.is_empty() {
+        return Ok(blob);
+    }
+    let h = header(&blob)?;
+    let end = h.off_struct + h.size_struct;
+    let mut out = blob[..h.off_struct].to_vec();
+    let mut at = h.off_struct;
+    let pad4 = |n: usize| (n + 3) & !3;
+    while at < end {
+        let token = be32(&blob, at)?;
+        match token {
+            FDT_BEGIN_NODE => {
+                let name_at = at + 4;
+                let len = blob
+                    .get(name_at..end)
+                    .and_then(|b| b.iter().position(|&c| c == 0))
+                    .ok_or(Error::Blob("unterminated node name"))?;
+                let name = std::str::from_utf8(&blob[name_at..name_at + len])
+                    .map_err(|_| Error::Blob("node name is not UTF-8"))?;
+                let real = renames.get(name).map(String::as_str).unwrap_or(name);
+                out.extend_from_slice(&blob[at..name_at]);
+                let mut n = real.as_bytes().to_vec();
+                n.push(0);
+                n.resize(pad4(n.len()), 0);
+                out.extend_from_slice(&n);
+                at = name_at + pad4(len + 1);
+            }
+            FDT_PROP => {
+                let len = be32(&blob, at + 4)? as usize;
+                let next = at + 12 + pad4(len);
+                out.extend_from_slice(
+                    blob.get(at..next)
+                        .ok_or(Error::Blob("property past the end"))?,
+                );
+                at = next;
+            }
+            FDT_END_NODE | FDT_NOP | FDT_END => {
+                out.extend_from_slice(&blob[at..at + 4]);
+                at += 4;
+            }
+            _ => return Err(Error::Blob("unknown structure token")),
+        }
+    }
+    let size_struct = out.len() - h.off_struct;
+    out.extend_from_slice(&blob[end..]);
+    let as_u32 = |v: usize| u32::try_from(v).map_err(|_| Error::Blob("blob too large"));
+    put_be32(&mut out, HDR_SIZE_DT_STRUCT, as_u32(size_struct)?)?;
+    put_be32(
+        &mut out,
+        HDR_OFF_DT_STRINGS,
+        as_u32(h.off_struct + size_struct)?,
+    )?;
+    let total = as_u32(out.len())?;
+    put_be32(&mut out, HDR_TOTALSIZE, total)?;
+    Ok(out)
+}
+
 /// Rebuilds the strings block so that every property named `alias` in `renames` carries the
 /// real name instead. Unused strings disappear; the order of first use is kept.
 pub(crate) fn rename_properties(

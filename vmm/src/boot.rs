@@ -65,6 +65,9 @@ pub struct BootSpec<'a> {
     /// When smaller than `memory`, the first `/memory` node ends there, which is how Linux
     /// learns its real-mode limit (`ppc64_rma_size`).
     pub rma_size: u64,
+    /// With a memory hotplug window: `/ibm,dynamic-reconfiguration-memory` from the LMB
+    /// table (the LMBs the guest owns ASSIGNED) and the root's DRC lists.
+    pub drconf: Option<devicetree::Drconf>,
 }
 
 /// Where things went and how to enter the kernel.
@@ -165,7 +168,7 @@ fn finish<M: GuestMemoryBackend>(
         event_sources: Some(crate::devices::irq::EVENT_SOURCE_IRQS),
         rtas_properties: spec.rtas_properties.clone(),
     };
-    let dtb = devicetree::build_with_pci(&desc, spec.pci)
+    let dtb = devicetree::build_with(&desc, spec.pci, spec.drconf.as_ref())
         .map_err(|e| Error::DeviceTree(e.to_string()))?;
     if dtb.len() as u64 > FDT_MAX_SIZE {
         return Err(Error::DeviceTree(format!(
@@ -341,6 +344,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Radix { gtse: true },
             rma_size: ram,
+            drconf: None,
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(
@@ -405,6 +409,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Radix { gtse: true },
             rma_size: 64 << 20,
+            drconf: None,
         }
     }
 
@@ -526,6 +531,7 @@ mod tests {
                 pci: &pci,
                 mmu,
                 rma_size: rma,
+                drconf: None,
             };
             let img = load(&mem, &spec).unwrap();
             assert_eq!(img.layout.rtas.end(), crate::layout::LOW_TOP_MAX);
@@ -621,6 +627,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Hash { htab_shift: 21 },
             rma_size: rma,
+            drconf: None,
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(img.layout.rtas.start() + img.layout.rtas.len(), rma);

@@ -272,7 +272,7 @@ impl CrashHost for Machine {
 
     fn reset(&mut self) -> Result<(), Error> {
         self.go_to(MachineState::Resetting)?;
-        Machine::reset(self)
+        Machine::reset(self, firmware::dlpar::table::ResetKind::Fadump)
     }
 
     fn boot(&mut self) -> Result<Instant, Error> {

@@ -31,6 +31,7 @@ mod exit_policy;
 mod nmi;
 mod ops_error;
 mod power;
+pub mod resize;
 pub mod state;
 
 pub use coredump::CoredumpReport;
@@ -54,6 +55,7 @@ use crate::partition::Partition;
 use crate::vcpu::{set, StartRequest};
 use devicetree::{CpuModel, Mmu};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use firmware::dlpar::table::ResetKind;
 use firmware::rtas::RtasArgs;
 use log::{error, info, warn};
 use std::sync::atomic::Ordering;
@@ -123,12 +125,18 @@ impl Machine {
     /// boot's set-up: what follows, the boot's log line, runs beside the guest).
     fn start_boot(&mut self) -> Result<std::time::Instant, Error> {
         let t = std::time::Instant::now();
-        let rtas_properties = self
-            .partition
-            .rtas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .properties();
+        let (rtas_properties, drconf) = {
+            let rtas = self
+                .partition
+                .rtas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let drconf = rtas.dlpar().map(|d| devicetree::Drconf {
+                properties: d.drconf_properties(),
+                root_properties: firmware::dlpar::tree::drc_root_properties(d.table()),
+            });
+            (rtas.properties(), drconf)
+        };
         let pci: Vec<_> = self
             .partition
             .lock_phbs()
@@ -145,6 +153,7 @@ impl Machine {
             pci: &pci,
             mmu: self.mmu,
             rma_size: self.rma_size,
+            drconf,
         };
         let faults = thread_page_faults();
         let img = crate::boot::load_staged(&self.partition.mem, &spec, self.staged.as_mut())?;
@@ -209,6 +218,7 @@ impl Machine {
             pci: &[],
             mmu: self.mmu,
             rma_size: self.rma_size,
+            drconf: None,
         };
         let t = std::time::Instant::now();
         let staged = match &mut self.staged {
@@ -233,7 +243,7 @@ impl Machine {
     /// (requests run synchronously on vCPU threads, so none is in flight once they stopped)
     /// and the XICS state of their LSIs. A vCPU that does not answer fails the reset: the
     /// next kernel cannot start from a known state.
-    fn reset(&mut self) -> Result<(), Error> {
+    fn reset(&mut self, kind: ResetKind) -> Result<(), Error> {
         self.partition.reset_lpcr();
         set::reset_all(self.partition.vcpus(), self.answer_timeout)
             .map_err(|e| Error::Runtime(format!("reset: {e}")))?;
@@ -259,7 +269,8 @@ impl Machine {
             .unwrap_or_else(|e| e.into_inner())
             .events_mut()
             .clear();
-        configure_event_sources(&self.xics)
+        configure_event_sources(&self.xics)?;
+        self.reset_hotplug(kind)
     }
 
     /// Ends every vCPU thread (bounded: a stuck one is left behind and named).
@@ -434,7 +445,7 @@ impl Machine {
                 info!("guest requested a reboot: resetting and booting again");
                 crate::event_monitor::emit("rebooting", serde_json::json!({ "boot": self.boots }));
                 self.go_to(MachineState::Resetting)?;
-                self.reset()?;
+                self.reset(ResetKind::Reboot)?;
                 // Only now that every vCPU has stopped (no REGISTER can race it): a plain
                 // reboot keeps an active dump but not a registration (the next kernel would
                 // get -9 and trust a stale structure).
