@@ -25,8 +25,8 @@ pub struct Partition {
     /// before the guest memory is unmapped.
     pub vm: VmFd,
     /// The PCI host bridges (none without `--disk`). Behind one lock shared by the vCPU
-    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify runs
-    /// its requests to completion under it. Declared before `mem`: its devices hold a
+    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify only
+    /// wakes the disk's I/O thread, which runs the requests without it. Declared before `mem`: its devices hold a
     /// second handle on the VM and clones of the memory.
     pub phbs: Mutex<Vec<Phb>>,
     pub(crate) mmio_exits: std::sync::atomic::AtomicU64,

@@ -9,7 +9,7 @@ use crate::boot::BootImages;
 use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
-use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIrqLine};
+use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIoEvents, KvmIrqLine};
 use crate::devices::kvm_tce::KvmTces;
 use crate::devices::phb::ddw::DDW_CALLS;
 use crate::devices::phb::rtas::PCI_CONFIG_CALLS;
@@ -266,12 +266,31 @@ fn create_phbs(
     if kernel_tces {
         phb.use_kernel_tces(Arc::new(KvmTces::new(dup()?)));
     }
+    // Notifies as ioeventfds (every KVM has them; the capability says so); completions are
+    // raised by each disk's I/O thread with KVM_IRQ_LINE (see devices::irq).
+    let ioeventfd = vm.check_extension(KVM_CAP_IOEVENTFD);
+    info!(
+        "KVM: ioeventfd {}, irqfd {}, irqfd resample {} (completions use KVM_IRQ_LINE from the \
+         I/O threads: see devices::irq)",
+        u8::from(ioeventfd),
+        vm.check_extension_int(KVM_CAP_IRQFD),
+        vm.check_extension_int(KVM_CAP_IRQFD_RESAMPLE)
+    );
+    if ioeventfd {
+        phb.use_io_events(Arc::new(KvmIoEvents::new(dup()?)));
+    }
     for slot in phb.occupied_slots() {
         info!(
-            "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x})",
+            "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x}), served by its I/O thread; \
+             notify {}",
             phb.config().buid,
             config.disks[usize::from(slot) - 1].path.display(),
-            phb.irq_of(slot).unwrap_or(0)
+            phb.irq_of(slot).unwrap_or(0),
+            if ioeventfd {
+                "through KVM_IOEVENTFD"
+            } else {
+                "by MMIO exit (no KVM_CAP_IOEVENTFD)"
+            }
         );
     }
     Ok(vec![phb])
