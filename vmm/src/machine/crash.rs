@@ -651,7 +651,7 @@ mod tests {
         let (report, _) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
         assert_eq!(
             m.steps,
-            ["dump", "reset", "boot"],
+            ["io paused", "dump", "reset", "boot"],
             "the signal cut nothing short"
         );
         assert!(!report.has_errors());
