@@ -283,6 +283,12 @@ impl HcallHandler {
         Self::default()
     }
 
+    /// Distinct unhandled hcall numbers remembered (at most [`REPORTED_MAX`], whatever the
+    /// guest calls): what the fuzz target checks the handler's memory by.
+    pub fn reported_numbers(&self) -> usize {
+        self.reported.len()
+    }
+
     /// One warn line per distinct number, for the first [`REPORTED_MAX`] numbers; the rest at
     /// debug level (with a single warn when the set fills).
     fn report_unhandled(&mut self, vcpu: u32, nr: u64) {

@@ -7,6 +7,8 @@ use vmm::cli::{self, Command};
 /// Minimal stderr logger (timestamps relative to start, thread name).
 struct StderrLogger {
     start: std::time::Instant,
+    /// Lines per call site are bounded (`vmm::ratelimit::SiteBudget`).
+    budget: vmm::ratelimit::SiteBudget,
 }
 
 impl log::Log for StderrLogger {
@@ -16,6 +18,24 @@ impl log::Log for StderrLogger {
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {
             let t = self.start.elapsed();
+            let site = (r.file_static().unwrap_or("?"), r.line().unwrap_or(0));
+            let dropped = match self.budget.admit(site, t.as_millis() as u64) {
+                vmm::ratelimit::Verdict::Drop => return,
+                vmm::ratelimit::Verdict::Log { dropped } => dropped,
+            };
+            if dropped > 0 {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "[{:>4}.{:03} WARN  log] {dropped} lines from {}:{} were not logged (more \
+                     than {} in {} s)",
+                    t.as_secs(),
+                    t.subsec_millis(),
+                    site.0,
+                    site.1,
+                    vmm::ratelimit::SITE_BURST,
+                    vmm::ratelimit::SITE_WINDOW_MS / 1000
+                );
+            }
             let th = std::thread::current();
             let _ = writeln!(
                 std::io::stderr(),
@@ -65,6 +85,7 @@ fn main() -> ExitCode {
     }
     let logger = Box::leak(Box::new(StderrLogger {
         start: std::time::Instant::now(),
+        budget: vmm::ratelimit::SiteBudget::default(),
     }));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);

@@ -320,12 +320,31 @@ impl MpiplEngine {
     /// OPAL metadata; move the registered tags into the dump. A range that cannot be copied is
     /// recorded as failed in the result table and the rest goes on. Nothing is written outside
     /// registered destinations and the dump area.
+    ///
+    /// A second MPIPL while a dump is presented (the capture kernel crashed before
+    /// `FREE_PRESERVED_MEMORY`) keeps that dump as it is, writes nothing and drops any new
+    /// registration.
     pub fn preserve<M: GuestMemoryBackend>(
         &mut self,
         mem: &M,
         cpus: &mut dyn CpuStateSource,
         crashing_pir: u32,
     ) -> &PreservedDump {
+        if matches!(self.state, MpiplState::DumpActive(_)) {
+            // The capture kernel crashed before it released the dump: copying again would
+            // overwrite the first crash's register data and OPAL copy in the dump area with the
+            // capture kernel's, and its (empty) registration would replace the tags the next
+            // capture kernel needs. The first dump is the one worth keeping.
+            warn!(
+                "MPIPL: crash of PIR {crashing_pir:#x} while a dump is presented: the presented \
+                 dump is kept and nothing is copied"
+            );
+            self.registration = Self::fresh_registration(&self.config);
+            let MpiplState::DumpActive(d) = &self.state else {
+                unreachable!("checked above")
+            };
+            return d;
+        }
         let mut results = Vec::new();
         for e in self.registration.table.entries() {
             let error = match memory::copy_within(mem, e.src, e.dest.start()) {

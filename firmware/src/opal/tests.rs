@@ -573,3 +573,50 @@ fn restored_engine_with_a_bad_dump_area_writes_nothing_outside_it() {
         );
     }
 }
+
+/// Review finding 13 (reproduced by the `opal_mpipl` fuzz target): the capture kernel crashes
+/// again before it frees the dump. The first crash's dump (tags, thread records, OPAL copy)
+/// must survive the second MPIPL untouched.
+#[test]
+fn second_mpipl_while_a_dump_is_presented_keeps_the_first_dump() {
+    let m = mem();
+    let mut o = opal(&m);
+    assert_eq!(
+        code(&mut o, &m, OpalToken::MpiplRegisterTag, &[2, 100 * MIB]),
+        OpalStatus::Success
+    );
+    assert_eq!(
+        code(&mut o, &m, OpalToken::MpiplUpdate, &[0, 0, 64 * MIB, MIB]),
+        OpalStatus::Success
+    );
+    memory::write_bytes(&m, 120 * MIB, b"first OPAL").unwrap();
+    let first = o.mpipl.preserve(&m, &mut cpus(), 0x12).clone();
+    let area = config().dump_area;
+    let area_bytes = memory::read_bytes(&m, area.start(), area.len() as usize).unwrap();
+
+    // The capture kernel runs (OPAL memory changes), does not register, and crashes.
+    memory::write_bytes(&m, 120 * MIB, b"later OPAL").unwrap();
+    let r = call(&mut o, &m, OpalToken::CecReboot2, &[3, 0]);
+    assert_eq!(r.action, Some(OpalAction::Mpipl { crashing_pir: 0x11 }));
+    let mut capture_cpus = vec![CpuState::new(0x11)];
+    let second = o.mpipl.preserve(&m, &mut capture_cpus, 0x11).clone();
+    assert_eq!(second, first, "the presented dump was replaced");
+    assert_eq!(second.tags.kernel, 100 * MIB);
+    assert_eq!(
+        memory::read_bytes(&m, area.start(), area.len() as usize).unwrap(),
+        area_bytes,
+        "the first crash's register data was overwritten"
+    );
+    assert_eq!(
+        memory::read_bytes(&m, 121 * MIB, 10).unwrap(),
+        b"first OPAL"
+    );
+    assert!(o.mpipl.is_dump_active() && !o.mpipl.is_registered());
+    // Once freed, the next MPIPL preserves afresh.
+    assert_eq!(
+        code(&mut o, &m, OpalToken::MpiplUpdate, &[3, 0, 0, 0]),
+        OpalStatus::Success
+    );
+    let third = o.mpipl.preserve(&m, &mut capture_cpus, 0x11).clone();
+    assert_eq!((third.crashing_pir, third.threads), (0x11, 1));
+}

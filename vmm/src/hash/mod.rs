@@ -97,7 +97,8 @@ pub fn read(vm: &VmFd, order: u32) -> Result<stream::HptSnapshot, String> {
     let mut fd = vm
         .get_htab_fd(&args)
         .map_err(|e| format!("KVM_PPC_GET_HTAB_FD: {e}"))?;
-    let snap = stream::HptSnapshot::read(&mut fd).map_err(|e| e.to_string())?;
+    let snap = stream::HptSnapshot::read_within(&mut fd, sizing::entries(order))
+        .map_err(|e| e.to_string())?;
     let area = snap.save_area();
     info!(
         "fadump: HPT read from KVM in {:.1} ms: table 2^{order} bytes ({} entries), stream {} \

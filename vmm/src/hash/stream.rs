@@ -29,14 +29,37 @@ pub enum HtabError {
     Truncated(usize),
     #[error("HPT stream record at byte {at}: entries {index}..+{count} overflow the index space")]
     IndexOverflow { at: usize, index: u32, count: u32 },
-    #[error("HPT stream longer than {MAX_PASS_BYTES} bytes")]
-    TooLong,
+    #[error("HPT stream longer than the {0} bytes a pass of this table can have")]
+    TooLong(usize),
+    #[error("HPT stream record at byte {at}: entries {index}..+{count} lie beyond the {capacity}-entry table")]
+    BeyondTable {
+        at: usize,
+        index: u32,
+        count: u32,
+        capacity: u64,
+    },
     #[error("reading the HPT stream: {0}")]
     Read(String),
 }
 
+/// The most bytes one pass of a table of `capacity` entries can take: every entry valid
+/// (16 bytes) under its own 8-byte header, which is more than any real pass (KVM groups runs
+/// of entries under one header), plus one header. Capped at [`MAX_PASS_BYTES`].
+pub fn pass_limit(capacity: u64) -> usize {
+    let bytes = capacity
+        .saturating_mul((HPTE_SIZE + HEADER_SIZE) as u64)
+        .saturating_add(HEADER_SIZE as u64);
+    usize::try_from(bytes).map_or(MAX_PASS_BYTES, |b| b.min(MAX_PASS_BYTES))
+}
+
 /// Decodes one pass of the stream into the valid entries, with their HPT indexes.
 pub fn parse_stream(bytes: &[u8]) -> Result<Vec<HptEntry>, HtabError> {
+    parse_stream_within(bytes, u64::from(u32::MAX) + 1)
+}
+
+/// [`parse_stream`] for a table of `capacity` entries: a record reaching past the table is
+/// refused, so the entries are at most the table's, whatever the stream says.
+pub fn parse_stream_within(bytes: &[u8], capacity: u64) -> Result<Vec<HptEntry>, HtabError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -49,6 +72,14 @@ pub fn parse_stream(bytes: &[u8]) -> Result<Vec<HptEntry>, HtabError> {
         let count = u32::from(n_valid) + u32::from(n_invalid);
         if index.checked_add(count).is_none() {
             return Err(HtabError::IndexOverflow { at, index, count });
+        }
+        if u64::from(index) + u64::from(count) > capacity {
+            return Err(HtabError::BeyondTable {
+                at,
+                index,
+                count,
+                capacity,
+            });
         }
         let body_len = usize::from(n_valid) * HPTE_SIZE;
         let body = bytes
@@ -68,6 +99,11 @@ pub fn parse_stream(bytes: &[u8]) -> Result<Vec<HptEntry>, HtabError> {
 
 /// Reads `r` until a read returns 0 bytes: one full pass when every vCPU is stopped.
 pub fn read_pass(r: &mut impl Read) -> Result<Vec<u8>, HtabError> {
+    read_pass_within(r, MAX_PASS_BYTES)
+}
+
+/// [`read_pass`], refusing a pass longer than `limit` bytes ([`pass_limit`] of the table).
+pub fn read_pass_within(r: &mut impl Read, limit: usize) -> Result<Vec<u8>, HtabError> {
     let mut pass = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -77,8 +113,8 @@ pub fn read_pass(r: &mut impl Read) -> Result<Vec<u8>, HtabError> {
         if n == 0 {
             return Ok(pass);
         }
-        if pass.len() + n > MAX_PASS_BYTES {
-            return Err(HtabError::TooLong);
+        if pass.len() + n > limit {
+            return Err(HtabError::TooLong(limit));
         }
         pass.extend_from_slice(&buf[..n]);
     }
@@ -134,6 +170,17 @@ impl HptSnapshot {
     /// Reads one full pass from a fresh `KVM_PPC_GET_HTAB_FD` fd (every vCPU stopped).
     pub fn read(r: &mut impl Read) -> Result<Self, HtabError> {
         Self::from_stream(&read_pass(r)?)
+    }
+
+    /// [`HptSnapshot::read`] of a table of `capacity` entries: the host holds at most one
+    /// pass of that table ([`pass_limit`]) and its entries, whatever the stream says.
+    pub fn read_within(r: &mut impl Read, capacity: u64) -> Result<Self, HtabError> {
+        let pass = read_pass_within(r, pass_limit(capacity))?;
+        Ok(Self {
+            stream_len: pass.len(),
+            stream_sum: fnv1a64(&pass),
+            entries: parse_stream_within(&pass, capacity)?,
+        })
     }
 
     /// The HPTE save area these entries make (header + entries); the section's remaining
@@ -395,5 +442,36 @@ mod tests {
     fn fnv_checksum_known_values() {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn a_pass_is_bounded_by_its_table() {
+        // 4 entries: at most 4 x (8 + 16) + 8 bytes, and no record past entry 3.
+        assert_eq!(pass_limit(4), 104);
+        assert_eq!(pass_limit(u64::MAX), MAX_PASS_BYTES);
+        let ok = record(2, &[(1, 2), (3, 4)], 0);
+        let snap = HptSnapshot::read_within(&mut &ok[..], 4).unwrap();
+        assert_eq!(snap.entries.len(), 2);
+        let beyond = record(3, &[(1, 2), (3, 4)], 0);
+        assert_eq!(
+            HptSnapshot::read_within(&mut &beyond[..], 4),
+            Err(HtabError::BeyondTable {
+                at: 0,
+                index: 3,
+                count: 2,
+                capacity: 4
+            })
+        );
+        let invalid_tail = record(0, &[], 5);
+        assert!(matches!(
+            parse_stream_within(&invalid_tail, 4),
+            Err(HtabError::BeyondTable { .. })
+        ));
+        // A stream that never ends is cut at the table's limit, not at 2 GiB.
+        let mut endless = std::io::repeat(0);
+        assert_eq!(
+            read_pass_within(&mut endless, pass_limit(4)),
+            Err(HtabError::TooLong(104))
+        );
     }
 }

@@ -379,6 +379,8 @@ mod tests {
         steps: Vec<&'static str>,
         os_term: Option<RtasStatus>,
         timeout: Duration,
+        /// Set during the dump, as the SIGTERM handler would if the signal came then.
+        signal_during_dump: Option<Arc<std::sync::atomic::AtomicBool>>,
     }
 
     impl CrashHost for FakeMachine {
@@ -403,6 +405,9 @@ mod tests {
                     "vcpu {} runnable during the dump",
                     v.id()
                 );
+            }
+            if let Some(flag) = &self.signal_during_dump {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             self.rtas.fadump_mut().perform_dump(&self.mem, cpus, None)
         }
@@ -505,6 +510,7 @@ mod tests {
             steps: Vec::new(),
             os_term: None,
             timeout: SHORT,
+            signal_during_dump: None,
         };
         (m, args)
     }
@@ -627,6 +633,229 @@ mod tests {
         let err = fadump_crash(&mut m, 1, &args).unwrap_err();
         assert_eq!(err.to_string(), "threads/events: boot vCPU is not stopped");
         assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
+        set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
+    }
+
+    /// SIGTERM while the dump is being written: the dump is completed (whole, no error status,
+    /// boot memory copied), then the signal is refused once because the dump waits for the
+    /// capture kernel, and the exit becomes due when the capture kernel releases it.
+    #[test]
+    fn a_signal_during_the_dump_lets_it_complete_and_waits_for_the_capture_kernel() {
+        use super::super::exit_policy::{ExitPolicy, OnSignal};
+        use firmware::fadump::CMD_INVALIDATE;
+        let (mut m, args) = crashed(&[Behaviour::Answers; 2], 1, true);
+        m.timeout = ANSWER_TIMEOUT;
+        let signalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        m.signal_during_dump = Some(signalled.clone());
+        let mut policy = ExitPolicy::default();
+        let (report, _) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
+        assert_eq!(
+            m.steps,
+            ["io paused", "dump", "reset", "boot"],
+            "the signal cut nothing short"
+        );
+        assert!(!report.has_errors());
+        assert_eq!(kernel_dump_status(&m), Some(0xc000));
+        let kept = memory::read_bytes(&m.mem, DEST + (1 << 20) + 0x10_0000, PATTERN.len());
+        assert_eq!(kept.unwrap(), PATTERN);
+        // The event loop's check after the crash event: refused, the dump is unsaved.
+        let unsaved = m.rtas.fadump().is_dump_active();
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::Defer)
+        );
+        assert_eq!(policy.take_signal(&signalled, unsaved), None, "taken once");
+        assert!(!policy.due(m.rtas.fadump().is_dump_active()));
+        // The capture kernel saved the vmcore and releases the dump: the exit is due.
+        block(
+            &m.mem,
+            RtasCall::IbmConfigureKernelDump,
+            &[CMD_INVALIDATE, FDM as u32, 0],
+            1,
+        );
+        m.rtas.dispatch(&m.mem, ARGS, &Clock).unwrap();
+        assert!(policy.due(m.rtas.fadump().is_dump_active()));
+        set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
+    }
+
+    /// A second signal before the release exits, saying the dump is discarded.
+    #[test]
+    fn a_second_signal_exits_with_the_dump_unsaved() {
+        use super::super::exit_policy::{ExitPolicy, OnSignal};
+        let (mut m, args) = crashed(&[Behaviour::Answers; 2], 0, true);
+        m.timeout = ANSWER_TIMEOUT;
+        dumped(fadump_crash(&mut m, 0, &args).unwrap());
+        let signalled = std::sync::atomic::AtomicBool::new(true);
+        let mut policy = ExitPolicy::default();
+        let unsaved = m.rtas.fadump().is_dump_active();
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::Defer)
+        );
+        signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            policy.take_signal(&signalled, unsaved),
+            Some(OnSignal::ExitDiscardingDump)
+        );
+        set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
+    }
+
+    /// This process's threads, open fds and resident memory (KiB).
+    fn resources() -> (usize, usize, u64) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+        (field("Threads:") as usize, fds, field("VmRSS:"))
+    }
+
+    /// The soak of issue 16, over the fake vCPU threads and the real firmware, in a process of
+    /// its own (the test re-runs its binary on itself): 20 crash -> dump -> capture boot ->
+    /// save (the dump checked: status, registers, the crashed kernel's page) -> release ->
+    /// re-register -> crash again, then 200 reboots; threads, fds and resident memory are
+    /// measured after each cycle and must stay flat.
+    #[test]
+    fn soak_20_dump_cycles_and_200_reboots_keep_threads_fds_and_memory_flat() {
+        const CHILD: &str = "PPC_VMM_SOAK_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "machine::crash::tests::soak_20_dump_cycles_and_200_reboots_keep_threads_fds_and_memory_flat",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            for line in stdout.lines().filter(|l| l.starts_with("SOAK")) {
+                println!("{line}");
+            }
+            assert!(
+                out.status.success() && stdout.contains("SOAK done"),
+                "the soak failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        use firmware::fadump::CMD_INVALIDATE;
+        let (mut m, mut args) = crashed(&[Behaviour::Answers; 2], 1, true);
+        m.timeout = ANSWER_TIMEOUT;
+        let cfg = m.rtas.fadump().config().clone();
+        let cpu_area = cfg.cpu_state_size();
+        let fdm = KernelDumpStructure::registration_bytes(&[
+            DumpSection::request(SectionType::CPU_STATE, 0, cpu_area, DEST),
+            DumpSection::request(SectionType::HPTE, 0, cfg.hpte_size(), DEST + cpu_area),
+            DumpSection::request(SectionType::REAL_MODE_REGION, 0, BOOT_MEM, DEST + (1 << 20)),
+        ]);
+        let mut caller = 1;
+        let mut seen = Vec::new();
+        for cycle in 1..=20u32 {
+            let page = format!("the crashed kernel's page, cycle {cycle:02}");
+            memory::write_bytes(&m.mem, 0x10_0000, page.as_bytes()).unwrap();
+            let (report, missing) = dumped(fadump_crash(&mut m, caller, &args).unwrap());
+            // The dump, checked as the matrix checks a vmcore: complete, every CPU, the page.
+            assert!(!report.has_errors() && missing.is_empty(), "cycle {cycle}");
+            assert_eq!(report.cpus_saved, 2);
+            assert_eq!(kernel_dump_status(&m), Some(0xc000));
+            let kept = memory::read_bytes(&m.mem, DEST + (1 << 20) + 0x10_0000, page.len());
+            assert_eq!(kept.unwrap(), page.as_bytes(), "cycle {cycle}: boot memory");
+            // The capture kernel brings its second CPU up (start-cpu), saves the dump and
+            // releases it, registers again and crashes.
+            assert!(m.vcpus[1].request_start(StartRequest {
+                entry: 0x100,
+                r3: 0,
+                r4: 0
+            }));
+            // Both run before the next crash (on a loaded host the boot vCPU's thread may not
+            // have taken its start yet).
+            while m
+                .vcpus
+                .iter()
+                .any(|v| v.state() != VcpuState::Free(GuestRun::Running))
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            block(
+                &m.mem,
+                RtasCall::IbmConfigureKernelDump,
+                &[CMD_INVALIDATE, FDM as u32, 0],
+                1,
+            );
+            m.rtas.dispatch(&m.mem, ARGS, &Clock).unwrap();
+            assert!(!m.rtas.fadump().is_dump_active());
+            memory::write_bytes(&m.mem, FDM, &fdm).unwrap();
+            block(
+                &m.mem,
+                RtasCall::IbmConfigureKernelDump,
+                &[CMD_REGISTER, FDM as u32, fdm.len() as u32],
+                1,
+            );
+            m.rtas.dispatch(&m.mem, ARGS, &Clock).unwrap();
+            assert!(
+                m.rtas.fadump().is_registered(),
+                "cycle {cycle}: re-registered"
+            );
+            block(&m.mem, RtasCall::IbmOsTerm, &[0x3000], 1);
+            let RtasAction::FadumpCrash { args: a, .. } =
+                m.rtas.dispatch(&m.mem, ARGS, &Clock).unwrap()
+            else {
+                panic!("cycle {cycle}: os-term did not ask for a dump")
+            };
+            args = a;
+            // The capture kernel runs on vCPU 0; its os-term holds it.
+            caller = 0;
+            m.vcpus[0].hold_self();
+            let r = resources();
+            println!(
+                "SOAK dump-cycle {cycle:3} threads={} fds={} rss_kib={}",
+                r.0, r.1, r.2
+            );
+            seen.push(r);
+        }
+        // 200 reboots of the same machine.
+        m.rtas.fadump_mut().on_partition_reset();
+        for reboot in 1..=200u32 {
+            set::reset_all(&m.vcpus, m.timeout).unwrap();
+            m.rtas.fadump_mut().on_partition_reset();
+            assert!(m.vcpus[0].request_start(StartRequest {
+                entry: 0x10,
+                r3: 0,
+                r4: 0
+            }));
+            if reboot % 20 == 0 {
+                let r = resources();
+                println!(
+                    "SOAK reboot {reboot:3} threads={} fds={} rss_kib={}",
+                    r.0, r.1, r.2
+                );
+                seen.push(r);
+            }
+        }
+        let first = seen[0];
+        for (i, r) in seen.iter().enumerate() {
+            assert_eq!(
+                (r.0, r.1),
+                (first.0, first.1),
+                "threads/fds grew by measurement {i}: {seen:?}"
+            );
+        }
+        let rss_growth = seen.iter().map(|r| r.2).max().unwrap() - first.2;
+        assert!(
+            rss_growth <= 1024,
+            "resident memory grew {rss_growth} KiB: {seen:?}"
+        );
+        println!(
+            "SOAK done: threads {} and fds {} flat, resident memory within {rss_growth} KiB",
+            first.0, first.1
+        );
         set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
     }
 }

@@ -11,6 +11,7 @@
 //! * `crash`: the fadump crash sequence, written over a trait so it is unit-tested over fake
 //!   vCPUs ([`CrashOutcome`], [`Phases`], [`Refusal`]).
 //! * `event_loop`: signals, wake-up fds, unbuffered console input.
+//! * `exit_policy`: what SIGINT/SIGTERM do while a fadump dump is written or waits to be saved.
 //!
 //! # Interrupt controller: KVM's in-kernel XICS
 //!
@@ -26,6 +27,7 @@ mod build;
 mod coredump;
 mod crash;
 mod event_loop;
+mod exit_policy;
 mod nmi;
 mod ops_error;
 mod power;
@@ -349,6 +351,12 @@ impl Machine {
             Ok(_) => MachineState::Off,
             Err(_) => MachineState::Failed,
         };
+        if self.dump_unsaved() {
+            error!(
+                "the run ends while a fadump dump is still preserved in guest memory (the capture \
+                 kernel did not release it): it is gone with this process"
+            );
+        }
         if let Err(e) = self.go_to(end) {
             error!("{e}");
         }
@@ -363,12 +371,35 @@ impl Machine {
         &mut self,
         em: &mut EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
     ) -> Result<i32, Error> {
+        let mut exit = exit_policy::ExitPolicy::default();
         loop {
-            em.run().map_err(|e| Error::Runtime(e.to_string()))?;
-            if SIGNALLED.load(Ordering::SeqCst) {
-                warn!("terminated by signal");
-                crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "signal" }));
-                return Ok(128 + libc::SIGTERM);
+            if exit.deferred() {
+                // Poll: the capture kernel's release of the dump is no event of ours.
+                em.run_with_timeout(200)
+            } else {
+                em.run()
+            }
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+            // Checked between events only: a dump being written is complete by now.
+            match exit.take_signal(&SIGNALLED, self.dump_unsaved()) {
+                None => {}
+                Some(exit_policy::OnSignal::Exit) => {
+                    warn!("terminated by signal");
+                    crate::event_monitor::emit(
+                        "shutdown",
+                        serde_json::json!({ "reason": "signal" }),
+                    );
+                    return Ok(128 + libc::SIGTERM);
+                }
+                Some(exit_policy::OnSignal::Defer) => warn!("{}", exit_policy::DEFER_MESSAGE),
+                Some(exit_policy::OnSignal::ExitDiscardingDump) => {
+                    error!("{}", exit_policy::DISCARD_MESSAGE);
+                    crate::event_monitor::emit(
+                        "shutdown",
+                        serde_json::json!({ "reason": "signal", "dump_discarded": true }),
+                    );
+                    return Ok(128 + libc::SIGTERM);
+                }
             }
             self.operator_signals();
             // One wake may stand for several events: take them all, each against the boot
@@ -383,7 +414,23 @@ impl Machine {
             if let Some(result) = self.serve_api()? {
                 return Ok(result);
             }
+            if exit.due(self.dump_unsaved()) {
+                warn!("the capture kernel released the dump: exiting as the signal asked");
+                crate::event_monitor::emit("shutdown", serde_json::json!({ "reason": "signal" }));
+                return Ok(128 + libc::SIGTERM);
+            }
         }
+    }
+
+    /// Whether a preserved fadump dump waits in guest memory for the capture kernel to save and
+    /// release it.
+    fn dump_unsaved(&self) -> bool {
+        self.partition
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fadump()
+            .is_dump_active()
     }
 
     /// Carries out the operator requests SIGUSR1 (NMI) and SIGUSR2 (power button) made; a
