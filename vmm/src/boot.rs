@@ -242,6 +242,8 @@ struct StagedTree {
     desc: MachineDescription,
     pci: Vec<devicetree::pci::PhbDescription>,
     dtb: Vec<u8>,
+    /// Where `ibm,kernel-dump` sits in `dtb` (found once, off the crash path).
+    kernel_dump_at: devicetree::blob::PropertyAt,
 }
 
 impl StagedTree {
@@ -249,10 +251,13 @@ impl StagedTree {
         let mut desc = describe(spec, layout);
         with_empty_kernel_dump(&mut desc.rtas_properties);
         let dtb = build_tree(&desc, spec.pci)?;
+        let kernel_dump_at = devicetree::blob::locate_property(&dtb, "/rtas", KERNEL_DUMP)
+            .map_err(|e| Error::DeviceTree(e.to_string()))?;
         Ok(StagedTree {
             desc,
             pci: spec.pci.to_vec(),
             dtb,
+            kernel_dump_at,
         })
     }
 
@@ -274,7 +279,7 @@ impl StagedTree {
         if d != self.desc || pci != self.pci.as_slice() {
             return None;
         }
-        let dtb = devicetree::blob::replace_property(&self.dtb, "/rtas", KERNEL_DUMP, &value)
+        let dtb = devicetree::blob::splice_property(&self.dtb, self.kernel_dump_at, &value)
             .inspect_err(|e| log::warn!("boot: staged device tree not usable: {e}"))
             .ok()?;
         (dtb.len() as u64 <= FDT_MAX_SIZE).then_some(dtb)

@@ -152,10 +152,12 @@ impl Machine {
             r3: img.fdt_addr,
             r4: img.kernel_base,
         };
+        // The set-up ends when the boot vCPU is released; the time this thread then waits for
+        // a CPU while the woken vCPU runs the guest is not set-up.
+        let started = std::time::Instant::now();
         if !boot.request_start(start) {
             return Err(Error::Runtime("boot vCPU is not stopped".into()));
         }
-        let started = std::time::Instant::now();
         self.boots += 1;
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
