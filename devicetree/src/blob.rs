@@ -299,15 +299,30 @@ pub fn replace_property(
     name: &str,
     value: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    let at = locate_property(blob, path, name)?;
+    splice_property(blob, at, value)
+}
+
+/// Where a property sits in a blob ([`locate_property`]), for [`splice_property`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertyAt {
+    /// Offset of its PROP token.
+    token: usize,
+    /// Its value's length.
+    len: usize,
+}
+
+/// Finds property `name` of the node at `path` (one walk of the blob), refusing a blob whose
+/// strings block is not after its structure block.
+pub fn locate_property(blob: &[u8], path: &str, name: &str) -> Result<PropertyAt, Error> {
     let h = header(blob)?;
-    let struct_end = h.off_struct + h.size_struct;
-    if h.off_strings < struct_end {
+    if h.off_strings < h.off_struct + h.size_struct {
         return Err(Error::Blob(
             "strings block is not after the structure block",
         ));
     }
     let mut stack: Vec<&str> = Vec::new();
-    let mut found: Option<(usize, usize)> = None;
+    let mut found: Option<PropertyAt> = None;
     walk(blob, |item| {
         match item {
             Item::Begin(n) => stack.push(n),
@@ -321,19 +336,32 @@ pub fn replace_property(
             } => {
                 if p == name && found.is_none() && node_path(&stack) == path {
                     // The PROP token is 8 bytes before the name offset.
-                    found = Some((nameoff_at - 8, v.len()));
+                    found = Some(PropertyAt {
+                        token: nameoff_at - 8,
+                        len: v.len(),
+                    });
                 }
             }
         }
         Ok(())
     })?;
-    let (at, old_len) = found.ok_or(Error::Blob("no such property"))?;
+    found.ok_or(Error::Blob("no such property"))
+}
+
+/// A copy of `blob` whose property at `at` (found in this same blob) has the value `value`:
+/// no walk, one copy of the blob (what [`replace_property`] does after its search).
+pub fn splice_property(blob: &[u8], at: PropertyAt, value: &[u8]) -> Result<Vec<u8>, Error> {
+    let h = header(blob)?;
+    let PropertyAt { token, len } = at;
+    let old_end = align4(token + 12 + len)?;
+    if old_end > h.off_struct + h.size_struct || be32(blob, token)? != FDT_PROP {
+        return Err(Error::Blob("property position does not fit this blob"));
+    }
     let new_len = u32::try_from(value.len()).map_err(|_| Error::Blob("value too large"))?;
-    let old_end = align4(at + 12 + old_len)?;
     let mut out = Vec::with_capacity(blob.len() + value.len() + 4);
-    out.extend_from_slice(&blob[..at + 4]);
+    out.extend_from_slice(&blob[..token + 4]);
     out.extend_from_slice(&new_len.to_be_bytes());
-    out.extend_from_slice(&blob[at + 8..at + 12]);
+    out.extend_from_slice(&blob[token + 8..token + 12]);
     out.extend_from_slice(value);
     out.resize(align4(out.len())?, 0);
     out.extend_from_slice(&blob[old_end..]);
@@ -451,6 +479,15 @@ mod tests {
             let back = replace_property(&patched, "/child@1", "other", &[]).unwrap();
             assert_eq!(back, template);
         }
+        // Located once, spliced many times: the same blobs; a position from another blob is
+        // refused.
+        let at = locate_property(&template, "/child@1", "other").unwrap();
+        assert_eq!(
+            splice_property(&template, at, b"abcde").unwrap(),
+            sample_with(b"abcde")
+        );
+        let elsewhere = locate_property(&sample_with(&[0x5a; 301]), "/after", "z").unwrap();
+        assert!(splice_property(&template, elsewhere, b"x").is_err());
         assert!(replace_property(&template, "/child@1", "missing", b"x").is_err());
         assert!(replace_property(&template, "/", "other", b"x").is_err());
         assert!(replace_property(&template[..20], "/child@1", "other", b"x").is_err());

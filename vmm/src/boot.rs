@@ -250,6 +250,8 @@ struct StagedTree {
     /// The LMBs it lists (a hot-add or remove after staging makes the crash build afresh).
     drconf: Option<devicetree::Drconf>,
     dtb: Vec<u8>,
+    /// Where `ibm,kernel-dump` sits in `dtb` (found once, off the crash path).
+    kernel_dump_at: devicetree::blob::PropertyAt,
 }
 
 impl StagedTree {
@@ -257,11 +259,14 @@ impl StagedTree {
         let mut desc = describe(spec, layout);
         with_empty_kernel_dump(&mut desc.rtas_properties);
         let dtb = build_tree(&desc, spec.pci, spec.drconf.as_ref())?;
+        let kernel_dump_at = devicetree::blob::locate_property(&dtb, "/rtas", KERNEL_DUMP)
+            .map_err(|e| Error::DeviceTree(e.to_string()))?;
         Ok(StagedTree {
             desc,
             pci: spec.pci.to_vec(),
             drconf: spec.drconf.clone(),
             dtb,
+            kernel_dump_at,
         })
     }
 
@@ -284,7 +289,7 @@ impl StagedTree {
         if d != self.desc || pci != self.pci.as_slice() || drconf != self.drconf.as_ref() {
             return None;
         }
-        let dtb = devicetree::blob::replace_property(&self.dtb, "/rtas", KERNEL_DUMP, &value)
+        let dtb = devicetree::blob::splice_property(&self.dtb, self.kernel_dump_at, &value)
             .inspect_err(|e| log::warn!("boot: staged device tree not usable: {e}"))
             .ok()?;
         (dtb.len() as u64 <= FDT_MAX_SIZE).then_some(dtb)
