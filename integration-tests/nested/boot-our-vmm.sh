@@ -13,7 +13,8 @@
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
 #                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
-#                                                     |power-button]
+#                                                     |power-button|hotplug-add|hotplug-remove|hotplug-host-add
+#                                                     |hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
 #                                            [--save dd|sparse]
@@ -140,6 +141,7 @@ tdir="${CARGO_TARGET_DIR:-$repo/target}/ppc64-static" # crt-static build, kept a
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$tdir" \
     cargo build -q -p vmm --release --target powerpc64le-unknown-linux-gnu)
 vmm_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-vmm"
+remote_bin="$tdir/powerpc64le-unknown-linux-gnu/release/ppc-remote" # the same build makes it
 
 run="${run_dir:-$cache/nested/runs/$(date -u +%Y%m%dT%H%M%S)}"
 mkdir -p "$run"
@@ -155,7 +157,7 @@ fi
 [ -z "$debuginfo" ] || echo "$(cd "$(dirname "$debuginfo")" && pwd)/$(basename "$debuginfo")" > "$run/debuginfo"
 
 # The scenario's host half: what its guest and L1 need beyond these defaults.
-action=commands disks="" out_image=0 vmm_choices=ours l2_add=()
+action=commands disks="" out_image=0 vmm_choices=ours l2_add=() l1_add=()
 # shellcheck source=scenarios/crash/scenario.sh
 . "$scenario/scenario.sh"
 case " $vmm_choices " in
@@ -192,9 +194,12 @@ mkdir -p "$payload/guest"
 ln -s "$scenario/run.sh" "$payload/run.sh"
 ln -s "$here/lib/l1-vmm.sh" "$payload/l1-vmm.sh"
 ln -s "$vmm_bin" "$payload/ppc-vmm"
+[ -x "$remote_bin" ] && ln -s "$remote_bin" "$payload/ppc-remote"
 ln -s "$gk" "$payload/guest/vmlinux"
 ln -s "$run/l2-initrd.cpio.gz" "$payload/guest/initrd.cpio.gz"
 for f in vmm-args vmm-cmdline vmm-guest-cmd vmm-crash vmm-save; do ln -s "$run/$f" "$payload/$f"; done
+# The scenario's L1 tools (FILE=NAME: FILE as /payload/NAME).
+for a in "${l1_add[@]}"; do ln -s "${a%%=*}" "$payload/${a#*=}"; done
 # --vmm qemu-sid: the same run with QEMU 11.1 (Debian sid) as the VMM instead of ours.
 [ "$vmm" = ours ] || ln -s "$("$here/setup-qemu-sid.sh")" "$payload/qemu-sid"
 if [ "$peer" = 1 ]; then

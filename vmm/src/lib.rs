@@ -19,6 +19,7 @@
 //! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
 //! * [`ratelimit`]: `guest_warn!`, log lines a guest can trigger at will, limited per call site.
 //! * [`cli`]: the `ppc-vmm` command line.
+//! * [`hotplug`]: the memory hotplug window (`--memory hotplug_size=`), its KVM slots.
 
 /// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
 pub const MAX_CPUS: u32 = 256;
@@ -32,9 +33,11 @@ pub mod console;
 pub mod coredump;
 pub mod devices;
 pub mod error;
+pub mod event_monitor;
 pub mod events;
 pub mod hash;
 pub mod hcall;
+pub mod hotplug;
 pub mod kvm;
 pub mod layout;
 pub mod loader;
@@ -43,5 +46,6 @@ pub mod memory;
 pub mod partition;
 pub mod prefault;
 pub mod ratelimit;
+pub mod remote;
 pub mod rtas_blob;
 pub mod vcpu;

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (config, level, api_socket) = match cmd {
+    let (config, level, api_socket, event_monitor) = match cmd {
         Command::Help => {
             print!("{}", cli::help());
             return ExitCode::SUCCESS;
@@ -52,7 +52,8 @@ fn main() -> ExitCode {
             config,
             log_level,
             api_socket,
-        } => (config, log_level, api_socket),
+            event_monitor,
+        } => (config, log_level, api_socket, event_monitor),
     };
     for (flag, path) in std::iter::once(("--kernel", &config.kernel))
         .chain(config.initramfs.iter().map(|p| ("--initramfs", p)))
@@ -70,6 +71,12 @@ fn main() -> ExitCode {
     }
     // The API server starts before the machine's threads: a socket that cannot be served is
     // a bad command line, reported before any guest memory is set up.
+    if let Some(path) = &event_monitor {
+        if let Err(e) = vmm::event_monitor::set_monitor(path) {
+            eprintln!("ppc-vmm: --event-monitor {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let mut api = None;
     let mut queue = None;
     if let Some(path) = &api_socket {

@@ -313,3 +313,38 @@ fn a_request_from_before_a_crash_or_reboot_is_not_applied_to_the_next_boot() {
     assert!(body.contains("booted again"), "{body}");
     assert!(r.machine.applied().is_empty());
 }
+
+#[test]
+fn ppc_vmm_refuses_an_api_socket_or_event_monitor_it_cannot_use_before_building_the_vm() {
+    let dir = temp_dir("vmm-bin");
+    let kernel = dir.join("vmlinux");
+    std::fs::write(&kernel, b"not looked at before the options are checked").unwrap();
+    let file = dir.join("regular");
+    std::fs::write(&file, b"keep").unwrap();
+    let run = |extra: &[String]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ppc-vmm"))
+            .arg("--kernel")
+            .arg(&kernel)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[format!("--api-socket=path={}", file.display())]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--api-socket") && err.contains("not a socket"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    let (code, err) = run(&[
+        "--event-monitor".into(),
+        format!("path={}", dir.join("no/such/dir/events").display()),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--event-monitor"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

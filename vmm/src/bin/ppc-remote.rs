@@ -1,1 +1,5 @@
-fn main() {}
+//! `ppc-remote`: see `ppc-remote --help`.
+
+fn main() -> std::process::ExitCode {
+    vmm::remote::main(std::env::args_os())
+}

@@ -26,12 +26,28 @@ pub struct CoredumpReport {
     pub paused: Duration,
 }
 
+/// `vm/coredump-written` for the event monitor (`trigger`: api or os-term).
+fn emit_written(r: &CoredumpReport, trigger: &str) {
+    crate::event_monitor::emit(
+        "coredump-written",
+        serde_json::json!({
+            "trigger": trigger,
+            "path": r.path.display().to_string(),
+            "file_bytes": r.stats.file_bytes,
+            "data_bytes": r.stats.data_bytes,
+            "paused_ms": super::ms(r.paused),
+        }),
+    );
+}
+
 impl Machine {
     /// Writes an ELF core of the running guest to `path` (created or truncated, mode 0600)
     /// and lets the guest go on. Refused while another dump is being written.
     pub(crate) fn coredump(&mut self, path: &Path) -> Result<CoredumpReport, OpError> {
         super::nmi::refuse_unless_running(self.state)?;
-        self.write_coredump(path, true)
+        let r = self.write_coredump(path, true)?;
+        emit_written(&r, "api");
+        Ok(r)
     }
 
     /// `ibm,os-term` with no dump registered, from vCPU `cpu` (held): with
@@ -46,7 +62,10 @@ impl Machine {
         );
         // The caller stays held: the reboot that follows resets it.
         match self.write_coredump(&path, false) {
-            Ok(r) => info!("host dump written: {}", summary(&r)),
+            Ok(r) => {
+                info!("host dump written: {}", summary(&r));
+                emit_written(&r, "os-term");
+            }
             Err(e) => warn!("host dump to {} failed: {e}", path.display()),
         }
     }

@@ -26,6 +26,7 @@ impl Machine {
             )));
         }
         info!("NMI: system reset delivered to vcpus {:?}", d.delivered);
+        crate::event_monitor::emit("nmi", serde_json::json!({ "vcpus": d.delivered }));
         Ok(())
     }
 

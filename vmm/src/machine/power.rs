@@ -21,6 +21,10 @@ impl Machine {
                 QueueError::BadLength(_) => OpError::Failed(e.to_string()),
             })?;
         info!("power button pressed: EPOW shutdown event {plid} queued for the guest");
+        crate::event_monitor::emit(
+            "power-button",
+            serde_json::json!({ "event": plid.to_string() }),
+        );
         Ok(())
     }
 }

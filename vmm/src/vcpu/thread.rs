@@ -184,6 +184,11 @@ impl VcpuThread {
                      a guest dump",
                     message.trim_end()
                 );
+                crate::event_monitor::emit_from(
+                    "guest",
+                    "panic",
+                    serde_json::json!({ "cpu": id, "message": message.trim_end(), "fadump": false }),
+                );
                 self.ctl.hold_self();
                 self.partition.send(MachineEvent::OsTerm { cpu: id });
             }
@@ -191,6 +196,11 @@ impl VcpuThread {
                 warn!(
                     "vcpu {id}: ibm,os-term with a registered dump: {}",
                     message.trim_end()
+                );
+                crate::event_monitor::emit_from(
+                    "guest",
+                    "panic",
+                    serde_json::json!({ "cpu": id, "message": message.trim_end(), "fadump": true }),
                 );
                 // Held, still online: the machine's snapshot finds it as the dump's caller.
                 self.ctl.hold_self();
