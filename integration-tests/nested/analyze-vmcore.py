@@ -492,10 +492,14 @@ def interrupt_regs(prog, trace, regs_type):
 
 def follow_interrupts(prog, trace, regs_type):
     chained = ChainedTrace(trace)
+    seen = set()
     for _ in range(MAX_INTERRUPT_FRAMES):
         regs = interrupt_regs(prog, chained.parts[-1][0], regs_type)
-        if regs is None:
+        # A nested system reset reuses the NMI stack: its frame is where the first one's
+        # was, so the first interrupted context is gone; stop instead of going round.
+        if regs is None or regs.address_ in seen:
             break
+        seen.add(regs.address_)
         try:
             chained.parts.append((prog.stack_trace(regs), regs.address_))
         except Exception:
