@@ -19,6 +19,9 @@ any check failed, 2 on bad arguments. The checks:
             VMCOREINFO's OSRELEASE
   stack     the crashed thread's stack trace (drgn's crashed_thread(), else each CPU's
             NT_PRSTATUS registers) contains --crash-symbol
+  (traces from NT_PRSTATUS registers are followed through interrupt frames: where drgn stops
+  at an exception entry, e.g. a system reset's, the interrupted context's struct pt_regs in
+  that frame is unwound too, after a `-- interrupted context --` line)
   cpu context  every CPU's NT_PRSTATUS registers agree with the dumped kernel (drgn): in
             kernel mode they unwind through >= 2 named frames; in user mode (fadump does not
             stop the other CPUs, so the firmware may catch one in a program) NIP is in an
@@ -435,8 +438,78 @@ def check_stack(report, prog, notes, crash_symbol, missing=()):
     report.check(False, f"stack: no stack trace contains {crash_symbol}", details)
 
 
+# A ppc64 interrupt frame (exception entry): the marker at r1 + STACK_INT_FRAME_MARKER (32, the
+# ELFv2 minimum frame), struct pt_regs at r1 + STACK_INT_FRAME_REGS (48). The marker is "REGS"
+# (32-bit, 6.x kernels; either byte order) or "regshere" (64-bit, older kernels).
+INT_FRAME_MARKER = 32
+INT_FRAME_REGS = 48
+REGS_MARKERS = {0x52454753, 0x53474552, 0x7265677368657265}
+MAX_INTERRUPT_FRAMES = 3
+
+
+class ChainedTrace:
+    """A stack trace followed through interrupt frames: drgn stops at an exception entry
+    (e.g. a system reset's), whose struct pt_regs holds the interrupted context; the frames
+    unwound from those registers are appended, after a marker line."""
+
+    def __init__(self, first):
+        self.parts = [(first, None)]
+
+    def __iter__(self):
+        for trace, _ in self.parts:
+            yield from trace
+
+    def __str__(self):
+        out = []
+        for trace, regs_addr in self.parts:
+            if regs_addr is not None:
+                out.append(f"-- interrupted context (struct pt_regs at {regs_addr:#x}) --")
+            out.append(str(trace))
+        return "\n".join(out)
+
+
+def interrupt_regs(prog, trace, regs_type):
+    """The struct pt_regs of the interrupt frame the trace ends in, or None."""
+    import drgn
+
+    frames = list(trace)
+    if not frames:
+        return None
+    sp = frames[-1].sp
+    try:
+        if prog.read_u64(sp + INT_FRAME_MARKER) not in REGS_MARKERS:
+            return None
+        regs = drgn.Object(prog, regs_type, address=sp + INT_FRAME_REGS)
+        nip, trap = regs.nip.value_(), regs.trap.value_()
+    except drgn.FaultError:
+        return None
+    # An interrupted context: a NIP and an interrupt vector (0x100 system reset, 0x900
+    # decrementer, ...).
+    if not nip or not trap or trap & 0xf or trap > 0x3000:
+        return None
+    return regs
+
+
+def follow_interrupts(prog, trace, regs_type):
+    chained = ChainedTrace(trace)
+    seen = set()
+    for _ in range(MAX_INTERRUPT_FRAMES):
+        regs = interrupt_regs(prog, chained.parts[-1][0], regs_type)
+        # A nested system reset reuses the NMI stack: its frame is where the first one's
+        # was, so the first interrupted context is gone; stop instead of going round.
+        if regs is None or regs.address_ in seen:
+            break
+        seen.add(regs.address_)
+        try:
+            chained.parts.append((prog.stack_trace(regs), regs.address_))
+        except Exception:
+            break
+    return chained
+
+
 def note_traces(prog, notes):
-    """{note index: (drgn StackTrace or None, error)} unwound from each NT_PRSTATUS's pr_reg."""
+    """{note index: (trace or None, error)} unwound from each NT_PRSTATUS's pr_reg, followed
+    through interrupt frames (ChainedTrace)."""
     import drgn
 
     try:
@@ -451,7 +524,7 @@ def note_traces(prog, notes):
         raw = (raw + bytes(max(0, size - len(raw))))[:size]
         try:
             trace = prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, raw))
-            out[cpu.index] = (trace, None)
+            out[cpu.index] = (follow_interrupts(prog, trace, regs_type), None)
         except Exception as e:
             out[cpu.index] = (None, e)
     return out

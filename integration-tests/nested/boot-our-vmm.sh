@@ -9,7 +9,7 @@
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours|6.1] [--cpus N]
 #                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
 #                                            [--memory SIZE (1G; crash mode 1536M)] [--no-peer]
-#                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)]
+#                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)] [--l1-cpus N (2)]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
 #                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
@@ -97,6 +97,7 @@ while [ $# -gt 0 ]; do
         --crashkernel) export CRASHKERNEL="$2"; shift 2 ;;
         --save) save="$2"; shift 2 ;;
         --l1-mem) l1_mem="$2"; shift 2 ;;
+        --l1-cpus) l1_cpus_opt="$2"; shift 2 ;;
         -h|--help) sed -n "2,$(grep -n '^set -euo' "$0" | cut -d: -f1)p" "$0" | sed '$d'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -224,7 +225,9 @@ if [ "$out_image" = 1 ]; then
     # L0 gives L1 one raw disk (sparse) to carry results out: the vmcore, the disk backing file.
     out_args=(--out-image "$run/export.img" --out-size "${out_size:-4G}")
 fi
-l1_cpus="${L1_CPUS:-2}"
+# --l1-cpus (or L1_CPUS): L1's CPUs; one more than the guest's when every guest vCPU spins
+# with interrupts off (nmi-hung), or L0's TCG nested-HV leaves L1 none to run on.
+l1_cpus="${l1_cpus_opt:-${L1_CPUS:-2}}"
 log "L0: qemu-system-ppc64 $l0 TCG, L1 -smp $l1_cpus; log in $run/console.log"
 # run-l1.sh serializes runs (a lock) and waits for other emulators (--wait-idle). Its status
 # is the scenario's (the VMM's); the checks below are the verdict either way.

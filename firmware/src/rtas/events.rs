@@ -196,7 +196,8 @@ impl EventQueue {
     /// information): copies the oldest log of a class in the mask into the buffer.
     ///
     /// Status 0 when a log was returned, 1 when none of the mask's classes has one; -3 (nothing
-    /// dequeued) when the buffer is shorter than a log's fixed part or not in guest RAM. A
+    /// dequeued) when the buffer is shorter than a log's fixed part or (up to
+    /// [`MAX_LOG_LEN`] bytes of it) not in guest RAM. A
     /// log longer than the buffer is truncated to it, as QEMU does.
     pub fn check_exception<M: GuestMemoryBackend>(
         &mut self,
@@ -248,8 +249,10 @@ impl EventQueue {
             still_pending: Vec::new(),
         };
         let buf_len = len as usize;
+        // Only what a log can fill must be RAM: a caller may offer a longer buffer.
+        let needed = u64::from(len).min(MAX_LOG_LEN as u64);
         if buf_len < FIXED_PART_LEN
-            || memory::range(u64::from(buf), u64::from(len))
+            || memory::range(u64::from(buf), needed)
                 .map(|r| !memory::is_backed(mem, &r))
                 .unwrap_or(true)
         {
@@ -652,6 +655,10 @@ mod tests {
             assert_eq!(status(&m, &a), -3);
         }
         assert_eq!(q.len(), 1, "nothing lost");
+        // A buffer longer than any log only needs RAM for what a log can fill.
+        let o = check(&m, &mut q, mask, 0x1000_0000);
+        assert_eq!(o.status, RtasStatus::Success);
+        q.queue(EventClass::Epow, power_button_log(t(), 2)).unwrap();
         let o = check(&m, &mut q, mask, 16);
         assert_eq!(o.status, RtasStatus::Success, "truncated to the buffer");
         assert!(q.is_empty());

@@ -47,12 +47,12 @@ CASES = {
                    "LKDTM HARDLOCKUP pinned to cpu1 (irqs off), sysrq c on cpu0", True),
     "second-crash": (["--cpus", "2", "--crash", "second"],
                      "a second sysrq crash in the capture kernel before release", True),
-    # One vCPU: with two L2 vCPUs spinning with interrupts off, L0's TCG nested-HV starved L1
-    # itself (no L1 output for 10 minutes); the spin-everywhere logic is the same for N.
-    "nmi-hung": (["--cpus", "1", "--crash", "nmi-hung"],
+    # L1 gets a CPU more than the guest: with both L1 CPUs inside spinning L2 vCPUs, L0's TCG
+    # nested-HV left L1 none to run on (no L1 output for 10 minutes, L1 -smp 2).
+    "nmi-hung": (["--cpus", "2", "--crash", "nmi-hung", "--l1-cpus", "3"],
                  "every vCPU spins with irqs off (LKDTM HARDLOCKUP); the VMM's NMI (SIGUSR1) "
                  "sends them to crash_fadump", True),
-    "host-dump": (["--cpus", "1", "--crash", "host-dump"],
+    "host-dump": (["--cpus", "1", "--crash", "host-dump"],  # run once with 1 vCPU
                   "no fadump: the hung guest is NMI'd, panics, and the VMM writes an ELF core "
                   "(--on-crash host-dump); drgn on the host", True),
     "power-button": (["--cpus", "2", "--crash", "power-button"],
