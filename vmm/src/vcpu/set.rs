@@ -30,16 +30,7 @@ pub struct Stopped {
 /// for the set.
 pub fn stop_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Stopped {
     let mut out = Stopped::default();
-    let posted: Vec<_> = vcpus
-        .iter()
-        .filter(|v| match v.post(Request::Snapshot) {
-            Ok(()) => true,
-            Err(_) => {
-                out.dead.push(v.id());
-                false
-            }
-        })
-        .collect();
+    let posted = post_all(vcpus.iter(), Request::Snapshot, &mut out.dead);
     let deadline = Instant::now() + timeout;
     for v in posted {
         match v.wait_answer(deadline, timeout) {
@@ -80,17 +71,11 @@ pub fn system_reset_all(
     timeout: Duration,
 ) -> ResetDelivery {
     let mut out = ResetDelivery::default();
-    let posted: Vec<_> = vcpus
-        .iter()
-        .filter(|v| targets(v.id()))
-        .filter(|v| match v.post(Request::SystemReset) {
-            Ok(()) => true,
-            Err(_) => {
-                out.dead.push(v.id());
-                false
-            }
-        })
-        .collect();
+    let posted = post_all(
+        vcpus.iter().filter(|v| targets(v.id())),
+        Request::SystemReset,
+        &mut out.dead,
+    );
     let deadline = Instant::now() + timeout;
     for v in posted {
         match v.wait_answer(deadline, timeout) {
@@ -133,6 +118,24 @@ pub fn quit_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) {
             error!("{e}; leaving its thread behind");
         }
     }
+}
+
+/// Posts `req` to every vCPU of `vcpus`: those that took it, in order; the dead ones' ids go
+/// to `dead`.
+fn post_all<'a>(
+    vcpus: impl Iterator<Item = &'a Arc<VcpuControl>>,
+    req: Request,
+    dead: &mut Vec<u32>,
+) -> Vec<&'a Arc<VcpuControl>> {
+    vcpus
+        .filter(|v| match v.post(req) {
+            Ok(()) => true,
+            Err(_) => {
+                dead.push(v.id());
+                false
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
