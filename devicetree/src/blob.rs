@@ -151,6 +151,70 @@ pub(crate) fn walk<'a>(
     }
 }
 
+/// Renames nodes: every node whose name is a key of `renames` gets the value instead (names
+/// longer than `vm-fdt`'s 31 characters, such as `ibm,dynamic-reconfiguration-memory`). The
+/// structure block grows by the difference; the strings block after it moves along.
+pub(crate) fn rename_nodes(
+    blob: Vec<u8>,
+    renames: &HashMap<String, String>,
+) -> Result<Vec<u8>, Error> {
+    if renames.is_empty() {
+        return Ok(blob);
+    }
+    let h = header(&blob)?;
+    let end = h.off_struct + h.size_struct;
+    let mut out = blob[..h.off_struct].to_vec();
+    let mut at = h.off_struct;
+    let pad4 = |n: usize| (n + 3) & !3;
+    while at < end {
+        let token = be32(&blob, at)?;
+        match token {
+            FDT_BEGIN_NODE => {
+                let name_at = at + 4;
+                let len = blob
+                    .get(name_at..end)
+                    .and_then(|b| b.iter().position(|&c| c == 0))
+                    .ok_or(Error::Blob("unterminated node name"))?;
+                let name = std::str::from_utf8(&blob[name_at..name_at + len])
+                    .map_err(|_| Error::Blob("node name is not UTF-8"))?;
+                let real = renames.get(name).map(String::as_str).unwrap_or(name);
+                out.extend_from_slice(&blob[at..name_at]);
+                let mut n = real.as_bytes().to_vec();
+                n.push(0);
+                n.resize(pad4(n.len()), 0);
+                out.extend_from_slice(&n);
+                at = name_at + pad4(len + 1);
+            }
+            FDT_PROP => {
+                let len = be32(&blob, at + 4)? as usize;
+                let next = at + 12 + pad4(len);
+                out.extend_from_slice(
+                    blob.get(at..next)
+                        .ok_or(Error::Blob("property past the end"))?,
+                );
+                at = next;
+            }
+            FDT_END_NODE | FDT_NOP | FDT_END => {
+                out.extend_from_slice(&blob[at..at + 4]);
+                at += 4;
+            }
+            _ => return Err(Error::Blob("unknown structure token")),
+        }
+    }
+    let size_struct = out.len() - h.off_struct;
+    out.extend_from_slice(&blob[end..]);
+    let as_u32 = |v: usize| u32::try_from(v).map_err(|_| Error::Blob("blob too large"));
+    put_be32(&mut out, HDR_SIZE_DT_STRUCT, as_u32(size_struct)?)?;
+    put_be32(
+        &mut out,
+        HDR_OFF_DT_STRINGS,
+        as_u32(h.off_struct + size_struct)?,
+    )?;
+    let total = as_u32(out.len())?;
+    put_be32(&mut out, HDR_TOTALSIZE, total)?;
+    Ok(out)
+}
+
 /// Rebuilds the strings block so that every property named `alias` in `renames` carries the
 /// real name instead. Unused strings disappear; the order of first use is kept.
 pub(crate) fn rename_properties(
@@ -223,6 +287,73 @@ pub fn find_property(blob: &[u8], path: &str, name: &str) -> Option<Vec<u8>> {
     found
 }
 
+/// A copy of `blob` in which property `name` of the node at `path` has the value `value`:
+/// the property keeps its place (and its name's place in the strings block), the rest of the
+/// structure block moves by the change in padded length, and the header's sizes follow. The
+/// result is byte for byte the blob a fresh build with that value would give. Refused (an
+/// error) when the node has no such property or the strings block is not after the
+/// structure block.
+pub fn replace_property(
+    blob: &[u8],
+    path: &str,
+    name: &str,
+    value: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let h = header(blob)?;
+    let struct_end = h.off_struct + h.size_struct;
+    if h.off_strings < struct_end {
+        return Err(Error::Blob(
+            "strings block is not after the structure block",
+        ));
+    }
+    let mut stack: Vec<&str> = Vec::new();
+    let mut found: Option<(usize, usize)> = None;
+    walk(blob, |item| {
+        match item {
+            Item::Begin(n) => stack.push(n),
+            Item::End => {
+                stack.pop();
+            }
+            Item::Prop {
+                name: p,
+                value: v,
+                nameoff_at,
+            } => {
+                if p == name && found.is_none() && node_path(&stack) == path {
+                    // The PROP token is 8 bytes before the name offset.
+                    found = Some((nameoff_at - 8, v.len()));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let (at, old_len) = found.ok_or(Error::Blob("no such property"))?;
+    let new_len = u32::try_from(value.len()).map_err(|_| Error::Blob("value too large"))?;
+    let old_end = align4(at + 12 + old_len)?;
+    let mut out = Vec::with_capacity(blob.len() + value.len() + 4);
+    out.extend_from_slice(&blob[..at + 4]);
+    out.extend_from_slice(&new_len.to_be_bytes());
+    out.extend_from_slice(&blob[at + 8..at + 12]);
+    out.extend_from_slice(value);
+    out.resize(align4(out.len())?, 0);
+    out.extend_from_slice(&blob[old_end..]);
+    let grow = |v: usize| -> Result<u32, Error> {
+        (v + out.len())
+            .checked_sub(blob.len())
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or(Error::Blob("blob size out of range"))
+    };
+    let (total, size_struct, off_strings) = (
+        grow(h.totalsize)?,
+        grow(h.size_struct)?,
+        grow(h.off_strings)?,
+    );
+    put_be32(&mut out, HDR_TOTALSIZE, total)?;
+    put_be32(&mut out, HDR_SIZE_DT_STRUCT, size_struct)?;
+    put_be32(&mut out, HDR_OFF_DT_STRINGS, off_strings)?;
+    Ok(out)
+}
+
 /// Paths of every node, in blob order.
 pub fn node_paths(blob: &[u8]) -> Result<Vec<String>, Error> {
     let mut stack: Vec<&str> = Vec::new();
@@ -287,6 +418,42 @@ mod tests {
         w.end_node(n).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    /// `sample` with `/child@1`'s `other` holding `value`, built from scratch.
+    fn sample_with(value: &[u8]) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("x-short", 7).unwrap();
+        let n = w.begin_node("child@1").unwrap();
+        w.property_string("x-short", "s").unwrap();
+        w.property("other", value).unwrap();
+        w.end_node(n).unwrap();
+        let m = w.begin_node("after").unwrap();
+        w.property_u32("z", 9).unwrap();
+        w.end_node(m).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn a_replaced_value_gives_the_blob_a_fresh_build_gives() {
+        let template = sample_with(&[]);
+        for value in [&b""[..], b"a", b"abcd", b"abcde", &[0x5a; 301]] {
+            let patched = replace_property(&template, "/child@1", "other", value).unwrap();
+            assert_eq!(
+                patched,
+                sample_with(value),
+                "value of {} bytes",
+                value.len()
+            );
+            // And back again.
+            let back = replace_property(&patched, "/child@1", "other", &[]).unwrap();
+            assert_eq!(back, template);
+        }
+        assert!(replace_property(&template, "/child@1", "missing", b"x").is_err());
+        assert!(replace_property(&template, "/", "other", b"x").is_err());
+        assert!(replace_property(&template[..20], "/child@1", "other", b"x").is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! | `/aliases` | `nodes::aliases` | `of_alias_scan()` |
 //! | `/cpus/PowerPC,<model>@<id>` | `nodes::cpus` | `smp_setup_cpu_maps()`, prom.c feature scans |
 //! | `/memory@<base>` | `nodes::memory` | `early_init_dt_scan_memory()` |
+//! | `/ibm,dynamic-reconfiguration-memory` (optional, [`build_with`]) | `nodes::drconf` | drmem.c, `probe_memory_block_size()` |
 //! | `/rtas` | `nodes::rtas` | `early_init_dt_scan_rtas()`, `rtas_function_token()`, firmware features |
 //! | `/interrupt-controller` | `nodes::xics` | `icp_hv_init()` |
 //! | `/vdevice/vty@30000000` | `nodes::vdevice` | VIO bus, `hvc_vio` |
@@ -99,6 +100,7 @@ pub use description::{
     MachineDescription, Mmu, SegmentPageSize,
 };
 pub use error::Error;
+pub use nodes::drconf::{Drconf, DRCONF_NODE};
 pub use nodes::event_sources::{EPOW_EVENTS_PATH, HOTPLUG_EVENTS_PATH};
 pub use nodes::root::{ROOT_COMPATIBLE, ROOT_MODEL};
 pub use nodes::rtas::RTAS_ERROR_LOG_MAX;
@@ -129,6 +131,18 @@ pub fn build_with_pci(
     desc: &MachineDescription,
     phbs: &[pci::PhbDescription],
 ) -> Result<Vec<u8>, Error> {
+    build_with(desc, phbs, None)
+}
+
+/// [`build_with_pci`] plus, for a guest with a memory hotplug window, the
+/// `/ibm,dynamic-reconfiguration-memory` node after the `/memory` nodes, the root's DRC
+/// lists, and the memory-DLPAR bits of `ibm,architecture-vec-5` (see [`Drconf`]). With
+/// `None` the blob is byte-identical to [`build_with_pci`]'s.
+pub fn build_with(
+    desc: &MachineDescription,
+    phbs: &[pci::PhbDescription],
+    drconf: Option<&Drconf>,
+) -> Result<Vec<u8>, Error> {
     validate::check(desc)?;
     for (i, p) in phbs.iter().enumerate() {
         p.validate()?;
@@ -148,10 +162,16 @@ pub fn build_with_pci(
 
     let root = w.begin("")?;
     nodes::root::write(&mut w)?;
-    nodes::chosen::write(&mut w, desc)?;
+    if let Some(d) = drconf {
+        nodes::drconf::write_root(&mut w, d)?;
+    }
+    nodes::chosen::write(&mut w, desc, drconf.is_some())?;
     nodes::aliases::write(&mut w)?;
     nodes::cpus::write(&mut w, desc)?;
     nodes::memory::write(&mut w, desc)?;
+    if let Some(d) = drconf {
+        nodes::drconf::write(&mut w, d)?;
+    }
     nodes::rtas::write(&mut w, desc)?;
     nodes::xics::write(&mut w, desc)?;
     nodes::vdevice::write(&mut w, desc)?;

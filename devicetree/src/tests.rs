@@ -624,3 +624,64 @@ fn radix_without_gtse_is_fine_with_rpt_invalidate() {
     let got = strings(&prop(&blob, "/rtas", "ibm,hypertas-functions"));
     assert!(got.iter().any(|g| g == "hcall-rpt-invalidate"));
 }
+
+/// A guest with a hotplug window: the drconf node after `/memory@0` with the firmware's
+/// properties verbatim (the long names included), the root's DRC lists, the DLPAR vec5 bits;
+/// without one, the blob is the plain one.
+#[test]
+fn drconf_node_root_drc_lists_and_vec5_bits_for_a_hotplug_window() {
+    use firmware::dlpar::table::LmbTable;
+    use firmware::dlpar::tree::{drc_root_properties, DrconfFormat};
+    let mut d = desc();
+    d.memory = vec![range(0, 1536 * MIB)];
+    d.rtas = range(256 * MIB - 0x10000, 0x1000);
+    d.initrd = None;
+    let plain = build(&d).unwrap();
+    assert_eq!(build_with(&d, &[], None).unwrap(), plain);
+    let t = LmbTable::new(1536 * MIB, 0x6000_0000, 512 * MIB).unwrap();
+    let drconf = Drconf {
+        properties: firmware::dlpar::tree::drconf_properties(&t, DrconfFormat::V2),
+        root_properties: drc_root_properties(&t),
+    };
+    let b = build_with(&d, &[], Some(&drconf)).unwrap();
+    let node = "/ibm,dynamic-reconfiguration-memory";
+    let paths = node_paths(&b).unwrap();
+    let at = |p: &str| {
+        paths
+            .iter()
+            .position(|q| q == p)
+            .unwrap_or_else(|| panic!("{p}"))
+    };
+    assert_eq!(at(node), at("/memory@0") + 1);
+    assert_eq!(cells(&prop(&b, node, "ibm,lmb-size")), [0, 0x1000_0000]);
+    assert_eq!(
+        cells(&prop(&b, node, "ibm,dynamic-memory-v2")),
+        [
+            2,
+            6,
+            0,
+            0,
+            0,
+            u32::MAX,
+            0xa0,
+            2,
+            0,
+            0x6000_0000,
+            0x8000_0006,
+            u32::MAX,
+            0
+        ]
+    );
+    assert_eq!(
+        cells(&prop(&b, node, "ibm,associativity-lookup-arrays")),
+        [1, 4, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        cells(&prop(&b, "/", "ibm,drc-indexes")),
+        [2, 0x8000_0006, 0x8000_0007]
+    );
+    let v5 = prop(&b, "/chosen", "ibm,architecture-vec-5");
+    assert_eq!((v5[2], v5[6], v5[22]), (0x20, 0x04, 0x80));
+    let v5_plain = prop(&plain, "/chosen", "ibm,architecture-vec-5");
+    assert_eq!((v5_plain[2], v5_plain[6], v5_plain[22]), (0, 0, 0));
+}

@@ -57,3 +57,21 @@ pub fn architecture_vec5(mmu: Mmu, intc: InterruptController) -> Vec<u8> {
     }
     v
 }
+
+/// `OV5_DRCONF_MEMORY` (byte 2, 0x20): dynamic-reconfiguration memory.
+pub const VEC5_DRCONF_MEMORY: (usize, u8) = (2, 0x20);
+/// `OV5_HP_EVT` (byte 6, 0x04): hot-plug events on their own event source.
+pub const VEC5_HP_EVT: (usize, u8) = (6, 0x04);
+/// `OV5_DRMEM_V2` (byte 22, 0x80): `ibm,dynamic-memory-v2`.
+pub const VEC5_DRMEM_V2: (usize, u8) = (22, 0x80);
+
+/// Sets the three memory-DLPAR bits Linux's `prom_init` negotiates with QEMU, so a guest with
+/// a hotplug window sees what it would have negotiated. (Linux's drconf parsing does not read
+/// them; `pseries_probe_fw_features` turns `OV5_DRMEM_V2` into `FW_FEATURE_DRMEM_V2`.)
+pub fn set_drconf_bits(vec5: &mut [u8]) {
+    for (byte, bit) in [VEC5_DRCONF_MEMORY, VEC5_HP_EVT, VEC5_DRMEM_V2] {
+        if let Some(b) = vec5.get_mut(byte) {
+            *b |= bit;
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub(crate) struct TreeWriter {
     fdt: FdtWriter,
     open: Vec<Open>,
     aliases: HashMap<String, String>,
+    node_aliases: HashMap<String, String>,
 }
 
 /// The Devicetree Specification's property-name characters (what `dtc` accepts).
@@ -47,6 +48,7 @@ impl TreeWriter {
             fdt: FdtWriter::new_with_mem_reserv(&entries)?,
             open: Vec::new(),
             aliases: HashMap::new(),
+            node_aliases: HashMap::new(),
         })
     }
 
@@ -60,7 +62,14 @@ impl TreeWriter {
             Some(p) if p.path == "/" => format!("/{name}"),
             Some(p) => format!("{}/{name}", p.path),
         };
-        let node = self.fdt.begin_node(name)?;
+        let base_len = name.split('@').next().map_or(0, str::len);
+        let node = if base_len > VM_FDT_MAX_NAME && !name.starts_with(ALIAS_PREFIX) {
+            let alias = format!("{ALIAS_PREFIX}node-{}", self.node_aliases.len());
+            self.node_aliases.insert(alias.clone(), name.to_string());
+            self.fdt.begin_node(&alias)?
+        } else {
+            self.fdt.begin_node(name)?
+        };
         self.open.push(Open {
             path,
             props: BTreeSet::new(),
@@ -159,6 +168,7 @@ impl TreeWriter {
 
     pub(crate) fn finish(self) -> Result<Vec<u8>, Error> {
         let raw = self.fdt.finish()?;
-        blob::rename_properties(raw, &self.aliases)
+        let renamed = blob::rename_properties(raw, &self.aliases)?;
+        blob::rename_nodes(renamed, &self.node_aliases)
     }
 }

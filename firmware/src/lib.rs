@@ -4,6 +4,8 @@
 //!   dispatch), including `ibm,os-term` and `ibm,configure-kernel-dump`.
 //! * [`fadump`]: the PAPR firmware-assisted dump engine: registration state machine,
 //!   validation, and the dump itself (Register Save Area, HPTE area, boot-memory copies).
+//! * [`dlpar`]: memory DLPAR (LMB hot-add and hot-remove): the DRC state machine, the LMB
+//!   table, its device-tree encoding and the hot-plug event log.
 //! * [`opal`]: the OPAL call layer and the MPIPL engine (powernv fadump).
 //!
 //! The crate is pure: no KVM, no threads, no files, no `unsafe`. Guest memory is accessed only
@@ -21,6 +23,7 @@
 
 mod be;
 pub mod cpu;
+pub mod dlpar;
 pub mod fadump;
 pub mod memory;
 pub mod opal;

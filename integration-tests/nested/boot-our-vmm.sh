@@ -13,7 +13,8 @@
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
 #                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
-#                                                     |power-button]
+#                                                     |power-button|hotplug-add|hotplug-remove|hotplug-host-add
+#                                                     |hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
 #                                            [--save dd|sparse]
@@ -156,7 +157,7 @@ fi
 [ -z "$debuginfo" ] || echo "$(cd "$(dirname "$debuginfo")" && pwd)/$(basename "$debuginfo")" > "$run/debuginfo"
 
 # The scenario's host half: what its guest and L1 need beyond these defaults.
-action=commands disks="" out_image=0 vmm_choices=ours l2_add=()
+action=commands disks="" out_image=0 vmm_choices=ours l2_add=() l1_add=()
 # shellcheck source=scenarios/crash/scenario.sh
 . "$scenario/scenario.sh"
 case " $vmm_choices " in
@@ -197,6 +198,8 @@ ln -s "$vmm_bin" "$payload/ppc-vmm"
 ln -s "$gk" "$payload/guest/vmlinux"
 ln -s "$run/l2-initrd.cpio.gz" "$payload/guest/initrd.cpio.gz"
 for f in vmm-args vmm-cmdline vmm-guest-cmd vmm-crash vmm-save; do ln -s "$run/$f" "$payload/$f"; done
+# The scenario's L1 tools (FILE=NAME: FILE as /payload/NAME).
+for a in "${l1_add[@]}"; do ln -s "${a%%=*}" "$payload/${a#*=}"; done
 # --vmm qemu-sid: the same run with QEMU 11.1 (Debian sid) as the VMM instead of ours.
 [ "$vmm" = ours ] || ln -s "$("$here/setup-qemu-sid.sh")" "$payload/qemu-sid"
 if [ "$peer" = 1 ]; then

@@ -36,7 +36,10 @@ echo "ppc64-build-test: building ppc-vmm for $target" >&2
 cargo build -p vmm --release --target "$target"
 file "${CARGO_TARGET_DIR:-target}/$target/release/ppc-vmm" 2>/dev/null || true
 echo "ppc64-build-test: unit tests under qemu-ppc64le" >&2
-cargo test -p vmm --target "$target"
+# tests/remote.rs and one test of tests/api_server.rs exec the built ppc64 binaries, which a
+# test already running under qemu-user cannot start (127); they run on x86_64 in CI.
+cargo test -p vmm --target "$target" --lib --bins --test module_graph --test api_server \
+    -- --skip ppc_vmm_refuses_an_api_socket_or_event_monitor_it_cannot_use_before_building_the_vm
 echo "ppc64-build-test: clippy for $target" >&2
 cargo clippy -p vmm --all-targets --target "$target" -- -D warnings
 echo "ppc64-build-test: OK" >&2

@@ -6,7 +6,7 @@
 use crate::error::Error;
 use crate::layout::{Layout, FDT_MAX_SIZE};
 use crate::loader::{LoadedKernel, Ppc64Elf};
-use crate::memory::staged::Staging;
+use crate::memory::staged::{Staging, StagingError};
 use crate::memory::GuestMemory;
 use crate::rtas_blob::write_rtas_stub;
 use devicetree::{
@@ -15,6 +15,7 @@ use devicetree::{
 use firmware::{GuestRange, Property};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use vm_memory::{Bytes, GuestMemoryBackend};
 
 /// The kernel and initramfs, read once when the machine is built. Every boot (the first, a
@@ -65,6 +66,9 @@ pub struct BootSpec<'a> {
     /// When smaller than `memory`, the first `/memory` node ends there, which is how Linux
     /// learns its real-mode limit (`ppc64_rma_size`).
     pub rma_size: u64,
+    /// With a memory hotplug window: `/ibm,dynamic-reconfiguration-memory` from the LMB
+    /// table (the LMBs the guest owns ASSIGNED) and the root's DRC lists.
+    pub drconf: Option<devicetree::Drconf>,
 }
 
 /// Where things went and how to enter the kernel.
@@ -83,6 +87,9 @@ pub struct BootImage {
     pub timings: LoadTimings,
     /// The kernel and initramfs came from [`StagedImages`] (moved in, not written).
     pub staged: bool,
+    /// The device tree was the one built ahead ([`StagedImages`]) with only
+    /// `ibm,kernel-dump` put in.
+    pub tree_staged: bool,
     pub kernel_end: u64,
     pub dtb_len: usize,
 }
@@ -97,13 +104,15 @@ pub struct LoadTimings {
     pub initrd: std::time::Duration,
     /// The device tree built and written.
     pub fdt: std::time::Duration,
+    /// Of `fdt`, the write of the blob into guest memory.
+    pub fdt_write: std::time::Duration,
 }
 
 /// Loads `spec` into `mem`.
 pub fn load<M: GuestMemoryBackend>(mem: &M, spec: &BootSpec<'_>) -> Result<BootImage, Error> {
     let t = std::time::Instant::now();
     let (kernel, layout, kernel_done) = load_images(mem, spec, t)?;
-    finish(mem, spec, kernel, layout, t, kernel_done)
+    finish(mem, spec, kernel, layout, t, kernel_done, None)
 }
 
 /// The kernel and the initramfs written; returns the kernel, the layout around it and when the
@@ -145,34 +154,19 @@ fn finish<M: GuestMemoryBackend>(
     layout: Layout,
     t: std::time::Instant,
     kernel_done: std::time::Duration,
+    tree: Option<&StagedTree>,
 ) -> Result<BootImage, Error> {
     write_rtas_stub(mem, layout.rtas.start_addr()).map_err(|e| Error::Memory(e.to_string()))?;
     let initrd_done = t.elapsed();
 
-    let mmu = spec.mmu;
-    let desc = MachineDescription {
-        topology: CpuTopology::single_threaded(spec.cpus),
-        cpu: spec.cpu.clone(),
-        mmu,
-        memory: memory_nodes(layout.ram, spec.rma_size),
-        cmdline: spec.cmdline.to_string(),
-        initrd: layout.initrd,
-        rtas: layout.rtas,
-        reservations: vec![],
-        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
-        interrupt_controller: InterruptController::KvmXics,
-        vty_irq: None,
-        event_sources: Some(crate::devices::irq::EVENT_SOURCE_IRQS),
-        rtas_properties: spec.rtas_properties.clone(),
+    let desc = describe(spec, &layout);
+    let ahead = tree.and_then(|s| s.tree_for(&desc, spec.pci, spec.drconf.as_ref()));
+    let tree_staged = ahead.is_some();
+    let dtb = match ahead {
+        Some(dtb) => dtb,
+        None => build_tree(&desc, spec.pci, spec.drconf.as_ref())?,
     };
-    let dtb = devicetree::build_with_pci(&desc, spec.pci)
-        .map_err(|e| Error::DeviceTree(e.to_string()))?;
-    if dtb.len() as u64 > FDT_MAX_SIZE {
-        return Err(Error::DeviceTree(format!(
-            "{} bytes, more than the {FDT_MAX_SIZE} reserved",
-            dtb.len()
-        )));
-    }
+    let built = t.elapsed();
     mem.write_slice(&dtb, layout.fdt.start_addr())
         .map_err(|e| Error::Memory(e.to_string()))?;
     Ok(BootImage {
@@ -187,9 +181,114 @@ fn finish<M: GuestMemoryBackend>(
             kernel: kernel_done,
             initrd: initrd_done - kernel_done,
             fdt: t.elapsed() - initrd_done,
+            fdt_write: t.elapsed() - built,
         },
         staged: false,
+        tree_staged,
     })
+}
+
+/// What the device tree of a boot of `spec` with its images at `layout` describes.
+fn describe(spec: &BootSpec<'_>, layout: &Layout) -> MachineDescription {
+    let mmu = spec.mmu;
+    MachineDescription {
+        topology: CpuTopology::single_threaded(spec.cpus),
+        cpu: spec.cpu.clone(),
+        mmu,
+        memory: memory_nodes(layout.ram, spec.rma_size),
+        cmdline: spec.cmdline.to_string(),
+        initrd: layout.initrd,
+        rtas: layout.rtas,
+        reservations: vec![],
+        hypertas_functions: hypertas_functions(mmu, !spec.pci.is_empty()),
+        interrupt_controller: InterruptController::KvmXics,
+        vty_irq: None,
+        event_sources: Some(crate::devices::irq::EVENT_SOURCE_IRQS),
+        rtas_properties: spec.rtas_properties.clone(),
+    }
+}
+
+/// The device tree blob of `desc`, `pci` and the memory hotplug window's `drconf`, refused
+/// past the room the layout leaves it.
+fn build_tree(
+    desc: &MachineDescription,
+    pci: &[devicetree::pci::PhbDescription],
+    drconf: Option<&devicetree::Drconf>,
+) -> Result<Vec<u8>, Error> {
+    let dtb =
+        devicetree::build_with(desc, pci, drconf).map_err(|e| Error::DeviceTree(e.to_string()))?;
+    if dtb.len() as u64 > FDT_MAX_SIZE {
+        return Err(Error::DeviceTree(format!(
+            "{} bytes, more than the {FDT_MAX_SIZE} reserved",
+            dtb.len()
+        )));
+    }
+    Ok(dtb)
+}
+
+/// The `/rtas` property a capture boot's device tree gets from the dump.
+const KERNEL_DUMP: &str = "ibm,kernel-dump";
+
+/// `props` with `ibm,kernel-dump` empty: in its place when present, else last (where the
+/// firmware puts it, after its other fadump properties).
+fn with_empty_kernel_dump(props: &mut Vec<Property>) {
+    let empty = firmware::PropValue::Bytes(Vec::new());
+    match props.iter_mut().find(|p| p.name == KERNEL_DUMP) {
+        Some(p) => p.value = empty,
+        None => props.push(Property::new(KERNEL_DUMP, empty)),
+    }
+}
+
+/// A capture boot's device tree built ahead, off the crash path, with `ibm,kernel-dump`
+/// empty: at the crash only that property's value is put in ([`devicetree::blob::
+/// replace_property`]), which gives the blob a fresh build would.
+#[derive(Debug)]
+struct StagedTree {
+    /// What it describes (`ibm,kernel-dump` empty).
+    desc: MachineDescription,
+    pci: Vec<devicetree::pci::PhbDescription>,
+    /// The LMBs it lists (a hot-add or remove after staging makes the crash build afresh).
+    drconf: Option<devicetree::Drconf>,
+    dtb: Vec<u8>,
+}
+
+impl StagedTree {
+    fn new(spec: &BootSpec<'_>, layout: &Layout) -> Result<Self, Error> {
+        let mut desc = describe(spec, layout);
+        with_empty_kernel_dump(&mut desc.rtas_properties);
+        let dtb = build_tree(&desc, spec.pci, spec.drconf.as_ref())?;
+        Ok(StagedTree {
+            desc,
+            pci: spec.pci.to_vec(),
+            drconf: spec.drconf.clone(),
+            dtb,
+        })
+    }
+
+    /// The blob for `desc` and `pci` when they differ from what was built only in the value
+    /// of `ibm,kernel-dump` (which `desc` must have: a capture boot); `None` otherwise.
+    fn tree_for(
+        &self,
+        desc: &MachineDescription,
+        pci: &[devicetree::pci::PhbDescription],
+        drconf: Option<&devicetree::Drconf>,
+    ) -> Option<Vec<u8>> {
+        let value = desc
+            .rtas_properties
+            .iter()
+            .find(|p| p.name == KERNEL_DUMP)?
+            .value
+            .to_fdt_bytes();
+        let mut d = desc.clone();
+        with_empty_kernel_dump(&mut d.rtas_properties);
+        if d != self.desc || pci != self.pci.as_slice() || drconf != self.drconf.as_ref() {
+            return None;
+        }
+        let dtb = devicetree::blob::replace_property(&self.dtb, "/rtas", KERNEL_DUMP, &value)
+            .inspect_err(|e| log::warn!("boot: staged device tree not usable: {e}"))
+            .ok()?;
+        (dtb.len() as u64 <= FDT_MAX_SIZE).then_some(dtb)
+    }
 }
 
 /// `/rtas/ibm,hypertas-functions`: what KVM and the VMM serve, plus the TCE hcalls when there
@@ -206,13 +305,19 @@ fn hypertas_functions(mmu: Mmu, pci: bool) -> Vec<HypertasFunction> {
 
 /// The kernel and initramfs loaded ahead of time into host pages of their own
 /// ([`Staging`]), for the next boot to take in one page move instead of comparing and writing
-/// them: the capture boot's set-up is on the crash path.
+/// them, and the capture boot's device tree built ahead ([`StagedTree`]): the capture boot's
+/// set-up is on the crash path.
 #[derive(Debug)]
 pub struct StagedImages {
-    staging: Staging,
+    staging: Arc<Staging>,
     kernel: LoadedKernel,
+    /// An install started ahead ([`StagedImages::start_install`]), joined by the boot.
+    installing: Option<std::thread::JoinHandle<Result<(), StagingError>>>,
     /// The staging area holds the images (it is empty right after an install).
     filled: bool,
+    /// The capture boot's device tree (`None` when it could not be built: the boot builds
+    /// one).
+    tree: Option<StagedTree>,
 }
 
 impl StagedImages {
@@ -231,19 +336,26 @@ impl StagedImages {
             )));
         }
         Ok(StagedImages {
-            staging,
+            staging: Arc::new(staging),
             kernel,
+            installing: None,
             filled: true,
+            tree: staged_tree(spec, &layout),
         })
     }
 
-    /// Loads the images again after an install emptied the staging area.
+    /// Loads the images again after an install emptied the staging area, and builds the
+    /// capture boot's device tree again for `spec` when it describes something else.
     pub fn refill(&mut self, spec: &BootSpec<'_>) -> Result<(), Error> {
         if !self.filled {
             let t = std::time::Instant::now();
-            let (kernel, _, _) = load_images(self.staging.mem(), spec, t)?;
+            let (kernel, layout, _) = load_images(self.staging.mem(), spec, t)?;
             self.kernel = kernel;
             self.filled = true;
+            self.tree = staged_tree(spec, &layout);
+        } else if !self.tree_matches(spec) {
+            let layout = layout_for(spec, &self.kernel)?;
+            self.tree = staged_tree(spec, &layout);
         }
         Ok(())
     }
@@ -252,6 +364,139 @@ impl StagedImages {
     pub fn is_filled(&self) -> bool {
         self.filled
     }
+
+    /// Starts moving the staged images under guest RAM `[0, len)` on a thread of its own, so
+    /// the move runs beside the partition reset; the next [`load_staged`] waits for it. Only
+    /// with every vCPU stopped and nothing else to touch that memory until then (the crash
+    /// path after the dump). Nothing happens when the area is empty or a move is under way.
+    pub fn start_install(&mut self, mem: &GuestMemory) {
+        if !self.filled || self.installing.is_some() {
+            return;
+        }
+        let (staging, guest) = (self.staging.clone(), mem.clone());
+        match std::thread::Builder::new()
+            .name("boot-install".into())
+            .spawn(move || staging.install(&guest))
+        {
+            Ok(h) => self.installing = Some(h),
+            Err(e) => log::warn!("boot: staged images installed at the boot instead ({e})"),
+        }
+    }
+
+    /// Bytes of guest RAM from 0 an install replaces.
+    pub fn staged_len(&self) -> u64 {
+        self.staging.len()
+    }
+
+    /// The install started ahead, waited for: `None` if none was started.
+    fn join_install(&mut self) -> Option<Result<(), StagingError>> {
+        let h = self.installing.take()?;
+        Some(
+            h.join()
+                .unwrap_or_else(|_| Err(StagingError::Map("the install thread panicked".into()))),
+        )
+    }
+
+    /// True when the staged device tree is the one a capture boot of `spec` (whatever its
+    /// `ibm,kernel-dump`) would use.
+    pub fn tree_matches(&self, spec: &BootSpec<'_>) -> bool {
+        let Some(t) = &self.tree else {
+            return false;
+        };
+        let Ok(layout) = layout_for(spec, &self.kernel) else {
+            return false;
+        };
+        let mut desc = describe(spec, &layout);
+        with_empty_kernel_dump(&mut desc.rtas_properties);
+        desc == t.desc && spec.pci == t.pci.as_slice()
+    }
+}
+
+/// Copies boot memory as [`CopyPreserver`] does, and starts the staged images' install
+/// ([`StagedImages::start_install`]) as soon as guest RAM `[0, staged_len)` is no longer
+/// needed: once the copy section whose source holds it has copied that head, when nothing
+/// later in the dump reads it (no kept range there) and no dump destination lies in it
+/// (checked by the caller, [`InstallAfterHead::new`]). The move of the images' pages, most of
+/// the capture boot's set-up, then runs beside the copy of the rest of boot memory. The
+/// firmware's dump cannot fail once a copy section is being preserved (errors become section
+/// flags), so a started install always leads to the capture boot.
+///
+/// [`CopyPreserver`]: firmware::fadump::CopyPreserver
+pub struct InstallAfterHead<'a> {
+    staged: &'a mut StagedImages,
+    guest: &'a GuestMemory,
+    head: GuestRange,
+    started: bool,
+}
+
+impl<'a> InstallAfterHead<'a> {
+    /// `None` when the install cannot start early: nothing staged, or a dump destination
+    /// (of the registration about to be dumped) inside the staged range.
+    pub fn new(
+        staged: &'a mut StagedImages,
+        guest: &'a GuestMemory,
+        destinations: &[GuestRange],
+    ) -> Option<Self> {
+        let head = GuestRange::new(0, staged.staged_len()).filter(|r| !r.is_empty())?;
+        if !staged.filled || destinations.iter().any(|d| d.overlaps(&head)) {
+            return None;
+        }
+        Some(Self {
+            staged,
+            guest,
+            head,
+            started: false,
+        })
+    }
+
+    /// True once the install was started.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+}
+
+impl firmware::fadump::Preserver<GuestMemory> for InstallAfterHead<'_> {
+    fn preserve(
+        &mut self,
+        mem: &GuestMemory,
+        mv: &firmware::fadump::Move,
+        keep: &[GuestRange],
+    ) -> Result<firmware::fadump::Outcome, firmware::memory::CopyError> {
+        use firmware::fadump::{CopyPreserver, Move};
+        let split = !self.started
+            && mv.src.start() == 0
+            && mv.src.len() >= self.head.len()
+            && !keep.iter().any(|k| k.overlaps(&self.head));
+        if !split {
+            return CopyPreserver.preserve(mem, mv, keep);
+        }
+        let first = Move {
+            src: self.head,
+            ..*mv
+        };
+        let mut done = CopyPreserver.preserve(mem, &first, keep)?;
+        self.staged.start_install(self.guest);
+        self.started = true;
+        if let Some(rest) = GuestRange::new(self.head.len(), mv.src.len() - self.head.len())
+            .filter(|r| !r.is_empty())
+        {
+            let second = Move {
+                src: rest,
+                dst: mv.dst + self.head.len(),
+                ..*mv
+            };
+            done.add(CopyPreserver.preserve(mem, &second, keep)?);
+        }
+        Ok(done)
+    }
+}
+
+/// The capture boot's device tree for `spec` at `layout`, or `None` (logged) when it cannot
+/// be built ahead.
+fn staged_tree(spec: &BootSpec<'_>, layout: &Layout) -> Option<StagedTree> {
+    StagedTree::new(spec, layout)
+        .inspect_err(|e| log::warn!("boot: capture device tree not built ahead: {e}"))
+        .ok()
 }
 
 /// [`load`] for the machine's guest RAM: the kernel and initramfs come from `staged` when it
@@ -266,13 +511,17 @@ pub fn load_staged(
     let t = std::time::Instant::now();
     if let Some(s) = staged.filter(|s| s.filled) {
         s.filled = false;
-        match s.staging.install(mem) {
+        let installed = match s.join_install() {
+            Some(r) => r,
+            None => s.staging.install(mem),
+        };
+        match installed {
             Ok(()) => {
                 let mut kernel = s.kernel;
                 kernel.written = 0;
                 let layout = layout_for(spec, &kernel)?;
                 let kernel_done = t.elapsed();
-                let mut img = finish(mem, spec, kernel, layout, t, kernel_done)?;
+                let mut img = finish(mem, spec, kernel, layout, t, kernel_done, s.tree.as_ref())?;
                 img.staged = true;
                 return Ok(img);
             }
@@ -341,6 +590,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Radix { gtse: true },
             rma_size: ram,
+            drconf: None,
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(
@@ -405,6 +655,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Radix { gtse: true },
             rma_size: 64 << 20,
+            drconf: None,
         }
     }
 
@@ -526,6 +777,7 @@ mod tests {
                 pci: &pci,
                 mmu,
                 rma_size: rma,
+                drconf: None,
             };
             let img = load(&mem, &spec).unwrap();
             assert_eq!(img.layout.rtas.end(), crate::layout::LOW_TOP_MAX);
@@ -599,6 +851,168 @@ mod tests {
         mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
         assert!(load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
         assert_eq!(image_bytes(&mem), want);
+
+        // An install started ahead (beside the reset) is what the boot then uses.
+        staged.refill(&spec).unwrap();
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        staged.start_install(&mem);
+        staged.start_install(&mem); // a second start while one runs changes nothing
+        let ahead = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(ahead.staged && !staged.is_filled());
+        assert_eq!(image_bytes(&mem), want);
+        // Nothing to install: a start does nothing, the boot writes.
+        staged.start_install(&mem);
+        mem.write_slice(&[0xee], GuestAddress(0x100)).unwrap();
+        assert!(!load_staged(&mem, &spec, Some(&mut staged)).unwrap().staged);
+        assert_eq!(image_bytes(&mem), want);
+    }
+
+    /// The capture boot's device tree, built ahead when the images were staged and patched
+    /// with the dump's `ibm,kernel-dump` at the crash, is byte for byte the tree a fresh build
+    /// of the same state gives; a state that differs in anything else gets a fresh build.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "qemu-user has no MREMAP_DONTUNMAP"
+    )]
+    #[test]
+    fn the_staged_capture_tree_is_the_tree_a_fresh_build_gives() {
+        use crate::devices::phb::{IrqLine, Phb, PhbConfig};
+        struct NoIrq;
+        impl IrqLine for NoIrq {
+            fn set_level(&self, _: u32, _: bool) {}
+        }
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0x60; 1 << 16], 0x5000, 0x10));
+        let initrd = file_with(&b"cpio".repeat(5000));
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let pci = [Phb::new(PhbConfig::qemu_like(0), std::sync::Arc::new(NoIrq)).description()];
+        let rtas = Rtas::new(FadumpConfig {
+            max_cpus: 2,
+            hpte_capacity: 0,
+            rma_size: 64 << 20,
+            firmware_reserved: vec![],
+        });
+        // Staged while the production kernel runs: no dump yet.
+        let production = BootSpec {
+            cmdline: "console=hvc0 fadump=on",
+            rtas_properties: rtas.properties(),
+            pci: &pci,
+            cpus: 2,
+            ..radix_64m(&images, &cpu)
+        };
+        let first = load(&mem, &production).unwrap();
+        let end = first.layout.initrd.unwrap().end();
+        let mut staged = StagedImages::new(&production, end, 2 << 20).unwrap();
+        assert!(staged.tree_matches(&production));
+
+        // The crash: the firmware now publishes the dump structure.
+        let dump: Vec<u8> = (0..0x1a8u32).map(|i| i as u8).collect();
+        let mut props = rtas.properties();
+        props.push(Property::new(
+            "ibm,kernel-dump",
+            firmware::PropValue::Bytes(dump),
+        ));
+        let capture = BootSpec {
+            rtas_properties: props,
+            ..production.clone()
+        };
+        assert!(
+            staged.tree_matches(&capture),
+            "differs only in ibm,kernel-dump"
+        );
+        let dtb_of = |img: &BootImage| {
+            let mut b = vec![0u8; img.dtb_len];
+            mem.read_slice(&mut b, GuestAddress(img.fdt_addr)).unwrap();
+            b
+        };
+        let img = load_staged(&mem, &capture, Some(&mut staged)).unwrap();
+        assert!(img.staged && img.tree_staged);
+        let fresh = build_tree(&describe(&capture, &img.layout), &pci, None).unwrap();
+        assert_eq!(dtb_of(&img), fresh);
+        assert_eq!(
+            find_property(&fresh, "/rtas", "ibm,kernel-dump")
+                .unwrap()
+                .len(),
+            0x1a8
+        );
+
+        // Anything else changed (here the command line): built fresh, still right.
+        staged.refill(&production).unwrap();
+        let other = BootSpec {
+            cmdline: "console=hvc0 fadump=on quiet",
+            ..capture.clone()
+        };
+        assert!(!staged.tree_matches(&other));
+        let img = load_staged(&mem, &other, Some(&mut staged)).unwrap();
+        assert!(img.staged && !img.tree_staged);
+        assert_eq!(
+            dtb_of(&img),
+            build_tree(&describe(&other, &img.layout), &pci, None).unwrap()
+        );
+        // And a boot without a dump (a reboot) never takes the tree built for a capture.
+        staged.refill(&production).unwrap();
+        let img = load_staged(&mem, &production, Some(&mut staged)).unwrap();
+        assert!(img.staged && !img.tree_staged);
+        assert!(find_property(&dtb_of(&img), "/rtas", "ibm,kernel-dump").is_none());
+    }
+
+    /// The copy of boot memory preserves the crashed kernel's head before the staged images
+    /// move over it, and the move starts early only when nothing else needs that head.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "qemu-user has no MREMAP_DONTUNMAP"
+    )]
+    #[test]
+    fn the_images_move_in_only_after_the_dump_copied_what_they_replace() {
+        use firmware::fadump::{Move, Preserver};
+        let mem = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let cpu = CpuModel::new("POWER9", 0x004e_1202);
+        let kernel = file_with(&make_elf(0, &[0x60; 1 << 16], 0x5000, 0x10));
+        let initrd = file_with(&b"cpio".repeat(5000));
+        let images = BootImages::read(kernel.as_path(), Some(initrd.as_path())).unwrap();
+        let spec = radix_64m(&images, &cpu);
+        let first = load(&mem, &spec).unwrap();
+        let end = first.layout.initrd.unwrap().end();
+        let mut staged = StagedImages::new(&spec, end, 2 << 20).unwrap();
+        let len = staged.staged_len();
+        let want = {
+            let mut b = vec![0u8; end as usize];
+            mem.read_slice(&mut b, GuestAddress(0)).unwrap();
+            b
+        };
+        // The crashed kernel's memory: a pattern over its first 8 MiB.
+        let crashed: Vec<u8> = (0..8u32 << 20).map(|i| (i % 241) as u8).collect();
+        mem.write_slice(&crashed, GuestAddress(0)).unwrap();
+        let dst = 32u64 << 20;
+        let mv = Move {
+            section: 2,
+            src: GuestRange::new(0, 8 << 20).unwrap(),
+            dst,
+        };
+
+        // A destination inside the staged range: no early start.
+        let inside = [GuestRange::new(0x1000, 0x1000).unwrap()];
+        assert!(InstallAfterHead::new(&mut staged, &mem, &inside).is_none());
+        // A kept range (a later section's source) inside it: copied whole, not started.
+        let mut p = InstallAfterHead::new(&mut staged, &mem, &[]).unwrap();
+        let keep = [GuestRange::new(0x2000, 0x100).unwrap()];
+        p.preserve(&mem, &mv, &keep).unwrap();
+        assert!(!p.started());
+
+        let mut p = InstallAfterHead::new(&mut staged, &mem, &[]).unwrap();
+        let done = p.preserve(&mem, &mv, &[]).unwrap();
+        assert!(p.started());
+        assert_eq!(done.copied, 8 << 20);
+        let img = load_staged(&mem, &spec, Some(&mut staged)).unwrap();
+        assert!(img.staged);
+        let mut got = vec![0u8; 8 << 20];
+        mem.read_slice(&mut got, GuestAddress(dst)).unwrap();
+        assert_eq!(got, crashed, "the dump holds the crashed kernel's memory");
+        let mut b = vec![0u8; end as usize];
+        mem.read_slice(&mut b, GuestAddress(0)).unwrap();
+        assert_eq!(b, want, "guest RAM holds the staged images");
+        assert!(len >= end);
     }
 
     /// A hash guest whose VRMA covers less than its RAM: the first memory node ends at the
@@ -621,6 +1035,7 @@ mod tests {
             pci: &[],
             mmu: Mmu::Hash { htab_shift: 21 },
             rma_size: rma,
+            drconf: None,
         };
         let img = load(&mem, &spec).unwrap();
         assert_eq!(img.layout.rtas.start() + img.layout.rtas.len(), rma);

@@ -6,6 +6,7 @@
 use crate::config::{MmuMode, OnCrash, PreserveMode, VmConfig};
 use crate::console::SerialMode;
 use crate::devices::disk_spec::DiskSpec;
+use crate::hotplug::MemorySpec;
 use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 
@@ -45,9 +46,11 @@ struct Args {
     #[arg(long, value_name = "string", allow_hyphen_values = true)]
     cmdline: Option<String>,
     /// Guest RAM: `512M`, `2G`, or cloud-hypervisor style `size=512M` [default: 512M; minimum
-    /// 64M; a multiple of 64K].
-    #[arg(long, value_name = "size", value_parser = size_arg)]
-    memory: Option<u64>,
+    /// 64M; a multiple of 64K]. `size=1536M,hotplug_size=512M` adds a memory hotplug window of
+    /// 256M LMBs after boot RAM: the guest may add them itself (/sys/kernel/dlpar) or be given
+    /// them (vm.resize desired_ram).
+    #[arg(long, value_name = "size", value_parser = memory_arg)]
+    memory: Option<MemorySpec>,
     /// vCPUs: `2` or `boot=2` [default: 1]. Secondary vCPUs stay stopped until the guest
     /// starts them with RTAS start-cpu.
     #[arg(long, value_name = "n", value_parser = cpus_arg)]
@@ -122,22 +125,12 @@ fn err<T>(msg: impl Into<String>) -> Result<T, CliError> {
 
 /// `512M`, `2G`, `1048576`, `64K`, optionally with a `size=` prefix.
 pub fn parse_size(s: &str) -> Result<u64, CliError> {
-    let v = s.strip_prefix("size=").unwrap_or(s);
-    let (num, shift) = match v.chars().last() {
-        Some('K' | 'k') => (&v[..v.len() - 1], 10),
-        Some('M' | 'm') => (&v[..v.len() - 1], 20),
-        Some('G' | 'g') => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| CliError(format!("invalid size `{s}` (try 512M or 2G)")))?;
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| CliError(format!("size `{s}` is too large")))
+    crate::hotplug::spec::parse_size(s.strip_prefix("size=").unwrap_or(s))
+        .map_err(|e| CliError(e.to_string()))
 }
 
-fn size_arg(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.0)
+fn memory_arg(s: &str) -> Result<MemorySpec, String> {
+    MemorySpec::parse(s, DEFAULT_MEMORY).map_err(|e| e.to_string())
 }
 
 fn cpus_arg(s: &str) -> Result<u32, String> {
@@ -224,7 +217,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let Some(kernel) = a.kernel else {
         return err("--kernel <vmlinux> is required");
     };
-    let memory = a.memory.unwrap_or(DEFAULT_MEMORY);
+    let MemorySpec {
+        size: memory,
+        hotplug_size,
+    } = a.memory.unwrap_or(MemorySpec {
+        size: DEFAULT_MEMORY,
+        hotplug_size: 0,
+    });
     if memory < crate::layout::MIN_RAM || memory % crate::layout::HOST_PAGE_MAX != 0 {
         return err(format!(
             "--memory {memory} bytes: need at least 64M and a multiple of 64K"
@@ -245,6 +244,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             initramfs: a.initramfs,
             cmdline,
             memory,
+            hotplug_size,
             cpus: a.cpus.unwrap_or(1),
             serial: a.serial.unwrap_or(SerialMode::Tty),
             disks: a.disk,
@@ -302,6 +302,7 @@ mod tests {
                     initramfs: Some("i.cpio.gz".into()),
                     cmdline: "console=hvc0 quiet".into(),
                     memory: 1 << 30,
+                    hotplug_size: 0,
                     cpus: 2,
                     serial: SerialMode::File("/tmp/c.log".into()),
                     disks: vec![
@@ -460,6 +461,19 @@ mod tests {
     }
 
     #[test]
+    fn memory_with_a_hotplug_window() {
+        let Command::Run { config, .. } =
+            p(&["--kernel", "k", "--memory", "size=1536M,hotplug_size=512M"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (config.memory, config.hotplug_size),
+            (1536 << 20, 512 << 20)
+        );
+    }
+
+    #[test]
     fn bad_arguments_have_clear_messages() {
         let msg = |a: &[&str]| p(a).unwrap_err().0;
         assert_eq!(msg(&[]), "--kernel <vmlinux> is required");
@@ -469,7 +483,11 @@ mod tests {
         assert!(m.contains("unexpected argument '--frobnicate'"), "{m}");
         assert!(msg(&["--kernel", "k", "--memory", "lots"]).contains("invalid size `lots`"));
         assert!(msg(&["--kernel", "k", "--memory", "16M"]).contains("at least 64M"));
-        assert!(msg(&["--kernel", "k", "--memory", "99999999999G"]).contains("too large"));
+        assert!(msg(&["--kernel", "k", "--memory", "99999999999G"]).contains("invalid size"));
+        assert!(
+            msg(&["--kernel", "k", "--memory", "size=1G,hotplug_size=1M"])
+                .contains("multiple of 256M")
+        );
         assert!(msg(&["--kernel", "k", "--cpus", "0"]).contains("invalid --cpus"));
         assert!(msg(&["--kernel", "k", "--cpus", "257"]).contains("from 1 to 256"));
         assert!(msg(&["--kernel", "k", "--serial", "pty"]).contains("invalid --serial"));

@@ -58,6 +58,8 @@ pub struct VmConfig {
     pub initramfs: Option<PathBuf>,
     pub cmdline: String,
     pub memory: u64,
+    /// Bytes of memory hotplug window beside boot RAM (`--memory hotplug_size=`; 0: none).
+    pub hotplug_size: u64,
     pub cpus: u32,
     pub serial: crate::console::SerialMode,
     /// `--disk` options, in order (disk `i` is `/dev/vd<a+i>` in the guest).

@@ -19,6 +19,7 @@
 //! * [`boot`], [`loader`], [`layout`], [`rtas_blob`]: what goes where in guest memory.
 //! * [`ratelimit`]: `guest_warn!`, log lines a guest can trigger at will, limited per call site.
 //! * [`cli`]: the `ppc-vmm` command line.
+//! * [`hotplug`]: the memory hotplug window (`--memory hotplug_size=`), its KVM slots.
 
 /// Most vCPUs the CLI accepts (each is one thread-per-core virtual CPU).
 pub const MAX_CPUS: u32 = 256;
@@ -36,6 +37,7 @@ pub mod event_monitor;
 pub mod events;
 pub mod hash;
 pub mod hcall;
+pub mod hotplug;
 pub mod kvm;
 pub mod layout;
 pub mod loader;

@@ -13,6 +13,7 @@ use crate::kvm::VmFd;
 use crate::memory::GuestMemory;
 use crate::vcpu::handle::VcpuControl;
 use firmware::rtas::{CpuRunState, Platform, Rtas, RtasAction, RtasArgs, RtasCall, TimeOfDay};
+use firmware::GuestRange;
 use log::{debug, info, warn};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,11 +25,14 @@ pub struct Partition {
     /// before the guest memory is unmapped.
     pub vm: VmFd,
     /// The PCI host bridges (none without `--disk`). Behind one lock shared by the vCPU
-    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify runs
-    /// its requests to completion under it. Declared before `mem`: its devices hold a
+    /// threads (MMIO exits, PCI config RTAS calls) and the reset path; a queue notify only
+    /// wakes the disk's I/O thread, which runs the requests without it. Declared before `mem`: its devices hold a
     /// second handle on the VM and clones of the memory.
     pub phbs: Mutex<Vec<Phb>>,
     pub(crate) mmio_exits: std::sync::atomic::AtomicU64,
+    /// The memory hotplug window's KVM slots (`--memory hotplug_size=`). Declared before
+    /// `mem`, whose window region its slots map.
+    pub(crate) hotplug: Option<crate::hotplug::HotplugSlots>,
     /// Pre-faults a new registration's dump destinations (one worker; holds a clone of `mem`).
     pub(crate) prefaulter: crate::prefault::Prefaulter,
     pub mem: GuestMemory,
@@ -111,19 +115,19 @@ impl Partition {
             .unwrap_or_else(|e| e.into_inner())
             .events_mut()
             .next_plid();
-        let platform = MachinePlatform {
-            vcpus: self.vcpus(),
-        };
-        (platform.time_of_day(), plid)
+        (crate::clock::now(), plid)
     }
 
     pub fn rtas(&self, vcpu: u32, args_addr: u64) -> Option<RtasAction> {
         let platform = MachinePlatform {
             vcpus: self.vcpus(),
+            vm: &self.vm,
+            hotplug: self.hotplug.as_ref(),
         };
         let mut rtas = self.rtas.lock().unwrap_or_else(|e| e.into_inner());
         let was_registered = rtas.fadump().is_registered();
         let before = crate::event_monitor::enabled().then(|| rtas.fadump().state().clone());
+        let was_active = rtas.fadump().is_dump_active();
         let action = match rtas.dispatch(&self.mem, args_addr, &platform) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -136,6 +140,15 @@ impl Partition {
                 let mut props = crate::event_monitor::registration_properties(rtas.fadump());
                 props["cpu"] = vcpu.into();
                 crate::event_monitor::emit(event, props);
+            }
+        }
+        if was_active && !rtas.fadump().is_dump_active() {
+            // The capture kernel released the dump: the window's LMBs it does not hold lose
+            // the slots the capture boot had for them.
+            if let (Some(slots), Some(d)) = (&self.hotplug, rtas.dlpar()) {
+                if let Err(e) = slots.sync(&self.vm, d.table(), false) {
+                    warn!("hotplug: after the dump's release: {e}");
+                }
             }
         }
         if !was_registered && rtas.fadump().is_registered() {
@@ -161,15 +174,36 @@ impl Partition {
     }
 
     /// A guest load from an address outside RAM: true if a PHB window claims it (`data` is
-    /// then filled in).
+    /// then filled in), or if it lies in the hotplug window (an LMB the guest does not hold,
+    /// e.g. one a pre-6.10 capture kernel's stale ELF header lists after its removal: reads
+    /// zeros).
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
         self.count_mmio(addr);
+        if self
+            .hotplug
+            .as_ref()
+            .is_some_and(|h| h.window().contains_addr(addr))
+        {
+            data.fill(0);
+            return true;
+        }
         self.lock_phbs().iter_mut().any(|p| p.mmio_read(addr, data))
     }
 
-    /// A guest store outside RAM: true if a PHB window claims it.
+    /// A guest store outside RAM: true if a PHB window claims it; dropped in the hotplug
+    /// window (an LMB the guest does not hold).
     pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
         self.count_mmio(addr);
+        if self
+            .hotplug
+            .as_ref()
+            .is_some_and(|h| h.window().contains_addr(addr))
+        {
+            crate::guest_warn!(
+                "store to {addr:#x} in the hotplug window, outside the guest's LMBs: dropped"
+            );
+            return true;
+        }
         self.lock_phbs()
             .iter_mut()
             .any(|p| p.mmio_write(addr, data))
@@ -202,6 +236,8 @@ impl Partition {
 
 pub(crate) struct MachinePlatform<'a> {
     vcpus: &'a [Arc<VcpuControl>],
+    vm: &'a VmFd,
+    hotplug: Option<&'a crate::hotplug::HotplugSlots>,
 }
 
 impl Platform for MachinePlatform<'_> {
@@ -210,5 +246,18 @@ impl Platform for MachinePlatform<'_> {
     }
     fn cpu_run_state(&self, cpu: u32) -> Option<CpuRunState> {
         self.vcpus.get(cpu as usize).map(|v| v.run_state())
+    }
+    fn map_memory(&self, range: GuestRange) -> bool {
+        let Some(h) = self.hotplug else {
+            return false;
+        };
+        h.map(self.vm, range)
+            .inspect_err(|e| warn!("hotplug: {e}"))
+            .is_ok()
+    }
+    fn unmap_memory(&self, range: GuestRange) {
+        if let Some(Err(e)) = self.hotplug.map(|h| h.unmap(self.vm, range)) {
+            warn!("hotplug: {e}");
+        }
     }
 }

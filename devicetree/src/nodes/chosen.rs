@@ -2,7 +2,7 @@
 
 use crate::description::MachineDescription;
 use crate::error::Error;
-use crate::vec5::architecture_vec5;
+use crate::vec5::{architecture_vec5, set_drconf_bits};
 use crate::writer::TreeWriter;
 
 /// * `bootargs`: the command line (`early_init_dt_scan_chosen()`).
@@ -16,7 +16,7 @@ use crate::writer::TreeWriter;
 ///
 /// No `linux,iommu-off`: every PHB has a DMA window (`ibm,dma-window`, see `nodes::pci`), and
 /// with that property kernels whose early scan honours it ignore RAM above 2 GiB.
-pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription) -> Result<(), Error> {
+pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription, drconf: bool) -> Result<(), Error> {
     let n = w.begin("chosen")?;
     w.string("bootargs", &d.cmdline)?;
     if let Some(initrd) = d.initrd {
@@ -35,9 +35,10 @@ pub(crate) fn write(w: &mut TreeWriter, d: &MachineDescription) -> Result<(), Er
     let vty = crate::nodes::vdevice::vty_path();
     w.string("linux,stdout-path", &vty)?;
     w.string("stdout-path", &vty)?;
-    w.bytes(
-        "ibm,architecture-vec-5",
-        &architecture_vec5(d.mmu, d.interrupt_controller),
-    )?;
+    let mut vec5 = architecture_vec5(d.mmu, d.interrupt_controller);
+    if drconf {
+        set_drconf_bits(&mut vec5);
+    }
+    w.bytes("ibm,architecture-vec-5", &vec5)?;
     w.end(n)
 }

@@ -4,6 +4,7 @@
 pub(crate) mod aliases;
 pub(crate) mod chosen;
 pub(crate) mod cpus;
+pub(crate) mod drconf;
 pub(crate) mod event_sources;
 pub(crate) mod hypervisor;
 pub(crate) mod memory;

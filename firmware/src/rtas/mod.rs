@@ -7,6 +7,7 @@
 //! the firmware itself never touches vCPUs or devices.
 
 pub mod args;
+pub mod dlpar;
 pub mod events;
 pub mod status;
 pub mod tokens;
@@ -19,13 +20,17 @@ use std::collections::BTreeSet;
 use log::{debug, info, warn};
 use vm_memory::GuestMemoryBackend;
 
+pub use crate::dlpar::event::HotplugAction;
 pub use args::{ArgsError, RtasArgs};
 pub use events::{EventClass, EventQueue};
 pub use status::RtasStatus;
 pub use tokens::RtasCall;
 
+use crate::dlpar::Dlpar;
 use crate::fadump::{Fadump, FadumpConfig};
 use crate::properties::{PropValue, Property};
+use crate::range::GuestRange;
+use dlpar::DLPAR_CALLS;
 
 /// The longest `ibm,os-term` message we read (Linux formats it into a 2048-byte buffer).
 pub const OS_TERM_MESSAGE_MAX: usize = 2048;
@@ -73,6 +78,18 @@ pub trait Platform {
     /// `None` when no vCPU has this id (the call then fails with
     /// [`RtasStatus::ParameterError`]).
     fn cpu_run_state(&self, cpu: u32) -> Option<CpuRunState>;
+    /// Memory DLPAR: the guest acquired the LMB at `range` (`set-indicator` 9003 = 1); map it
+    /// into the partition before the call returns. False fails the call with
+    /// [`RtasStatus::HardwareError`] and leaves the LMB unacquired. The default maps nothing.
+    fn map_memory(&self, range: GuestRange) -> bool {
+        let _ = range;
+        true
+    }
+    /// Memory DLPAR: the guest released the LMB at `range` (`set-indicator` 9003 = 0); its
+    /// memory may be unmapped and discarded.
+    fn unmap_memory(&self, range: GuestRange) {
+        let _ = range;
+    }
 }
 
 /// What the machine must do after a call. The status (if any) is already written.
@@ -156,6 +173,8 @@ pub struct Rtas {
     fadump: Fadump,
     events: EventQueue,
     machine_calls: BTreeSet<RtasCall>,
+    /// Memory DLPAR, when the partition has a hotplug window.
+    dlpar: Option<Dlpar>,
 }
 
 impl Rtas {
@@ -171,6 +190,32 @@ impl Rtas {
             fadump,
             events: EventQueue::new(),
             machine_calls: BTreeSet::new(),
+            dlpar: None,
+        }
+    }
+
+    /// Gives the partition memory DLPAR over `dlpar`'s hotplug window: publishes
+    /// `get-sensor-state`, `set-indicator` and `ibm,configure-connector`, adds
+    /// `ibm,lrdr-capacity` to `/rtas`; [`Rtas::memory_hotplug`] queues its hot-plug events.
+    pub fn set_dlpar(&mut self, dlpar: Dlpar) {
+        self.dlpar = Some(dlpar);
+    }
+
+    /// Memory DLPAR, when the partition has a hotplug window.
+    pub fn dlpar(&self) -> Option<&Dlpar> {
+        self.dlpar.as_ref()
+    }
+
+    /// Memory DLPAR, for the platform's add, remove and reset.
+    pub fn dlpar_mut(&mut self) -> Option<&mut Dlpar> {
+        self.dlpar.as_mut()
+    }
+
+    fn dlpar_calls(&self) -> &'static [RtasCall] {
+        if self.dlpar.is_some() {
+            &DLPAR_CALLS
+        } else {
+            &[]
         }
     }
 
@@ -208,6 +253,7 @@ impl Rtas {
     pub fn published_calls(&self) -> BTreeSet<RtasCall> {
         FIRMWARE_CALLS
             .iter()
+            .chain(self.dlpar_calls())
             .copied()
             .chain(self.machine_calls.iter().copied())
             .collect()
@@ -225,6 +271,12 @@ impl Rtas {
         // Linux's rtas_os_term() only calls ibm,os-term when this boolean is present.
         props.push(Property::new("ibm,extended-os-term", PropValue::Empty));
         props.extend(self.fadump.rtas_properties());
+        if let Some(d) = &self.dlpar {
+            props.push(crate::dlpar::tree::lrdr_capacity(
+                d.table(),
+                self.fadump.config().max_cpus,
+            ));
+        }
         props
     }
 
@@ -244,9 +296,11 @@ impl Rtas {
         platform: &dyn Platform,
     ) -> Result<RtasAction, ArgsError> {
         let args = RtasArgs::read(mem, args_addr).inspect_err(|e| warn!("rtas: {e}"))?;
-        let Some(call) = RtasCall::from_token(args.token)
-            .filter(|c| FIRMWARE_CALLS.contains(c) || self.machine_calls.contains(c))
-        else {
+        let Some(call) = RtasCall::from_token(args.token).filter(|c| {
+            FIRMWARE_CALLS.contains(c)
+                || self.dlpar_calls().contains(c)
+                || self.machine_calls.contains(c)
+        }) else {
             warn!("rtas: unknown or unpublished token {:#x}", args.token);
             args.write_status(mem, RtasStatus::ParameterError);
             return Ok(RtasAction::None);
@@ -278,6 +332,9 @@ impl Rtas {
             RtasCall::CheckException => (args.nargs == 6 || args.nargs == 7) && args.nret == 1,
             RtasCall::IbmOsTerm | RtasCall::OsTerm => args.has_counts(1, 1),
             RtasCall::IbmConfigureKernelDump => args.has_counts(3, 1),
+            RtasCall::GetSensorState => args.has_counts(2, 2),
+            RtasCall::SetIndicator => args.has_counts(3, 1),
+            RtasCall::IbmConfigureConnector => args.has_counts(2, 1),
             _ => false,
         };
         if !counts_ok {
@@ -379,6 +436,13 @@ impl Rtas {
                 } else {
                     RtasAction::RaiseEvents(outcome.still_pending)
                 }
+            }
+            RtasCall::GetSensorState | RtasCall::SetIndicator | RtasCall::IbmConfigureConnector => {
+                // Published only with DLPAR.
+                if let Some(d) = self.dlpar.as_mut() {
+                    dlpar::call(d, mem, call, &args, platform);
+                }
+                RtasAction::None
             }
             RtasCall::IbmOsTerm | RtasCall::OsTerm => self.os_term(mem, args),
             RtasCall::IbmConfigureKernelDump => {

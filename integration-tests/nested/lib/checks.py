@@ -254,15 +254,16 @@ def drgn_python():
     return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
 
 
-def analyze_vmcore(run, vmlinux, extra):
+def analyze_vmcore(run, vmlinux, extra, console="console.log"):
     """analyze-vmcore.py on RUN's vmcore, its output shown and kept in drgn.txt; returns its
-    status (None when drgn or the analyzer is not available)."""
+    status (None when drgn or the analyzer is not available). CONSOLE: the run file holding
+    the pattern lines (the console log, or a copy the guest wrote to its disk)."""
     analyzer = os.path.join(NESTED, "analyze-vmcore.py")
     py = drgn_python() if os.path.isfile(analyzer) else None
     if py is None:
         return None
     cmd = [py, analyzer, "--vmcore", run.path("vmcore"), "--vmlinux", vmlinux,
-           "--console", run.path("console.log"), "--cpus", str(run.cpus), *extra]
+           "--console", run.path(console), "--cpus", str(run.cpus), *extra]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with open(run.path("drgn.txt"), "w") as f:
         f.write(p.stdout)

@@ -73,6 +73,33 @@ CASES = {
     "kdump-hardlockup": (["--cpus", "2", "--crash", "kdump-hardlockup"],
                          "the hardlockup crash captured by kdump: is the spinning CPU saved?",
                          False),
+    # Memory DLPAR (--memory size=1536M,hotplug_size=512M; the guest adds LMBs 6 and 7 itself
+    # through /sys/kernel/dlpar, the pattern lands in them; its addresses go to the disk too).
+    "hotplug-add-6.12": (["--cpus", "2", "--crash", "hotplug-add"],
+                         "Linux 6.12: add 512 MiB (2 LMBs), pattern in them, crash: the "
+                         "vmcore holds them", False),
+    "hotplug-remove-6.12": (["--cpus", "2", "--crash", "hotplug-remove"],
+                            "Linux 6.12: add 2 LMBs, remove LMB 7, crash: no PT_LOAD for it",
+                            False),
+    "hotplug-host-add-6.12": (["--cpus", "2", "--crash", "hotplug-host-add"],
+                              "Linux 6.12: the host adds 512 MiB with vm.resize (hot-plug "
+                              "events), pattern in them, crash: dumped; a resize while the "
+                              "dump is active is refused", False),
+    "hotplug-add-6.1": (["--cpus", "2", "--crash", "hotplug-add", "--guest-kernel", "6.1"],
+                        "Linux 6.1: add 2 LMBs, no re-registration: the elfcorehdr from "
+                        "boot has no PT_LOAD for them", False),
+    "hotplug-add-rereg-6.1": (["--cpus", "2", "--crash", "hotplug-add-rereg",
+                               "--guest-kernel", "6.1"],
+                              "Linux 6.1: add 2 LMBs, re-register (the udev rule): dumped",
+                              False),
+    "hotplug-remove-stale-6.1": (["--cpus", "2", "--crash", "hotplug-remove-stale",
+                                  "--guest-kernel", "6.1"],
+                                 "Linux 6.1: add, re-register, remove LMB 7, no re-registration:"
+                                 " a stale PT_LOAD read as zeros", False),
+    "hotplug-remove-rereg-6.1": (["--cpus", "2", "--crash", "hotplug-remove-rereg",
+                                  "--guest-kernel", "6.1"],
+                                 "Linux 6.1: add, remove LMB 7, re-registering after each: no "
+                                 "PT_LOAD for it", False),
 }
 # kdump case -> the fadump case with the same guest and crash (the side-by-side table).
 KDUMP_PAIRS = {"kdump-sysrq": "sysrq-2cpu", "kdump-hardlockup": "hardlockup"}

@@ -54,6 +54,13 @@ CASE_TRAITS = {
     "hash-powernv": {"fadump", "sysrq", "smp", "hash"},
     "kdump-sysrq": {"kdump", "sysrq", "smp", "radix"},
     "kdump-hardlockup": {"kdump", "lkdtm", "sysrq", "smp", "radix"},
+    "hotplug-add-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-remove-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-host-add-6.12": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-add-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-add-rereg-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-remove-stale-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
+    "hotplug-remove-rereg-6.1": {"fadump", "sysrq", "smp", "radix", "hotplug"},
 }
 
 # (option, accepted values, why, traits that need it: None = every case)
@@ -79,6 +86,8 @@ REQUIREMENTS = [
     ("CONFIG_VIRTIO_BLK", {"y"}, "built in: the capture kernel saves the vmcore to /dev/vda",
      None),
     ("CONFIG_FA_DUMP", {"y"}, "firmware-assisted dump (ibm,configure-kernel-dump)", {"fadump"}),
+    ("CONFIG_MEMORY_HOTPLUG", {"y"}, "pseries DLPAR of LMBs (hotplug-memory.o)", {"hotplug"}),
+    ("CONFIG_MEMORY_HOTREMOVE", {"y"}, "the remove cases give an LMB back", {"hotplug"}),
     ("CONFIG_CRASH_DUMP", {"y"}, "the capture kernel's /proc/vmcore needs it", {"fadump", "kdump"}),
     ("CONFIG_PROC_VMCORE", {"y"}, "the capture kernel exports the dump as /proc/vmcore",
      {"fadump", "kdump"}),

@@ -24,6 +24,9 @@ export cpus memory
 # console), its status to /tmp/vmm-rc, its console input comes from fd 3.
 vmm_start() {
     mkfifo /tmp/vmm-in
+    # Created here, before the VMM's subshell opens it: `tail -f` below started first on a
+    # missing file once and relayed nothing (seen: a whole run's guest output lost).
+    : > /tmp/vmm-out
     if [ -x "$P"/qemu-sid/usr/bin/qemu-system-ppc64 ]; then
         # The same guest and drive script under QEMU 11.1 (sid, has pseries fadump) as the
         # VMM: same kernel, initramfs, vCPUs, memory and command line; the vmcore disk is the

@@ -15,7 +15,10 @@ pub const DISK_HELP: &str = "\
     --disk path=<file>[,readonly=on]
                            A virtio-blk disk (modern virtio-pci behind a PAPR PCI host
                            bridge) backed by <file>; repeat for more disks (at most 31).
-                           The guest sees them as /dev/vda, /dev/vdb, … in order.";
+                           The guest sees them as /dev/vda, /dev/vdb, … in order.
+                           Each disk has an I/O thread; a block device is also opened
+                           with O_DIRECT, used for aligned transfers (like QEMU's
+                           cache=none).";
 
 /// One parsed `--disk` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,8 @@ pub enum BuildError {
     TooMany,
     #[error("placing disk {index}: {err}")]
     Place { index: usize, err: PhbError },
+    #[error("starting the I/O thread of disk {index}: {err}")]
+    Thread { index: usize, err: std::io::Error },
 }
 
 /// The guest's PCI bus: one QEMU-like PHB (index 0) with disk `i` in slot `i + 1` (INTA#,
@@ -103,7 +108,8 @@ pub fn build_pci(
             path: spec.path.clone(),
             err,
         })?;
-        let dev = VirtioBlk::new(mem.clone(), disk, &format!("ppc-vmm-disk{i}"));
+        let dev = VirtioBlk::new(mem.clone(), disk, &format!("ppc-vmm-disk{i}"))
+            .map_err(|err| BuildError::Thread { index: i, err })?;
         // i < 31, so the slot fits.
         phb.add_device(i as u8 + 1, Box::new(dev))
             .map_err(|err| BuildError::Place { index: i, err })?;

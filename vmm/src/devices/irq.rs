@@ -9,6 +9,14 @@ use std::sync::atomic::Ordering;
 
 /// PCI LSIs over `KVM_IRQ_LINE`: with the in-kernel XICS the line number is the XICS
 /// source number, and the source is level-sensitive (see [`configure_lsis`]).
+///
+/// The disks' I/O threads raise their completions through this too, not through a
+/// `KVM_IRQFD`: the ioctl may be called from any thread and ends in the same `kvm_set_irq`
+/// an irqfd would (book3s XICS maps GSI = source number one to one), so no vCPU takes part
+/// either way. An irqfd is an edge (assert, deassert at once) and a level-sensitive source
+/// needs the line to follow ISR until the guest reads it; the resampling irqfd that would give
+/// that depends on EOI notifications, which the XICS-on-XIVE backend of POWER9/10 hosts does
+/// not send (the reason `KVM_CAP_IRQFD_RESAMPLE` is not reported where XIVE is on).
 pub(crate) struct KvmIrqLine {
     vm: VmFd,
     /// Level changes so far (the first few and then every 10000th are logged).
@@ -99,5 +107,45 @@ pub(crate) fn pulse_event(vm: &VmFd, class: firmware::rtas::EventClass) {
     debug!("RTAS event source {irq:#x} ({class:?}) pulsed");
     if let Err(e) = vm.set_irq_line(irq, true) {
         warn!("KVM_IRQ_LINE {irq:#x} (RTAS {class:?} event): {e}");
+    }
+}
+
+/// Device doorbells as `KVM_IOEVENTFD`s: the guest's store to a notify register signals the
+/// device's eventfd inside KVM (`kvm_io_bus_write` in the MMIO emulation path of book3s),
+/// so the vCPU neither exits to the VMM nor waits for the request.
+pub(crate) struct KvmIoEvents {
+    vm: VmFd,
+}
+
+impl KvmIoEvents {
+    /// Doorbells of the VM behind `vm` (a handle of its own).
+    pub(crate) fn new(vm: VmFd) -> Self {
+        KvmIoEvents { vm }
+    }
+}
+
+impl crate::devices::phb::IoEvents for KvmIoEvents {
+    fn register(
+        &self,
+        fd: &vmm_sys_util::eventfd::EventFd,
+        gpa: u64,
+        len: u32,
+        value: u64,
+    ) -> std::io::Result<()> {
+        self.vm
+            .ioeventfd(fd, gpa, len, value, false)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+
+    fn unregister(
+        &self,
+        fd: &vmm_sys_util::eventfd::EventFd,
+        gpa: u64,
+        len: u32,
+        value: u64,
+    ) -> std::io::Result<()> {
+        self.vm
+            .ioeventfd(fd, gpa, len, value, true)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
     }
 }

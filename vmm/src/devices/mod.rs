@@ -16,9 +16,11 @@
 //!    until the guest's `ibm,set-xive`); the LSIs are `phb.irq_of(slot)`.
 //! 3. **MMIO exits**: on `KVM_EXIT_MMIO` call [`phb::Phb::mmio_read`]/[`phb::Phb::mmio_write`]
 //!    with the guest-physical address and the data buffer (little-endian bytes as the guest
-//!    stored them); they return false for addresses outside the PHB's window. A queue notify
-//!    runs the whole request synchronously on the vCPU thread, so the PHB needs a `Mutex`
-//!    shared by the vCPU threads (and the reset path).
+//!    stored them); they return false for addresses outside the PHB's window. The PHB sits
+//!    behind a `Mutex` shared by the vCPU threads (and the reset path); a queue notify only
+//!    wakes the device's I/O thread ([`virtio_blk::io_thread`]), which runs the requests.
+//!    With [`phb::Phb::use_io_events`] the notify register is a `KVM_IOEVENTFD` and the
+//!    guest's notify does not leave the kernel at all.
 //! 4. **RTAS**: call `Rtas::enable_machine_call` for each of [`phb::rtas::PCI_CONFIG_CALLS`];
 //!    on `RtasAction::Machine { call, args }` call [`phb::rtas::handle_config_call`], which
 //!    writes the return cells itself.
@@ -26,9 +28,11 @@
 //!    kernel builds its PCI devices from these nodes (LPAR probe mode is "device tree") and
 //!    keeps the BARs the VMM placed.
 //! 6. **Reset**: on `system-reboot` and on the fadump reboot call [`phb::Phb::reset`] *after*
-//!    every vCPU has stopped (requests are synchronous, so none is in flight then): queues,
-//!    features, status, ISR and config space go back to power-on, LSIs are lowered, and no
-//!    queue is processed again until the new kernel sets DRIVER_OK.
+//!    every vCPU has stopped: each device stops and drains its I/O thread (the request in
+//!    progress finishes, no other starts), then queues, features, status, ISR and config
+//!    space go back to power-on, LSIs are lowered, and no queue is processed again until
+//!    the new kernel sets DRIVER_OK. Before the fadump touches guest memory,
+//!    [`phb::Phb::pause`] stops the I/O threads the same way without resetting.
 
 pub mod disk_spec;
 pub mod irq;
@@ -39,7 +43,23 @@ pub mod virtio_blk;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use phb::config::ConfigSpace;
+use phb::intx::IntxLine;
+use vmm_sys_util::eventfd::EventFd;
+
+/// A register whose writes the device wants delivered to an eventfd without a VM exit
+/// (`KVM_IOEVENTFD`): `len`-byte writes of `value` at `offset` into BAR `bar`. Other writes
+/// there still reach [`PciDevice::mmio_write`].
+#[derive(Debug, Clone, Copy)]
+pub struct Doorbell<'a> {
+    pub bar: usize,
+    pub offset: u64,
+    pub len: u32,
+    pub value: u64,
+    pub fd: &'a EventFd,
+}
 
 /// A PCI function on the PHB's bus. `Send` because the PHB sits behind a `Mutex` shared by
 /// the vCPU threads.
@@ -52,8 +72,26 @@ pub trait PciDevice: Send {
     fn mmio_write(&mut self, bar: usize, offset: u64, data: &[u8]);
     /// True while the device asserts INTx.
     fn interrupt_pending(&self) -> bool;
-    /// Device-level reset to the power-on state (the PHB resets the config header).
+    /// Device-level reset to the power-on state (the PHB resets the config header). A
+    /// device with an I/O thread stops and drains it first.
     fn reset(&mut self);
+    /// The device's line, handed over once when the PHB plugs it in, for a device that
+    /// raises INTx from a thread of its own.
+    fn connect_intx(&mut self, _line: Arc<IntxLine>) {}
+    /// The notify register to route through an eventfd, if the device has one.
+    fn doorbell(&self) -> Option<Doorbell<'_>> {
+        None
+    }
+    /// Stops asynchronous work: returns once nothing of the device touches guest memory or
+    /// its backend until [`PciDevice::resume`] or [`PciDevice::reset`].
+    fn pause(&mut self) {}
+    /// Undoes [`PciDevice::pause`].
+    fn resume(&mut self) {}
+    /// Waits (bounded) until the work of every notification made so far is done; true if it
+    /// is. For tests and for orderly shutdown; devices without threads are always settled.
+    fn settle(&self) -> bool {
+        true
+    }
 }
 
 /// Compile-time check: the PHB (and so every device) can be shared between vCPU threads.

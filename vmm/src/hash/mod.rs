@@ -26,13 +26,15 @@ use std::time::Instant;
 
 /// Radix needs nothing (a new VM on a POWER9 host starts radix). Hash: allocate the HPT, sized
 /// so that the real-mode area covers the firmware region; returns the MMU for the device tree
-/// and the real-mode area's size.
-pub fn setup_mmu(vm: &VmFd, mode: MmuMode, memory: u64) -> Result<(Mmu, u64), Error> {
+/// and the real-mode area's size. The HPT is sized for `max_ram` (boot RAM plus the memory
+/// hotplug window: without `hcall-hpt-resize`, which we do not offer, Linux cannot grow it
+/// after a hot-add, as QEMU sizes it from maxram); the real-mode area comes from boot RAM.
+pub fn setup_mmu(vm: &VmFd, mode: MmuMode, memory: u64, max_ram: u64) -> Result<(Mmu, u64), Error> {
     match mode {
         MmuMode::Radix => Ok((Mmu::Radix { gtse: true }, memory)),
         MmuMode::Hash => {
             let page_shift = sizing::host_page_shift();
-            let want = sizing::order_for(memory, page_shift, LOW_TOP_MAX);
+            let want = sizing::order_for(memory.max(max_ram), page_shift, LOW_TOP_MAX);
             let order = vm.allocate_htab(want).map_err(kvm_err(
                 "KVM_PPC_ALLOCATE_HTAB (hash guests need a bare-metal KVM-HV host; a nested \
                  pseries L1 runs radix guests only)",
@@ -45,10 +47,11 @@ pub fn setup_mmu(vm: &VmFd, mode: MmuMode, memory: u64) -> Result<(Mmu, u64), Er
             let rma = sizing::rma_size(memory, order, page_shift);
             info!(
                 "hash MMU: HPT of 2^{order} bytes ({} entries; asked 2^{want}), host pages 2^{page_shift}: \
-                 real-mode area {} MiB of {} MiB",
+                 real-mode area {} MiB of {} MiB (sized for {} MiB with the hotplug window)",
                 sizing::entries(order),
                 rma >> 20,
-                memory >> 20
+                memory >> 20,
+                memory.max(max_ram) >> 20
             );
             Ok((Mmu::Hash { htab_shift: order }, rma))
         }

@@ -90,6 +90,17 @@ mod tests {
     const G: u64 = 1 << 30;
 
     #[test]
+    fn a_hotplug_window_grows_the_hpt_not_the_rma() {
+        // 2 GiB of boot RAM and a 1 GiB window: the table of 3 GiB's (2^25, not 2^24). The
+        // real-mode area is the VRMA's (1 GiB) and never more than boot RAM.
+        assert_eq!(order_for(2 << 30, 12, 256 << 20), 24);
+        let with_window = order_for(3 << 30, 12, 256 << 20);
+        assert_eq!(with_window, 25);
+        assert_eq!(rma_size(2 << 30, with_window, 12), 1 << 30);
+        assert_eq!(rma_size(512 << 20, with_window, 12), 512 << 20);
+    }
+
+    #[test]
     fn order_is_ram_over_128_unless_the_rma_would_be_too_small() {
         // 64 KiB host pages: RAM/128 always leaves a large enough VRMA.
         assert_eq!(order_for(G, 16, 256 * M), 23);

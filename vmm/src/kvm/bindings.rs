@@ -48,6 +48,9 @@ pub const KVM_CAP_PPC_HTAB_FD: u32 = 84;
 pub const KVM_CAP_PPC_RTAS: u32 = 91;
 pub const KVM_CAP_IRQ_XICS: u32 = 92;
 pub const KVM_CAP_SPAPR_MULTITCE: u32 = 94;
+pub const KVM_CAP_IRQFD: u32 = 32;
+pub const KVM_CAP_IOEVENTFD: u32 = 36;
+pub const KVM_CAP_IRQFD_RESAMPLE: u32 = 82;
 pub const KVM_CAP_PPC_FIXUP_HCALL: u32 = 103;
 pub const KVM_CAP_PPC_ENABLE_HCALL: u32 = 104;
 pub const KVM_CAP_PPC_HWRNG: u32 = 115;
@@ -227,6 +230,22 @@ pub struct kvm_device_attr {
     pub attr: u64,
     pub addr: u64,
 }
+
+/// `KVM_IOEVENTFD`: guest stores at `addr` of `len` bytes (matching `datamatch` with
+/// [`KVM_IOEVENTFD_FLAG_DATAMATCH`]) signal eventfd `fd` inside the kernel instead of exiting.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct kvm_ioeventfd {
+    pub datamatch: u64,
+    pub addr: u64,
+    pub len: u32,
+    pub fd: i32,
+    pub flags: u32,
+    pub pad: [u8; 36],
+}
+
+pub const KVM_IOEVENTFD_FLAG_DATAMATCH: u32 = 1 << 0;
+pub const KVM_IOEVENTFD_FLAG_DEASSIGN: u32 = 1 << 2;
 
 /// `KVM_IRQ_LINE`: on book3s with in-kernel XICS `irq` is the XICS source number.
 #[repr(C)]

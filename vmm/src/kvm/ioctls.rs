@@ -66,6 +66,7 @@ kvm_ioctls! {
     KVM_CREATE_VCPU = io(0x41);
     KVM_SET_USER_MEMORY_REGION = iow(0x46, kvm_userspace_memory_region);
     KVM_IRQ_LINE = iow(0x61, kvm_irq_level);
+    KVM_IOEVENTFD = iow(0x79, kvm_ioeventfd);
     KVM_ENABLE_CAP = iow(0xa3, kvm_enable_cap);
     KVM_PPC_GET_SMMU_INFO = ior(0xa6, kvm_ppc_smmu_info);
     KVM_PPC_ALLOCATE_HTAB = iowr(0xa7, u32);
@@ -112,6 +113,7 @@ mod tests {
             ("KVM_CREATE_VCPU", 0x2000ae41),
             ("KVM_SET_USER_MEMORY_REGION", 0x8020ae46),
             ("KVM_IRQ_LINE", 0x8008ae61),
+            ("KVM_IOEVENTFD", 0x8040ae79),
             ("KVM_RUN", 0x2000ae80),
             ("KVM_GET_REGS", 0x4188ae81),
             ("KVM_SET_REGS", 0x8188ae82),

@@ -138,6 +138,29 @@ fn c_source() -> String {
         }
     );
     fields!(a, "struct kvm_irq_level", kvm_irq_level { irq, level });
+    fields!(
+        a,
+        "struct kvm_ioeventfd",
+        kvm_ioeventfd {
+            datamatch,
+            addr,
+            len,
+            fd,
+            flags,
+            pad
+        }
+    );
+    a.eq(
+        "KVM_IOEVENTFD_FLAG_DATAMATCH",
+        KVM_IOEVENTFD_FLAG_DATAMATCH as usize,
+    );
+    a.eq(
+        "KVM_IOEVENTFD_FLAG_DEASSIGN",
+        KVM_IOEVENTFD_FLAG_DEASSIGN as usize,
+    );
+    a.eq("KVM_CAP_IRQFD", KVM_CAP_IRQFD as usize);
+    a.eq("KVM_CAP_IOEVENTFD", KVM_CAP_IOEVENTFD as usize);
+    a.eq("KVM_CAP_IRQFD_RESAMPLE", KVM_CAP_IRQFD_RESAMPLE as usize);
     fields!(a, "struct kvm_interrupt", kvm_interrupt { irq });
     fields!(
         a,

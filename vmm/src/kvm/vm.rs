@@ -121,6 +121,33 @@ impl VmFd {
         check(unsafe { ioctl_with_ref(&self.vm, KVM_IRQ_LINE, &level) })
     }
 
+    /// `KVM_IOEVENTFD`: `len`-byte guest stores of `value` at guest-physical `addr` signal
+    /// `fd` (assign), or no longer do (`deassign`, with the same arguments).
+    pub fn ioeventfd(
+        &self,
+        fd: &impl AsRawFd,
+        addr: u64,
+        len: u32,
+        value: u64,
+        deassign: bool,
+    ) -> Result<()> {
+        let mut flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+        if deassign {
+            flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+        }
+        let args = kvm_ioeventfd {
+            datamatch: value,
+            addr,
+            len,
+            fd: fd.as_raw_fd(),
+            flags,
+            pad: [0; 36],
+        };
+        // SAFETY: the kernel reads a kvm_ioeventfd of the right layout and takes its own
+        // reference on the eventfd (closing ours later is fine).
+        check(unsafe { ioctl_with_ref(&self.vm, KVM_IOEVENTFD, &args) })
+    }
+
     /// `KVM_PPC_CONFIGURE_V3_MMU` (radix/hash and the process table, POWER9+).
     pub fn configure_v3_mmu(&self, cfg: &kvm_ppc_mmuv3_cfg) -> Result<()> {
         // SAFETY: the kernel reads a kvm_ppc_mmuv3_cfg of the right layout.

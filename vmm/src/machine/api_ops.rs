@@ -55,8 +55,6 @@ impl Machine {
 
     /// Acts on one request: the reply, and `Some(status)` when the run ends.
     fn api_action(&mut self, action: &Action) -> Result<(Reply, Option<i32>), Error> {
-        let not_in_build =
-            |what: &str| Reply::error(501, format!("{what} is not in this build of ppc-vmm yet"));
         let reply = match action {
             Action::Info => Reply::json(vm_info(&self.config, self.state, self.boots)),
             Action::Counters => Reply::json(counters(self.partition.vcpus(), self.mmio_exits())),
@@ -102,9 +100,10 @@ impl Machine {
                 Ok(r) => Reply::json(coredump_body(&r)),
                 Err(e) => op_error_reply("vm.coredump", &e),
             },
-            // The hotplug work provides this Machine method; until it is merged it is refused
-            // clearly.
-            Action::Resize { .. } => not_in_build("vm.resize"),
+            Action::Resize { desired_ram } => match self.resize_memory(*desired_ram) {
+                Ok(_) => Reply::no_content(),
+                Err(e) => op_error_reply("vm.resize", &e),
+            },
         };
         Ok((reply, None))
     }
@@ -116,7 +115,6 @@ impl Machine {
     }
 }
 
-/// `GET vm.info` of a machine with `config`, in `state`, after `boots` boots.
 /// The one mapping of [`OpError`] to HTTP: 409 busy (the guest keeps running, retry later),
 /// 400 for a bad request or one this machine cannot do, 500 for host I/O and other failures.
 pub fn op_error_status(e: &OpError) -> u16 {
@@ -146,6 +144,7 @@ pub fn coredump_body(r: &CoredumpReport) -> serde_json::Value {
     })
 }
 
+/// `GET vm.info` of a machine with `config`, in `state`, after `boots` boots.
 pub fn vm_info(config: &VmConfig, state: MachineState, boots: u32) -> VmInfo {
     VmInfo {
         config: InfoConfig {
@@ -456,6 +455,7 @@ mod tests {
             initramfs: None,
             cmdline: "console=hvc0".into(),
             memory: 2 << 30,
+            hotplug_size: 0,
             cpus: 4,
             serial: crate::console::SerialMode::Off,
             disks: vec![crate::devices::disk_spec::DiskSpec {

@@ -9,7 +9,7 @@ use crate::boot::BootImages;
 use crate::config::{MmuMode, PreserveMode, VmConfig};
 use crate::console::Console;
 use crate::devices::disk_spec::build_pci;
-use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIrqLine};
+use crate::devices::irq::{configure_event_sources, configure_lsis, KvmIoEvents, KvmIrqLine};
 use crate::devices::kvm_tce::KvmTces;
 use crate::devices::phb::ddw::DDW_CALLS;
 use crate::devices::phb::rtas::PCI_CONFIG_CALLS;
@@ -17,6 +17,7 @@ use crate::devices::phb::Phb;
 use crate::error::{kvm_err, Error};
 use crate::events::{event_channel, EventQueue};
 use crate::hash;
+use crate::hotplug::HotplugSlots;
 use crate::kvm::bindings::*;
 use crate::kvm::{DeviceFd, Kvm, VcpuFd, VmFd};
 use crate::layout::FDT_MAX_SIZE;
@@ -25,6 +26,8 @@ use crate::partition::Partition;
 use crate::prefault::Prefaulter;
 use crate::vcpu::{register_kick_signal, VcpuControl, ANSWER_TIMEOUT};
 use devicetree::{CpuModel, Mmu};
+use firmware::dlpar::table::LmbTable;
+use firmware::dlpar::Dlpar;
 use firmware::fadump::FadumpConfig;
 use firmware::rtas::{Rtas, RtasCall};
 use firmware::GuestRange;
@@ -56,10 +59,12 @@ impl Machine {
         let images = BootImages::read(&config.kernel, config.initramfs.as_deref())?;
         let vm = create_vm()?;
         let caps = check_caps(&vm, &config)?;
-        let mem = map_memory(&vm, config.memory)?;
+        let window = hotplug_window(&config)?;
+        let mem = map_memory(&vm, config.memory, window)?;
         let huge_page = crate::memory::host_huge_page_size().unwrap_or(0);
         crate::memory::advise_huge_pages(&mem, huge_page);
-        let (mmu, rma_size) = hash::setup_mmu(&vm, config.mmu, config.memory)?;
+        let max_ram = window.map_or(config.memory, |w| w.end());
+        let (mmu, rma_size) = hash::setup_mmu(&vm, config.mmu, config.memory, max_ram)?;
         let xics = create_xics(&vm, config.cpus)?;
         let phbs = create_phbs(&vm, &mem, &config, caps.spapr_tce_64)?;
         configure_lsis(&xics, &phbs)?;
@@ -73,11 +78,16 @@ impl Machine {
             config.memory >> 20
         );
         let mut rtas = build_rtas(&vm, &config, mmu, rma_size, !phbs.is_empty())?;
+        let hotplug = match window {
+            Some(w) => Some(setup_hotplug(&mut rtas, &mem, &config, w)?),
+            None => None,
+        };
         if config.preserve != PreserveMode::Copy {
             // Linux's boot-memory destination on a huge-page boundary: whole PMDs move.
             rtas.fadump_mut().set_dest_alignment(huge_page);
         }
-        let (partition, events) = assemble_partition(&config, vm, mem, phbs, rtas, caps, mmu)?;
+        let (partition, events) =
+            assemble_partition(&config, vm, mem, phbs, rtas, caps, mmu, hotplug)?;
         start_vcpu_threads(&partition, fds)?;
         Ok(Machine {
             config,
@@ -170,10 +180,30 @@ fn check_caps(vm: &VmFd, config: &VmConfig) -> Result<Caps, Error> {
     })
 }
 
-/// Maps `size` bytes of anonymous guest RAM at guest address 0 and gives it to KVM as slot 0.
-fn map_memory(vm: &VmFd, size: u64) -> Result<GuestMemory, Error> {
-    let mem = GuestMemory::from_ranges(&[(GuestAddress(0), size as usize)])
-        .map_err(|e| Error::Memory(e.to_string()))?;
+/// The memory hotplug window `--memory hotplug_size=` asks for, checked against the LMB
+/// table's rules.
+fn hotplug_window(config: &VmConfig) -> Result<Option<GuestRange>, Error> {
+    let spec = crate::hotplug::MemorySpec {
+        size: config.memory,
+        hotplug_size: config.hotplug_size,
+    };
+    match spec.window() {
+        None if config.hotplug_size > 0 => Err(Error::Memory(format!(
+            "no room for a {:#x}-byte hotplug window after {:#x} bytes of RAM",
+            config.hotplug_size, config.memory
+        ))),
+        w => Ok(w),
+    }
+}
+
+/// Maps `size` bytes of anonymous guest RAM at guest address 0 and gives it to KVM as slot 0;
+/// with a hotplug window, maps the window too (anonymous, reserving nothing), as a second
+/// region of guest memory that gets KVM slots per LMB only when the guest takes one
+/// ([`crate::hotplug::slots`]).
+fn map_memory(vm: &VmFd, size: u64, window: Option<GuestRange>) -> Result<GuestMemory, Error> {
+    let mut ranges = vec![(GuestAddress(0), size as usize)];
+    ranges.extend(window.map(|w| (w.start_addr(), w.len() as usize)));
+    let mem = GuestMemory::from_ranges(&ranges).map_err(|e| Error::Memory(e.to_string()))?;
     let host = mem
         .get_host_address(GuestAddress(0))
         .map_err(|e| Error::Memory(e.to_string()))?;
@@ -236,12 +266,31 @@ fn create_phbs(
     if kernel_tces {
         phb.use_kernel_tces(Arc::new(KvmTces::new(dup()?)));
     }
+    // Notifies as ioeventfds (every KVM has them; the capability says so); completions are
+    // raised by each disk's I/O thread with KVM_IRQ_LINE (see devices::irq).
+    let ioeventfd = vm.check_extension(KVM_CAP_IOEVENTFD);
+    info!(
+        "KVM: ioeventfd {}, irqfd {}, irqfd resample {} (completions use KVM_IRQ_LINE from the \
+         I/O threads: see devices::irq)",
+        u8::from(ioeventfd),
+        vm.check_extension_int(KVM_CAP_IRQFD),
+        vm.check_extension_int(KVM_CAP_IRQFD_RESAMPLE)
+    );
+    if ioeventfd {
+        phb.use_io_events(Arc::new(KvmIoEvents::new(dup()?)));
+    }
     for slot in phb.occupied_slots() {
         info!(
-            "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x})",
+            "PCI {:#x} slot {slot}: virtio-blk {} (LSI {:#x}), served by its I/O thread; \
+             notify {}",
             phb.config().buid,
             config.disks[usize::from(slot) - 1].path.display(),
-            phb.irq_of(slot).unwrap_or(0)
+            phb.irq_of(slot).unwrap_or(0),
+            if ioeventfd {
+                "through KVM_IOEVENTFD"
+            } else {
+                "by MMIO exit (no KVM_CAP_IOEVENTFD)"
+            }
         );
     }
     Ok(vec![phb])
@@ -333,7 +382,29 @@ fn build_rtas(
     Ok(rtas)
 }
 
+/// Memory DLPAR over `window`: the firmware's LMB table with every LMB granted (the guest
+/// may add them itself) and the window's KVM slots (none mapped). (The hot-plug event
+/// source is configured with the other RTAS event sources.)
+fn setup_hotplug(
+    rtas: &mut Rtas,
+    mem: &GuestMemory,
+    config: &VmConfig,
+    window: GuestRange,
+) -> Result<HotplugSlots, Error> {
+    let mut table = LmbTable::new(config.memory, window.start(), window.len())
+        .map_err(|e| Error::Memory(e.to_string()))?;
+    let granted = table.grant_all();
+    rtas.set_dlpar(Dlpar::new(table));
+    let slots = HotplugSlots::new(mem, window)
+        .ok_or_else(|| Error::Memory(format!("hotplug window {window} is not one region")))?;
+    info!(
+        "memory hotplug window {window}: {granted} LMBs of 256 MiB, every one the guest's to add"
+    );
+    Ok(slots)
+}
+
 /// The state the vCPU threads and the main thread share, and the main thread's event queue.
+#[allow(clippy::too_many_arguments)]
 fn assemble_partition(
     config: &VmConfig,
     vm: VmFd,
@@ -342,6 +413,7 @@ fn assemble_partition(
     rtas: Rtas,
     caps: Caps,
     mmu: Mmu,
+    hotplug: Option<HotplugSlots>,
 ) -> Result<(Arc<Partition>, EventQueue), Error> {
     let console = Arc::new(Console::for_mode(&config.serial).map_err(Error::Console)?);
     let (tx, rx) = event_channel();
@@ -352,6 +424,7 @@ fn assemble_partition(
         vm,
         phbs: Mutex::new(phbs),
         mmio_exits: Default::default(),
+        hotplug,
         prefaulter,
         mem,
         console,

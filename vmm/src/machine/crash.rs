@@ -15,6 +15,7 @@
 //!   refusal above), so a torn dump is never reported as good.
 
 use super::{ms, Machine, MachineState};
+use crate::boot::{InstallAfterHead, StagedImages};
 use crate::config::PreserveMode;
 use crate::error::Error;
 use crate::hash::{self, UnreadableHpt};
@@ -35,6 +36,11 @@ pub(crate) trait CrashHost {
     fn vcpus(&self) -> Vec<Arc<VcpuControl>>;
     /// How long a vCPU may take to answer.
     fn answer_timeout(&self) -> Duration;
+    /// Every vCPU is stopped: stops the devices' I/O threads (the request in progress
+    /// finishes, no other starts), so nothing but the dump touches guest memory from now on.
+    fn pause_io(&mut self);
+    /// No dump after all: the I/O threads go on.
+    fn resume_io(&mut self);
     /// Every vCPU is stopped: read what else the dump needs (the HPT) and let the firmware
     /// write the dump from `cpus`.
     fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError>;
@@ -49,7 +55,7 @@ pub(crate) trait CrashHost {
 /// How long each step of a dump took.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Phases {
-    /// Stopping every vCPU and reading its registers.
+    /// Stopping every vCPU and reading its registers, and stopping the I/O threads.
     pub stop: Duration,
     /// The firmware's dump (HPT read, register save area, boot-memory copies).
     pub dump: Duration,
@@ -111,22 +117,26 @@ pub(crate) fn fadump_crash(
         unresponsive,
         ..
     } = set::stop_all(&vcpus, host.answer_timeout());
-    let refuse = |host: &mut dyn CrashHost, why: Refusal| {
+    let refuse = |host: &mut dyn CrashHost, why: Refusal, paused: bool| {
         error!("fadump: cannot dump ({why}); ibm,os-term returns a hardware error");
+        if paused {
+            host.resume_io();
+        }
         set::resume(&held);
         host.answer_os_term(args, RtasStatus::HardwareError);
         Ok(CrashOutcome::Refused(why))
     };
     if !unresponsive.is_empty() {
-        return refuse(host, Refusal::Unresponsive(unresponsive));
+        return refuse(host, Refusal::Unresponsive(unresponsive), false);
     }
     if !dead.is_empty() {
         warn!("fadump: vCPUs {dead:?} have no thread: their registers are not in the dump");
     }
+    host.pause_io();
     let stop = t0.elapsed();
     let report = match host.dump(&mut online) {
         Ok(r) => r,
-        Err(e) => return refuse(host, Refusal::Dump(e)),
+        Err(e) => return refuse(host, Refusal::Dump(e), true),
     };
     let dump = t0.elapsed() - stop;
     info!(
@@ -168,6 +178,7 @@ impl Machine {
         rtas: &mut firmware::rtas::Rtas,
         cpus: &mut Vec<CpuState>,
         hpt: Option<&mut dyn HptSource>,
+        staged: Option<&mut StagedImages>,
     ) -> Result<DumpReport, DumpError> {
         // A populate still running would only fault pages in, but it competes for the lock
         // the moves take.
@@ -190,12 +201,23 @@ impl Machine {
         };
         let mem = &self.partition.mem;
         let t = Instant::now();
-        let (result, stats) = match mode {
-            None => (
+        let destinations = rtas.fadump().registered_destinations();
+        let early = staged.and_then(|s| InstallAfterHead::new(s, mem, &destinations));
+        let (result, stats) = match (mode, early) {
+            // Copying: the capture kernel's images move in beside the copy, once its head
+            // is preserved.
+            (None, Some(mut p)) => {
+                let r = rtas.fadump_mut().perform_dump_with(mem, cpus, hpt, &mut p);
+                if p.started() {
+                    info!("fadump: capture images moving in beside the rest of the copy");
+                }
+                (r, RemapStats::default())
+            }
+            (None, None) => (
                 rtas.fadump_mut().perform_dump(mem, cpus, hpt),
                 RemapStats::default(),
             ),
-            Some(mode) => {
+            (Some(mode), _) => {
                 let mut p = RemapPreserver::new(mode, self.huge_page);
                 let r = rtas.fadump_mut().perform_dump_with(mem, cpus, hpt, &mut p);
                 (r, p.stats)
@@ -228,6 +250,20 @@ impl CrashHost for Machine {
         self.answer_timeout
     }
 
+    fn pause_io(&mut self) {
+        let mut phbs = self.partition.lock_phbs();
+        for p in phbs.iter_mut() {
+            p.pause();
+        }
+    }
+
+    fn resume_io(&mut self) {
+        let mut phbs = self.partition.lock_phbs();
+        for p in phbs.iter_mut() {
+            p.resume();
+        }
+    }
+
     fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError> {
         let snapshot = match self.mmu {
             Mmu::Hash { htab_shift } => Some(hash::read(&self.partition.vm, htab_shift)),
@@ -250,7 +286,11 @@ impl CrashHost for Machine {
                 Ok(v) => Some(v),
                 Err(u) => Some(u),
             };
-            self.preserve_boot_memory(&mut rtas, cpus, source)
+            // Out of `self` for the dump (the partition stays borrowed), back right after.
+            let mut staged = self.staged.take();
+            let r = self.preserve_boot_memory(&mut rtas, cpus, source, staged.as_mut());
+            self.staged = staged;
+            r
         };
         if let (Some(Ok(snap)), Ok(report)) = (&snapshot, &result) {
             match hash::stream::verify_hpte_section(&self.partition.mem, &report.kernel_dump, snap)
@@ -272,7 +312,12 @@ impl CrashHost for Machine {
 
     fn reset(&mut self) -> Result<(), Error> {
         self.go_to(MachineState::Resetting)?;
-        Machine::reset(self)
+        // The dump is written and nothing runs: the capture kernel's staged images move under
+        // guest RAM beside the reset (the move's KVM invalidations are most of its cost).
+        if let Some(s) = &mut self.staged {
+            s.start_install(&self.partition.mem);
+        }
+        Machine::reset(self, firmware::dlpar::table::ResetKind::Fadump)
     }
 
     fn boot(&mut self) -> Result<Instant, Error> {
@@ -342,6 +387,12 @@ mod tests {
         }
         fn answer_timeout(&self) -> Duration {
             self.timeout
+        }
+        fn pause_io(&mut self) {
+            self.steps.push("io paused");
+        }
+        fn resume_io(&mut self) {
+            self.steps.push("io resumed");
         }
         fn dump(&mut self, cpus: &mut Vec<CpuState>) -> Result<DumpReport, DumpError> {
             self.steps.push("dump");
@@ -487,7 +538,7 @@ mod tests {
         let (mut m, args) = crashed(&[Behaviour::Answers; 3], 1, true);
         m.timeout = ANSWER_TIMEOUT;
         let (report, missing) = dumped(fadump_crash(&mut m, 1, &args).unwrap());
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 3);
         assert!(missing.is_empty());
         assert_eq!(kernel_dump_status(&m), Some(0xc000));
@@ -539,7 +590,7 @@ mod tests {
             true,
         );
         let (report, missing) = dumped(fadump_crash(&mut m, 2, &args).unwrap());
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         assert_eq!(report.cpus_saved, 2);
         assert_eq!(missing, vec![1]);
         assert_eq!(kernel_dump_status(&m), Some(0xc000));
@@ -555,7 +606,10 @@ mod tests {
             out,
             CrashOutcome::Refused(Refusal::Dump(DumpError::NotRegistered))
         );
-        assert_eq!(m.steps, ["dump", "os-term answered"]);
+        assert_eq!(
+            m.steps,
+            ["io paused", "dump", "io resumed", "os-term answered"]
+        );
         assert_eq!(m.os_term, Some(RtasStatus::HardwareError));
         for v in &m.vcpus {
             assert_eq!(
@@ -572,7 +626,7 @@ mod tests {
         let (mut m, args) = crashed(&[Behaviour::Dead, Behaviour::Answers], 1, true);
         let err = fadump_crash(&mut m, 1, &args).unwrap_err();
         assert_eq!(err.to_string(), "threads/events: boot vCPU is not stopped");
-        assert_eq!(m.steps, ["dump", "reset", "boot"]);
+        assert_eq!(m.steps, ["io paused", "dump", "reset", "boot"]);
         set::quit_all(&m.vcpus, ANSWER_TIMEOUT);
     }
 }

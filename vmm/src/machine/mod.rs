@@ -29,6 +29,7 @@ mod event_loop;
 mod nmi;
 mod ops_error;
 mod power;
+pub mod resize;
 pub mod state;
 
 pub use coredump::CoredumpReport;
@@ -52,6 +53,7 @@ use crate::partition::Partition;
 use crate::vcpu::{set, StartRequest};
 use devicetree::{CpuModel, Mmu};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use firmware::dlpar::table::ResetKind;
 use firmware::rtas::RtasArgs;
 use log::{error, info, warn};
 use std::sync::atomic::Ordering;
@@ -121,12 +123,18 @@ impl Machine {
     /// boot's set-up: what follows, the boot's log line, runs beside the guest).
     fn start_boot(&mut self) -> Result<std::time::Instant, Error> {
         let t = std::time::Instant::now();
-        let rtas_properties = self
-            .partition
-            .rtas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .properties();
+        let (rtas_properties, drconf) = {
+            let rtas = self
+                .partition
+                .rtas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let drconf = rtas.dlpar().map(|d| devicetree::Drconf {
+                properties: d.drconf_properties(),
+                root_properties: firmware::dlpar::tree::drc_root_properties(d.table()),
+            });
+            (rtas.properties(), drconf)
+        };
         let pci: Vec<_> = self
             .partition
             .lock_phbs()
@@ -143,10 +151,16 @@ impl Machine {
             pci: &pci,
             mmu: self.mmu,
             rma_size: self.rma_size,
+            drconf,
         };
-        let faults = thread_page_faults();
+        // Page faults tell where a load that writes the images spends its time; a staged boot
+        // writes (almost) nothing, and reading procfs twice would cost more than it does.
+        let count_faults = !self.staged.as_ref().is_some_and(|s| s.is_filled());
+        let faults = count_faults.then(thread_page_faults).flatten();
         let img = crate::boot::load_staged(&self.partition.mem, &spec, self.staged.as_mut())?;
-        let faults = thread_page_faults()
+        let faults = count_faults
+            .then(thread_page_faults)
+            .flatten()
             .zip(faults)
             .map(|(b, a)| (b.0 - a.0, b.1 - a.1));
         self.images_end = img.layout.initrd.map_or(img.kernel_end, |r| r.end());
@@ -167,7 +181,7 @@ impl Machine {
         info!(
             "boot #{}: kernel {:#x}..{:#x} entry {:#x}, initrd {:?}, fdt {:#x} ({} bytes), rtas {:#x}; \
              loaded in {:.1} ms (kernel {:.1} ms, {} KiB of it written; initrd {:.1} ms; device \
-             tree {:.1} ms; page faults minor/major {:?}){}; boot vCPU started {:.1} ms after \
+             tree {:.1} ms, {:.1} ms of it writing; page faults minor/major {:?}){}; boot vCPU started {:.1} ms after \
              the set-up began",
             self.boots,
             img.kernel_base,
@@ -182,11 +196,15 @@ impl Machine {
             img.kernel_written >> 10,
             ms(img.timings.initrd),
             ms(img.timings.fdt),
+            ms(img.timings.fdt_write),
             faults,
-            if img.staged {
-                "; kernel and initramfs moved in from the staged pages"
-            } else {
-                ""
+            match (img.staged, img.tree_staged) {
+                (true, true) => {
+                    "; kernel and initramfs moved in from the staged pages, device tree built \
+                     ahead with ibm,kernel-dump put in"
+                }
+                (true, false) => "; kernel and initramfs moved in from the staged pages",
+                _ => "",
             },
             ms(started - t)
         );
@@ -194,29 +212,45 @@ impl Machine {
     }
 
     /// Stages the kernel and initramfs for the next boot (the capture boot after a crash), so
-    /// that boot moves them in instead of writing them. Called once a boot has started the
+    /// that boot moves them in instead of writing them, and builds the capture boot's device
+    /// tree (the crash only puts `ibm,kernel-dump` in). Called once a boot has started the
     /// guest, off the crash path; a failure only means the next boot writes them.
     fn stage_next_boot(&mut self, end: u64) {
+        let rtas_properties = self
+            .partition
+            .rtas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .properties();
+        // The PCI description at power-on, as the capture boot (after its reset) sees it.
+        let pci: Vec<_> = self
+            .partition
+            .lock_phbs()
+            .iter()
+            .map(|p| p.description())
+            .collect();
         let spec = BootSpec {
             images: &self.images,
             cmdline: &self.config.cmdline,
             memory: self.config.memory,
             cpus: self.config.cpus,
             cpu: &self.cpu,
-            rtas_properties: Vec::new(),
-            pci: &[],
+            rtas_properties,
+            pci: &pci,
             mmu: self.mmu,
             rma_size: self.rma_size,
+            drconf: None,
         };
         let t = std::time::Instant::now();
         let staged = match &mut self.staged {
-            Some(s) if s.is_filled() => return,
+            Some(s) if s.is_filled() && s.tree_matches(&spec) => return,
             Some(s) => s.refill(&spec),
             None => StagedImages::new(&spec, end, self.huge_page).map(|s| self.staged = Some(s)),
         };
         match staged {
             Ok(()) => info!(
-                "boot #{}: kernel and initramfs staged for the next boot in {:.1} ms",
+                "boot #{}: kernel, initramfs and capture device tree staged for the next boot \
+                 in {:.1} ms",
                 self.boots,
                 ms(t.elapsed())
             ),
@@ -228,10 +262,10 @@ impl Machine {
     }
 
     /// Stops every vCPU and resets their state (guest RAM untouched), then every PCI device
-    /// (requests run synchronously on vCPU threads, so none is in flight once they stopped)
-    /// and the XICS state of their LSIs. A vCPU that does not answer fails the reset: the
+    /// (each stops and drains its I/O thread first: the request in progress finishes and no
+    /// other starts) and the XICS state of their LSIs. A vCPU that does not answer fails the reset: the
     /// next kernel cannot start from a known state.
-    fn reset(&mut self) -> Result<(), Error> {
+    fn reset(&mut self, kind: ResetKind) -> Result<(), Error> {
         self.partition.reset_lpcr();
         set::reset_all(self.partition.vcpus(), self.answer_timeout)
             .map_err(|e| Error::Runtime(format!("reset: {e}")))?;
@@ -257,7 +291,8 @@ impl Machine {
             .unwrap_or_else(|e| e.into_inner())
             .events_mut()
             .clear();
-        configure_event_sources(&self.xics)
+        configure_event_sources(&self.xics)?;
+        self.reset_hotplug(kind)
     }
 
     /// Ends every vCPU thread (bounded: a stuck one is left behind and named).
@@ -387,7 +422,7 @@ impl Machine {
                 info!("guest requested a reboot: resetting and booting again");
                 crate::event_monitor::emit("rebooting", serde_json::json!({ "boot": self.boots }));
                 self.go_to(MachineState::Resetting)?;
-                self.reset()?;
+                self.reset(ResetKind::Reboot)?;
                 // Only now that every vCPU has stopped (no REGISTER can race it): a plain
                 // reboot keeps an active dump but not a registration (the next kernel would
                 // get -9 and trust a stale structure).

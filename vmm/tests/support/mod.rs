@@ -44,6 +44,7 @@ pub fn config() -> VmConfig {
         initramfs: Some("/payload/guest/initrd.cpio.gz".into()),
         cmdline: "console=hvc0 fadump=on".into(),
         memory: 1 << 30,
+        hotplug_size: 0,
         cpus: 2,
         serial: vmm::console::SerialMode::Off,
         disks: vec![vmm::devices::disk_spec::DiskSpec {

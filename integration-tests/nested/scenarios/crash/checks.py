@@ -12,12 +12,122 @@ import os
 import re
 
 import checks
+import vmcore_check as vc
 from checks import Check, Step
 
 # The guest kernel's own first line about the crash (what L1's crash-to-capture timer uses).
 CRASH_LINE = r"sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)"
 PATTERN_PAGE = r"FADUMP-PATTERN seed=0x[0-9a-f]* page=[0-9]* vaddr=0x[0-9a-f]* phys=0x[0-9a-f]*"
 ELF64_LE_MAGIC = b"\x7fELF\x02"
+
+
+def hotplug(r):
+    """Memory DLPAR kinds: window LMBs 6 and 7 (0x60000000-0x80000000) added by the guest."""
+    return r.crash.startswith("hotplug-")
+
+
+LMB = 0x1000_0000
+WINDOW_LMBS = {6: 0x8000_0006, 7: 0x8000_0007}
+
+
+def host_add(r):
+    """The host adds the LMBs (vm.resize over the API socket) instead of the guest."""
+    return r.crash == "hotplug-host-add"
+
+
+def removes(r):
+    return r.crash.startswith("hotplug-remove")
+
+
+def kernel_610(r):
+    """6.10+ builds the elfcorehdr in the capture kernel (hotplug_ready exists and is 1)."""
+    return r.has(r"GUEST-HP-BOOT .*hotplug_ready=1\b")
+
+
+def owned_at_crash(r):
+    return {6} if removes(r) else {6, 7}
+
+
+def expected_window_loads(r):
+    """The window LMBs the vmcore has PT_LOADs for. 6.10+: what the crashed kernel owned (the
+    capture kernel's memblock, from the VMM's drconf node). Before 6.10: what the kernel owned
+    at its last registration (boot, then after the add with the udev-like rule, then after the
+    remove with it)."""
+    if kernel_610(r):
+        return owned_at_crash(r)
+    if r.crash in ("hotplug-add-rereg", "hotplug-remove-stale"):
+        return {6, 7}
+    if r.crash == "hotplug-remove-rereg":
+        return {6}
+    return set()
+
+
+def read_disk_pattern(r):
+    """The pattern lines the guest wrote to the last MiB of its disk (the export image), kept
+    as RUN/pattern.txt (a --recheck after the image was dropped reuses it)."""
+    img = r.path("export.img")
+    if os.path.exists(img):
+        with open(img, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (1 << 20)))
+            data = f.read().split(b"\0", 1)[0]
+        with open(r.path("pattern.txt"), "wb") as out:
+            out.write(data)
+    r.values["disk_pattern"] = vc.parse_pattern_console(r.read("pattern.txt"))
+
+
+def disk_pages(r):
+    run = r.values.get("disk_pattern")
+    return run.pages if run else []
+
+
+def lmb_of(phys):
+    return phys // LMB
+
+
+def window_pages(r):
+    return [p for p in disk_pages(r) if lmb_of(p.phys) in WINDOW_LMBS]
+
+
+def vmcore_window_lmbs(r):
+    """Window LMBs any PT_LOAD of the saved vmcore overlaps."""
+    with vc.ElfCore(r.path("vmcore")) as core:
+        ranges = core.phys_ranges()
+    r.values["phys_ranges"] = ranges
+    return {k for k in WINDOW_LMBS if any(a < (k + 1) * LMB and b > k * LMB for a, b in ranges)}
+
+
+def pattern_pages_as_expected(r):
+    """Every pattern page in covered memory reads back identical from the vmcore (ELF reader);
+    every page in a window LMB the vmcore does not cover is absent from it."""
+    want_loads = expected_window_loads(r)
+    good = bad = missing_ok = 0
+    with vc.ElfCore(r.path("vmcore")) as core:
+        for p in disk_pages(r):
+            k = lmb_of(p.phys)
+            covered = k not in WINDOW_LMBS or k in want_loads
+            try:
+                got = core.read_phys(p.phys, p.pagesize)
+            except vc.VmcoreError:
+                got = None
+            if not covered:
+                if got is None:
+                    missing_ok += 1
+                else:
+                    bad += 1
+                continue
+            diff = None if got is None else vc.compare_bytes(vc.expected_page(p.seed, p.page, p.pagesize), got)[0]
+            if diff == 0:
+                good += 1
+            else:
+                bad += 1
+    r.show(f"  pattern pages: {good} match, {missing_ok} absent as expected (uncovered window LMBs), "
+           f"{bad} wrong; {len(window_pages(r))} of {len(disk_pages(r))} in the window")
+    return bool(disk_pages(r)) and bad == 0
+
+
+def hp_state(r, label):
+    return r.value(rf"GUEST-HP-STATE {label} (m6=\S+ m7=\S+)") or "?"
 
 
 def unregistered(r):
@@ -215,8 +325,17 @@ def nmi_targets(r):
     return "[" + ", ".join(str(i) for i in range(r.cpus)) + "]"
 
 
+def drgn_applies(r):
+    """drgn checks every pattern page: not for a dump that by design lacks some (pre-6.10
+    hotplug kinds whose elfcorehdr predates the add)."""
+    if not hotplug(r):
+        return True
+    return expected_window_loads(r) >= {lmb_of(p.phys) for p in window_pages(r)}
+
+
 def drgn(r):
     """analyze-vmcore.py on the vmcore; r.values['drgn'] = its status, None if unavailable.
+    Hotplug kinds: the pattern lines come from the guest's disk (pattern.txt).
     kdump-hardlockup: cpu1 spins with interrupts off; the crashing kernel stops it with an NMI
     IPI (H_SIGNAL_SYS_RESET, which our VMM and QEMU serve), so kdump has its registers too.
     Run directories from before our VMM served it (H_FUNCTION) lack cpu1's note:
@@ -225,7 +344,8 @@ def drgn(r):
     extra = ["--crash-symbol", crash_symbol(r)]
     if r.crash == "kdump-hardlockup" and r.has(r"unhandled hcall H_SIGNAL_SYS_RESET"):
         extra += ["--expect-missing-prstatus", "1"]
-    r.values["drgn"] = checks.analyze_vmcore(r, dbg, extra) if os.path.isfile(dbg) else None
+    console = "pattern.txt" if hotplug(r) else "console.log"
+    r.values["drgn"] = checks.analyze_vmcore(r, dbg, extra, console) if os.path.isfile(dbg) else None
 
 
 def drgn_name(r):
@@ -352,6 +472,48 @@ CHECKS = [
           when=lambda r: second(r) and vmm_ours(r)),
     Check("the first dump is still there after the reboot",
           lambda r: r.count(r"GUEST-VMCORE .*/proc/vmcore") >= 2, when=second),
+    # --- memory DLPAR (hotplug kinds) ----------------------------------------------------
+    Step(read_disk_pattern, when=hotplug),
+    Check("drconf node in the tree, 256 MiB memory blocks",
+          lambda r: r.has(r"GUEST-HP-BOOT drconf=yes block=10000000 "), when=hotplug),
+    show_lines(r"GUEST-HP-BOOT", label="GUEST-HP-BOOT", when=hotplug),
+    Check("adding past the window (3 LMBs of 2) refused, nothing added",
+          lambda r: r.has(r"GUEST-HP-ADD-PAST rc=[1-9]") and hp_state(r, "past") == "m6=absent m7=absent",
+          when=lambda r: hotplug(r) and not host_add(r)),
+    Check("the guest added LMBs 6 and 7 itself (memory add count 2), online",
+          lambda r: r.has(r"GUEST-HP-ADD rc=0") and hp_state(r, "added") == "m6=online m7=online",
+          when=lambda r: hotplug(r) and not host_add(r)),
+    Check("vm.resize past the window: 400, nothing added",
+          lambda r: r.has(r"NESTED-HP-API past status=400 ") and hp_state(r, "past") == "m6=absent m7=absent",
+          when=host_add),
+    Check("vm.resize to 2 GiB: 204; the guest took LMBs 6 and 7 from the hot-plug event, online",
+          lambda r: r.has(r"NESTED-HP-API add status=204 ") and r.has(r"GUEST-HP-ADD rc=0")
+          and hp_state(r, "added") == "m6=online m7=online"
+          and r.has(r"vm.resize: 0x60000000 -> 0x80000000: 2 LMBs \[80000006, 80000007\] offered, 1 hot-plug events"),
+          when=host_add),
+    Check("vm.resize while the dump is active: 409, nothing changes",
+          lambda r: r.has(r"NESTED-HP-API capture status=409 "), when=host_add),
+    show_lines(r"NESTED-HP-API", limit=3, when=host_add),
+    Check("VMM: both LMBs acquired and configured through RTAS",
+          lambda r: all(r.has(rf"dlpar: LMB {i:#x} .* configured") for i in WINDOW_LMBS.values()),
+          when=lambda r: hotplug(r) and vmm_ours(r)),
+    Check("the guest removed LMB 7 (memory remove index), the VMM saw it released",
+          lambda r: r.has(r"GUEST-HP-REMOVE rc=0") and hp_state(r, "removed") == "m6=online m7=absent"
+          and r.has(r"dlpar: LMB 0x80000007 .* released by the guest"),
+          when=lambda r: hotplug(r) and removes(r)),
+    Check("re-registered fadump after each change (the udev rule's kdumpctl reload)",
+          lambda r: r.count(r"GUEST-HP-REREG rc=0 registered=1") == (2 if r.crash == "hotplug-remove-rereg" else 1),
+          when=lambda r: r.crash.endswith(("-rereg", "-stale")) and not kernel_610(r)),
+    Check(lambda r: f"pattern pages on the disk, {len(window_pages(r))} of {len(disk_pages(r))} "
+                    "in the hot-added LMBs",
+          lambda r: len(window_pages(r)) >= 1, when=hotplug),
+    Check(lambda r: "VMM: the fadump reset keeps exactly the LMBs the crashed kernel owned "
+                    f"({sorted(owned_at_crash(r))})",
+          lambda r: r.has(r"hotplug: Fadump reset: the guest keeps LMBs \[" +
+                          ", ".join(f"{WINDOW_LMBS[k]:x}" for k in sorted(owned_at_crash(r))) + r"\]"),
+          when=lambda r: hotplug(r) and vmm_ours(r)),
+    show_lines(r"GUEST-HP-STATE capture", label="GUEST-HP-STATE", when=hotplug),
+    show_lines(r"GUEST-HP-CAPTURE-ADD", label="GUEST-HP-CAPTURE-ADD", when=hotplug),
     # --- the saved vmcore ---------------------------------------------------------------
     Check(lambda r: f"{'kdump' if kdump(r) else 'capture'} kernel saved /proc/vmcore to the "
                     "virtio-blk disk",
@@ -364,6 +526,12 @@ CHECKS = [
     Step(cut_vmcore, when=captured),
     Check("vmcore on the host is an ELF64 core", is_elf64_core,
           when=lambda r: captured(r) and (saved_bytes(r) or 0) > 0),
+    Check(lambda r: f"vmcore PT_LOADs over the window: LMBs {sorted(expected_window_loads(r))} "
+                    f"({'6.10+: the capture kernel' if kernel_610(r) else 'pre-6.10: the last registration'})",
+          lambda r: vmcore_window_lmbs(r) == expected_window_loads(r),
+          when=lambda r: hotplug(r) and has_vmcore(r)),
+    Check("pattern pages: present ones identical, the uncovered window's absent",
+          pattern_pages_as_expected, when=lambda r: hotplug(r) and has_vmcore(r)),
     # --- back in production -------------------------------------------------------------
     Check("release_mem, then registered again (registered = 1)",
           lambda r: r.has(r"GUEST-RELEASED") and r.has(r"GUEST-REREGISTERED registered=1\b"),
@@ -404,9 +572,9 @@ CHECKS = [
     show_lines(r"GUEST-VMCORE-SAVED bytes=[0-9]", label="GUEST-VMCORE-SAVED"),
     Step(crash_to_production, when=captured),
     # --- the dump, analysed on the host by drgn with the guest's DWARF --------------------
-    Step(drgn, when=lambda r: captured(r) and has_vmcore(r)),
+    Step(drgn, when=lambda r: captured(r) and has_vmcore(r) and drgn_applies(r)),
     Check(drgn_name, lambda r: r.values["drgn"] == 0,
-          when=lambda r: captured(r) and has_vmcore(r)),
+          when=lambda r: captured(r) and has_vmcore(r) and drgn_applies(r)),
     Check("the CPU spinning with interrupts off was stopped in lkdtm_HARDLOCKUP (drgn trace)",
           lambda r: "lkdtm_HARDLOCKUP" in r.read("drgn.txt"),
           when=lambda r: r.crash == "hardlockup" and has_vmcore(r) and r.values.get("drgn") is not None),

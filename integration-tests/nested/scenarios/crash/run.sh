@@ -17,8 +17,22 @@ case "$kind" in
     nmi-hung) how=spin-all ;;
     host-dump) capture=host how=spin-all ;;
     power-button) capture=none how=power-button ;;
+    hotplug-*) how=sysrq ;;
     *) how="$kind" ;;
 esac
+# Memory DLPAR kinds (--memory size=1536M,hotplug_size=512M: window LMBs 6 and 7 at
+# 0x60000000): the guest adds both itself (/sys/kernel/dlpar), the remove kinds give LMB 7
+# back, the rereg kinds re-register fadump after each change as the distributions' udev rule
+# does (kdumpctl reload, only without hotplug_ready = 1).
+hp_rereg='if [ "$(cat /sys/kernel/fadump/hotplug_ready 2>/dev/null)" != 1 ]; then echo 1 > /sys/kernel/fadump/registered; echo GUEST-HP-REREG rc=$? registered=$(cat /sys/kernel/fadump/registered); fi'
+# hp_api LABEL METHOD PATH [BODY]: one request to the VMM's API socket, its status and body
+# on one line.
+hp_api() {
+    label="$1"; shift
+    out="$("$P"/api-request /tmp/vmm-api.sock "$@" 2>&1)"
+    echo "NESTED-HP-API $label status=$(echo "$out" | sed -n '1s/^HTTP\/1\.1 \([0-9]*\).*/\1/p') body=$(echo "$out" | tail -n 1)"
+}
+hp_state='echo GUEST-HP-STATE $1 m6=$(cat /sys/devices/system/memory/memory6/state 2>/dev/null || echo absent) m7=$(cat /sys/devices/system/memory/memory7/state 2>/dev/null || echo absent) ram=$(grep "System RAM" /proc/iomem | tr -d " " | tr "\\n" ,)'
 # The operator API and the event monitor (our VMM, with ppc-remote in the payload): vm.fadump
 # is asked before the crash and in the capture kernel, and the events are shown at the end.
 # Every ppc-remote call is kept with its output and printed as NESTED-API lines (a CLI
@@ -56,8 +70,40 @@ show_api() {
 }
 vmm_start
 if ready 1; then
+    case "$kind" in
+        hotplug-*)
+            guest_step 60 'echo GUEST-HP-BOOT drconf=$([ -d /proc/device-tree/ibm,dynamic-reconfiguration-memory ] && echo yes || echo no) block=$(cat /sys/devices/system/memory/block_size_bytes) hotplug_ready=$(cat /sys/kernel/fadump/hotplug_ready 2>/dev/null || echo absent) registered=$(cat /sys/kernel/fadump/registered 2>/dev/null)'
+            if [ "$kind" = hotplug-host-add ]; then
+                # The host adds 512 MiB with vm.resize (hot-plug events, check-exception);
+                # past the window first (400, nothing changes).
+                hp_api past PUT /api/v1/vm.resize '{"desired_ram":2415919104}'
+                guest_step 60 'set -- past; '"$hp_state"
+                hp_api add PUT /api/v1/vm.resize '{"desired_ram":2147483648}'
+                guest_step 300 'i=0; while [ "$(cat /sys/devices/system/memory/memory7/state 2>/dev/null)" != online ] && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done; echo GUEST-HP-ADD rc=0 waited=$i; set -- added; '"$hp_state"
+            else
+                # Adding past the window (2 LMBs): refused by the guest, nothing changes.
+                guest_step 120 'echo "memory add count 3" > /sys/kernel/dlpar; echo GUEST-HP-ADD-PAST rc=$?; set -- past; '"$hp_state"
+                guest_step 300 'echo "memory add count 2" > /sys/kernel/dlpar; echo GUEST-HP-ADD rc=$?; set -- added; '"$hp_state"
+            fi
+            case "$kind" in *-rereg|*-stale) guest_step 120 "$hp_rereg" ;; esac
+            case "$kind" in
+                hotplug-remove*)
+                    guest_step 300 'echo "memory remove index 0x80000007" > /sys/kernel/dlpar; echo GUEST-HP-REMOVE rc=$?; set -- removed; '"$hp_state"
+                    case "$kind" in *-rereg) guest_step 120 "$hp_rereg" ;; esac
+                    ;;
+            esac
+            ;;
+    esac
     # Pattern pages with their physical addresses, recorded before the crash.
     guest_step 120 'echo GUEST-FADUMP-REGISTERED=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent) GUEST-KEXEC-CRASH-LOADED=$(cat /sys/kernel/kexec_crash_loaded 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+    case "$kind" in
+        hotplug-*)
+            # More pattern pages (they land in the hot-added, movable LMBs first), and their
+            # lines written to the last MiB of the disk too: the host reads them from there
+            # rather than from a console that may drop lines.
+            guest_step 120 'fadump-pattern 32 > /tmp/pat2 2>&1 & i=0; while ! grep -q READY /tmp/pat2 && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat /tmp/pat2 > /tmp/patall; s=$(cat /sys/block/vda/size); dd if=/tmp/patall of=/dev/vda bs=512 seek=$((s - 2048)) conv=fsync 2>/dev/null; echo GUEST-PATTERN-SAVED lines=$(grep -c FADUMP-PATTERN /tmp/patall) bytes=$(wc -c < /tmp/patall) sector=$((s - 2048))'
+            ;;
+    esac
     remote before ping
     remote before info
     remote before fadump
@@ -168,6 +214,15 @@ if ready 1; then
             send 'echo GUEST-SECOND-CRASH; echo c > /proc/sysrq-trigger'
             ready 3 "$n"
         fi
+        case "$kind" in
+            hotplug-*)
+                # What the capture kernel holds, and an add while the dump is active.
+                guest_step 120 'set -- capture; '"$hp_state"
+                guest_step 120 'echo "memory add count 1" > /sys/kernel/dlpar; echo GUEST-HP-CAPTURE-ADD rc=$?; set -- capture-add; '"$hp_state"
+                # A resize while the dump is active: refused (409), nothing changes.
+                [ "$kind" = hotplug-host-add ] && hp_api capture PUT /api/v1/vm.resize '{"desired_ram":1879048192}'
+                ;;
+        esac
         if [ -s "$P"/vmm-guest-cmd ]; then
             # --guest-cmd runs in the capture kernel here.
             guest_step 300 "$(cat "$P"/vmm-guest-cmd)" || echo "NESTED-GUEST-CMD-TIMEOUT"

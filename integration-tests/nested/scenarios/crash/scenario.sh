@@ -7,6 +7,12 @@ case "$crash" in
     # RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode defaults to
     # 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
     sysrq|bug|panic|hardlockup|second|nmi-hung) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
+    # Memory DLPAR: hot-added blocks online into ZONE_MOVABLE (removable; user pages prefer
+    # them), a 512 MiB window after 1536 MiB of boot RAM (LMBs 6 and 7, below 2 GiB).
+    hotplug-add|hotplug-remove|hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale|hotplug-host-add)
+        append="fadump=on crashkernel=${CRASHKERNEL:-384M} memhp_default_state=online_movable${append:+ $append}"
+        memory="${memory:-size=1536M,hotplug_size=512M}"
+        ;;
     # host-dump: no fadump; the hung guest is NMI'd, panics, and its ibm,os-term makes our VMM
     # write an ELF core of it (--on-crash host-dump) onto the export disk. power-button: no
     # dump at all, the guest shuts down on an EPOW event.
@@ -22,15 +28,24 @@ memory="${memory:-1536M}"
 # room for what the guest touches (its kernel and pattern pages, the boot memory fadump keeps,
 # the capture kernel) beside itself. Untouched guest RAM costs L1 nothing: reads of it, as the
 # capture kernel's save does, map the zero page.
-mem_mib="${memory%[MG]}"
-case "$memory" in *G) mem_mib=$((mem_mib * 1024)) ;; esac
+mem_mib="${memory#size=}"
+mem_mib="${mem_mib%%,*}"
+mem_mib="${mem_mib%[MG]}"
+case "${memory%%,*}" in *G) mem_mib=$((mem_mib * 1024)) ;; esac
 if [ "$mem_mib" -gt 2048 ]; then
     out_size="${out_size:-$(( mem_mib / 1024 + 2 ))G}"
     l1_mem="${l1_mem:-6G}"
 fi
 vmm_choices="ours qemu-sid"
+# QEMU gets `-m` from --memory's first size: no hotplug window there.
+case "$crash" in hotplug-*) vmm_choices="ours" ;; esac
 # The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
 disks=" --disk path=/dev/vda"
+# The host-initiated kind drives vm.resize through the VMM's API socket from L1.
+if [ "$crash" = hotplug-host-add ]; then
+    disks+=" --api-socket path=/tmp/vmm-api.sock"
+    l1_add+=("$("$repo/guests/pattern/build.sh" api-request)=api-request")
+fi
 out_image=1
 case "$crash" in
     # The VMM itself writes the core onto L1's output disk; the guest has no disk. (These words

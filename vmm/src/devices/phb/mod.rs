@@ -13,6 +13,7 @@
 pub mod config;
 pub mod ddw;
 pub mod dma;
+pub mod intx;
 pub mod rtas;
 pub mod tce;
 
@@ -28,7 +29,9 @@ use log::debug;
 use crate::devices::PciDevice;
 use config::CONFIG_SPACE_SIZE;
 use dma::DmaWindows;
+use intx::IntxLine;
 use tce::{KernelTces, NoKernelTces};
+use vmm_sys_util::eventfd::EventFd;
 
 /// BUID of the first PHB (QEMU's `SPAPR_PCI_BASE_BUID`); PHB `n` has BUID + n.
 pub const BASE_BUID: u64 = 0x0800_0000_2000_0000;
@@ -48,6 +51,14 @@ pub const SLOTS: usize = 32;
 /// `irq`, level-triggered).
 pub trait IrqLine: Send + Sync {
     fn set_level(&self, irq: u32, level: bool);
+}
+
+/// Routes guest stores at a guest-physical address to an eventfd inside the hypervisor (the
+/// machine implements it over `KVM_IOEVENTFD`): a `len`-byte store of `value` at `gpa`
+/// signals `fd` and does not exit.
+pub trait IoEvents: Send + Sync {
+    fn register(&self, fd: &EventFd, gpa: u64, len: u32, value: u64) -> std::io::Result<()>;
+    fn unregister(&self, fd: &EventFd, gpa: u64, len: u32, value: u64) -> std::io::Result<()>;
 }
 
 /// Where the PHB sits.
@@ -100,7 +111,10 @@ pub enum PhbError {
 
 struct Slot {
     dev: Box<dyn PciDevice>,
-    irq_level: bool,
+    /// The INTx line (`None` for a device without an interrupt pin).
+    intx: Option<Arc<IntxLine>>,
+    /// Where the device's doorbell is routed through [`IoEvents`] now: (gpa, len, value).
+    doorbell: Option<(u64, u32, u64)>,
 }
 
 /// The host bridge and its bus-0 devices.
@@ -112,6 +126,8 @@ pub struct Phb {
     irq: Arc<dyn IrqLine>,
     /// The DMA windows and their TCE tables.
     dma: DmaWindows,
+    /// Where device doorbells become eventfds (none: every notify is an MMIO exit).
+    io_events: Option<Arc<dyn IoEvents>>,
 }
 
 impl std::fmt::Debug for Phb {
@@ -148,6 +164,83 @@ impl Phb {
             next_bar: cfg.mem32_pci_base,
             irq,
             dma: DmaWindows::new(cfg.index, Arc::new(NoKernelTces)),
+            io_events: None,
+        }
+    }
+
+    /// Routes device doorbells through `events` from now on (and where decoding is enabled
+    /// already, at once); each BAR move or decode change re-registers them.
+    pub fn use_io_events(&mut self, events: Arc<dyn IoEvents>) {
+        self.io_events = Some(events);
+        for slot in 0..SLOTS as u8 {
+            self.sync_doorbell(slot);
+        }
+    }
+
+    /// Where the doorbell of the device in `slot` is routed, if it is: (gpa, len, value).
+    pub fn doorbell_route(&self, slot: u8) -> Option<(u64, u32, u64)> {
+        self.slots.get(usize::from(slot))?.as_ref()?.doorbell
+    }
+
+    /// The guest-physical address of `offset` into BAR `bar` of `dev` where the BAR lies
+    /// inside the window (decoding on or not).
+    fn bar_gpa(&self, dev: &dyn PciDevice, bar: usize, offset: u64, len: u64) -> Option<u64> {
+        let c = dev.config();
+        let base = c.bar_address(bar).filter(|b| *b != 0)?;
+        let size = u64::from(c.bar_spec(bar)?.size);
+        if offset.checked_add(len)? > size {
+            return None;
+        }
+        let off = base
+            .checked_sub(self.cfg.mem32_pci_base)?
+            .checked_add(offset)?;
+        (off.checked_add(len)? <= self.cfg.mem32_size).then(|| self.cfg.mem32_cpu_base + off)
+    }
+
+    /// Makes the doorbell routing of `slot` follow its BAR: unregistered where the BAR moved
+    /// away, registered where it is now. Memory decoding is not looked at: a registration
+    /// (and a KVM_IOEVENTFD deassign waits for an SRCU grace period, milliseconds nested)
+    /// then survives the command-register writes of every boot and the reset, which puts
+    /// the BAR back where it was placed. A store there while decoding is off reaches the
+    /// device's eventfd instead of being dropped; it can only notify a queue the driver owns
+    /// (none after a reset: the thread drops it). A registration that fails leaves the
+    /// doorbell to MMIO exits (logged).
+    fn sync_doorbell(&mut self, slot: u8) {
+        let Some(events) = self.io_events.clone() else {
+            return;
+        };
+        let Some(Some(s)) = self.slots.get(usize::from(slot)) else {
+            return;
+        };
+        let want = s.dev.doorbell().and_then(|d| {
+            let gpa = self.bar_gpa(s.dev.as_ref(), d.bar, d.offset, u64::from(d.len))?;
+            Some((gpa, d.len, d.value))
+        });
+        if want == s.doorbell {
+            return;
+        }
+        let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) else {
+            return;
+        };
+        let Some(d) = s.dev.doorbell() else {
+            return;
+        };
+        if let Some((gpa, len, value)) = s.doorbell.take() {
+            match events.unregister(d.fd, gpa, len, value) {
+                Ok(()) => debug!("pci slot {slot}: doorbell at {gpa:#x} unregistered"),
+                Err(e) => log::warn!("pci slot {slot}: doorbell at {gpa:#x} not unregistered: {e}"),
+            }
+        }
+        if let Some((gpa, len, value)) = want {
+            match events.register(d.fd, gpa, len, value) {
+                Ok(()) => {
+                    debug!("pci slot {slot}: doorbell at {gpa:#x} ({len} bytes) is an eventfd");
+                    s.doorbell = want;
+                }
+                Err(e) => log::warn!(
+                    "pci slot {slot}: doorbell at {gpa:#x} stays an MMIO exit (ioeventfd: {e})"
+                ),
+            }
         }
     }
 
@@ -198,10 +291,18 @@ impl Phb {
         }
         dev.config_mut().commit_power_on();
         self.next_bar = next;
+        let pin = dev.config().read(config::INTERRUPT_PIN, 1) as u8;
+        let intx = (pin != 0).then(|| {
+            let line = Arc::new(IntxLine::new(self.irq.clone(), self.cfg.lsi_for(slot, pin)));
+            dev.connect_intx(line.clone());
+            line
+        });
         self.slots[idx] = Some(Slot {
             dev,
-            irq_level: false,
+            intx,
+            doorbell: None,
         });
+        self.sync_doorbell(slot);
         Ok(())
     }
 
@@ -254,6 +355,8 @@ impl Phb {
             dev.config_mut().write(reg as usize, size, value);
         }
         self.update_irq(slot);
+        // A BAR write moves the doorbell.
+        self.sync_doorbell(slot);
     }
 
     fn function(&self, bus: u8, devfn: u8) -> Option<&dyn PciDevice> {
@@ -348,21 +451,16 @@ impl Phb {
 
     /// Recomputes the INTx level of `slot` and drives its LSI on a change.
     pub fn update_irq(&mut self, slot: u8) {
-        let cfg = self.cfg;
         let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) else {
             return;
         };
-        let pin = s.dev.config().read(config::INTERRUPT_PIN, 1) as u8;
-        if pin == 0 {
+        let Some(line) = &s.intx else {
             return;
-        }
-        let pending = s.dev.interrupt_pending();
+        };
+        line.set_disabled(s.dev.config().intx_disabled());
+        let dev = &s.dev;
+        let pending = line.refresh(|| dev.interrupt_pending());
         s.dev.config_mut().set_interrupt_status(pending);
-        let level = pending && !s.dev.config().intx_disabled();
-        if level != s.irq_level {
-            s.irq_level = level;
-            self.irq.set_level(cfg.lsi_for(slot, pin), level);
-        }
     }
 
     /// The LSI of the device in `slot`, if it uses INTx.
@@ -376,17 +474,39 @@ impl Phb {
     /// default window with every TCE unmapped.
     pub fn reset(&mut self) {
         self.dma.reset();
-        let cfg = self.cfg;
-        for (slot, s) in self.slots.iter_mut().enumerate() {
-            let Some(s) = s else { continue };
+        for s in self.slots.iter_mut().flatten() {
             s.dev.reset();
             s.dev.config_mut().reset();
-            let pin = s.dev.config().read(config::INTERRUPT_PIN, 1) as u8;
-            if pin != 0 {
-                self.irq.set_level(cfg.lsi_for(slot as u8, pin), false);
+            if let Some(line) = &s.intx {
+                line.reset();
             }
-            s.irq_level = false;
         }
+        // The BARs are back where they were placed: a doorbell the guest moved follows.
+        for slot in 0..SLOTS as u8 {
+            self.sync_doorbell(slot);
+        }
+    }
+
+    /// Stops every device's asynchronous work (their I/O threads finish the request in
+    /// progress and start no other) until [`Phb::resume`] or [`Phb::reset`]: from return,
+    /// nothing behind this PHB touches guest memory.
+    pub fn pause(&mut self) {
+        for s in self.slots.iter_mut().flatten() {
+            s.dev.pause();
+        }
+    }
+
+    /// Undoes [`Phb::pause`].
+    pub fn resume(&mut self) {
+        for s in self.slots.iter_mut().flatten() {
+            s.dev.resume();
+        }
+    }
+
+    /// Waits until every device finished the work of the notifications made so far; true if
+    /// all did in time.
+    pub fn settle(&self) -> bool {
+        self.slots.iter().flatten().all(|s| s.dev.settle())
     }
 
     /// What the device tree must say about this PHB and its devices: its power-on DMA window

@@ -14,18 +14,24 @@
 //! | 0x2000 | device configuration (`virtio_blk_config`) |
 //! | 0x3000 | notifications (`notify_off_multiplier` 4, queue 0 at offset 0) |
 //!
-//! One request queue of at most 256 entries, processed synchronously when the guest writes the
-//! notify register (on the vCPU thread that took the MMIO exit).
+//! One request queue of at most 256 entries, served by the device's own I/O thread
+//! ([`io_thread`]): a write of the notify register wakes it (through `KVM_IOEVENTFD` when the
+//! PHB routes the doorbell, else from the vCPU's MMIO exit), and the thread completes the
+//! requests and raises INTx itself.
 //!
 //! Features offered: VERSION_1, BLK_F_FLUSH, BLK_F_SEG_MAX, and BLK_F_RO for read-only disks.
 //! No ACCESS_PLATFORM: the guest puts guest-physical addresses in the rings (no IOMMU/TCE
 //! window is needed).
 
 pub mod disk;
+pub mod io_thread;
 pub mod request;
 
 #[cfg(test)]
 mod tests;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use log::debug;
 use virtio_bindings::virtio_blk::{
@@ -35,13 +41,14 @@ use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
     VIRTIO_F_VERSION_1,
 };
-use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use crate::devices::phb::config::{BarSpec, ConfigSpace, PciId};
-use crate::devices::PciDevice;
+use crate::devices::phb::intx::IntxLine;
+use crate::devices::{Doorbell, PciDevice};
 use disk::Disk;
+use io_thread::IoThread;
 
 pub const VIRTIO_VENDOR: u16 = 0x1af4;
 pub const VIRTIO_BLK_DEVICE_ID: u16 = 0x1042;
@@ -95,23 +102,27 @@ pub const ISR_CONFIG: u8 = 2;
 pub struct VirtioBlk {
     config: ConfigSpace,
     mem: GuestMemoryMmap,
-    disk: Disk,
-    serial: [u8; VIRTIO_BLK_ID_BYTES as usize],
+    sectors: u64,
+    readonly: bool,
+    /// The thread that runs the requests (it owns the disk) and the state shared with it:
+    /// ISR, the running queue, NEEDS_RESET from a broken ring.
+    io: IoThread,
+    /// The queue's configuration as the driver programs it (the thread runs a copy).
     queue: Queue,
     device_feature_select: u32,
     driver_feature_select: u32,
     driver_features: u64,
     status: u8,
     queue_select: u16,
-    isr: u8,
 }
 
 impl std::fmt::Debug for VirtioBlk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VirtioBlk")
-            .field("disk", &self.disk)
+            .field("sectors", &self.sectors)
+            .field("readonly", &self.readonly)
             .field("status", &self.status)
-            .field("isr", &self.isr)
+            .field("isr", &self.isr())
             .finish()
     }
 }
@@ -130,8 +141,8 @@ fn virtio_cap(cfg_type: u8, offset: u64, len: u64, multiplier: Option<u32>) -> V
 
 impl VirtioBlk {
     /// A device over `disk`, reading and writing guest memory through `mem`; `serial` is what
-    /// GET_ID returns (truncated to 20 bytes, NUL-padded).
-    pub fn new(mem: GuestMemoryMmap, disk: Disk, serial: &str) -> Self {
+    /// GET_ID returns (truncated to 20 bytes, NUL-padded). Starts the device's I/O thread.
+    pub fn new(mem: GuestMemoryMmap, disk: Disk, serial: &str) -> std::io::Result<Self> {
         let id = PciId {
             vendor: VIRTIO_VENDOR,
             device: VIRTIO_BLK_DEVICE_ID,
@@ -161,11 +172,14 @@ impl VirtioBlk {
         let mut s = [0u8; VIRTIO_BLK_ID_BYTES as usize];
         let n = serial.len().min(s.len());
         s[..n].copy_from_slice(&serial.as_bytes()[..n]);
-        Self {
+        let (sectors, readonly) = (disk.sectors(), disk.readonly());
+        let io = IoThread::spawn(mem.clone(), disk, s, format!("blk-{serial}"))?;
+        Ok(Self {
             config,
             mem,
-            disk,
-            serial: s,
+            sectors,
+            readonly,
+            io,
             // QUEUE_MAX is a power of two ≤ 32768, which `Queue::new` accepts.
             queue: Queue::new(QUEUE_MAX).expect("valid queue size"),
             device_feature_select: 0,
@@ -173,15 +187,14 @@ impl VirtioBlk {
             driver_features: 0,
             status: 0,
             queue_select: 0,
-            isr: 0,
-        }
+        })
     }
 
     /// Features offered to the driver.
     pub fn device_features(&self) -> u64 {
         let mut f =
             (1u64 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_BLK_F_FLUSH) | (1 << VIRTIO_BLK_F_SEG_MAX);
-        if self.disk.readonly() {
+        if self.readonly {
             f |= 1 << VIRTIO_BLK_F_RO;
         }
         f
@@ -191,12 +204,28 @@ impl VirtioBlk {
         self.driver_features
     }
 
+    /// The device status register (NEEDS_RESET included when the I/O thread found the ring
+    /// broken).
     pub fn status(&self) -> u8 {
-        self.status
+        if self.io.shared().broken.load(Ordering::SeqCst) {
+            self.status | VIRTIO_CONFIG_S_NEEDS_RESET as u8
+        } else {
+            self.status
+        }
     }
 
     pub fn isr(&self) -> u8 {
-        self.isr
+        self.io.shared().isr.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until the requests of every notify so far are done; true if they are.
+    pub fn settle(&self) -> bool {
+        self.io.settle()
+    }
+
+    /// The device's I/O thread.
+    pub fn io(&self) -> &IoThread {
+        &self.io
     }
 
     pub fn queue(&self) -> &Queue {
@@ -206,19 +235,20 @@ impl VirtioBlk {
     /// `virtio_blk_config`: capacity (le64, sectors) at 0, seg_max (le32) at 12; the rest 0.
     fn device_config(&self) -> [u8; 0x3c] {
         let mut c = [0u8; 0x3c];
-        c[0..8].copy_from_slice(&self.disk.sectors().to_le_bytes());
+        c[0..8].copy_from_slice(&self.sectors.to_le_bytes());
         c[12..16].copy_from_slice(&u32::from(QUEUE_MAX - 2).to_le_bytes());
         c
     }
 
     fn reset_device(&mut self) {
+        // The thread first: from here it touches neither guest memory nor the disk.
+        self.io.deactivate();
         self.queue.reset();
         self.device_feature_select = 0;
         self.driver_feature_select = 0;
         self.driver_features = 0;
         self.status = 0;
         self.queue_select = 0;
-        self.isr = 0;
     }
 
     fn read_common(&self, off: u64, len: usize) -> u64 {
@@ -239,7 +269,7 @@ impl VirtioBlk {
             },
             (MSIX_CONFIG, 2) | (QUEUE_MSIX_VECTOR, 2) => NO_VECTOR.into(),
             (NUM_QUEUES, 2) => 1,
-            (DEVICE_STATUS, 1) => self.status.into(),
+            (DEVICE_STATUS, 1) => self.status().into(),
             (CONFIG_GENERATION, 1) => 0,
             (QUEUE_SELECT, 2) => self.queue_select.into(),
             (QUEUE_SIZE, 2) if q => self.queue.size().into(),
@@ -325,13 +355,35 @@ impl VirtioBlk {
             );
             self.queue.set_ready(false);
             self.needs_reset();
+            return;
+        }
+        if self.status & VIRTIO_CONFIG_S_DRIVER_OK as u8 != 0 {
+            self.start_queue();
         }
     }
 
     fn needs_reset(&mut self) {
         self.status |= VIRTIO_CONFIG_S_NEEDS_RESET as u8;
         if self.status & VIRTIO_CONFIG_S_DRIVER_OK as u8 != 0 {
-            self.isr |= ISR_CONFIG;
+            self.io.shared().isr.fetch_or(ISR_CONFIG, Ordering::SeqCst);
+            self.io.shared().refresh_intx();
+        }
+    }
+
+    /// Hands the ready queue to the I/O thread (DRIVER_OK given, nothing broken).
+    fn start_queue(&mut self) {
+        if self.queue.ready() && self.status() & VIRTIO_CONFIG_S_NEEDS_RESET as u8 == 0 {
+            match Queue::try_from(self.queue.state()) {
+                Ok(q) => {
+                    debug!("virtio-blk: queue of {} entries running", q.size());
+                    self.io.activate(q);
+                }
+                // The layout was checked when the queue was enabled.
+                Err(e) => {
+                    crate::guest_warn!("virtio-blk: queue not started: {e}");
+                    self.needs_reset();
+                }
+            }
         }
     }
 
@@ -354,50 +406,16 @@ impl VirtioBlk {
                 v &= !features_ok;
             }
         }
-        self.status = v;
-    }
-
-    /// Pops and executes every available request; raises the queue interrupt if any
-    /// completed and the driver wants it.
-    pub fn process_queue(&mut self) {
         let driver_ok = VIRTIO_CONFIG_S_DRIVER_OK as u8;
-        if self.status & driver_ok == 0 || self.status & VIRTIO_CONFIG_S_NEEDS_RESET as u8 != 0 {
-            debug!(
-                "virtio-blk: notify while not running (status {:#x})",
-                self.status
-            );
-            return;
-        }
-        if !self.queue.ready() {
-            return;
-        }
-        let mem = &self.mem;
-        let mut completed = false;
-        let mut broken = false;
-        while let Some(chain) = self.queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let descs: Vec<Descriptor> = chain.collect();
-            let complete = descs.last().is_some_and(|d| !d.has_next());
-            let done = request::execute(mem, &self.disk, &self.serial, &descs, complete);
-            if let Err(e) = self.queue.add_used(mem, head, done.used_len) {
-                crate::guest_warn!("virtio-blk: cannot add used element for head {head}: {e}");
-                broken = true;
-                break;
-            }
-            completed = true;
-        }
-        if completed {
-            match self.queue.needs_notification(&self.mem) {
-                Ok(true) => self.isr |= ISR_QUEUE,
-                Ok(false) => {}
-                Err(e) => {
-                    crate::guest_warn!("virtio-blk: used ring unreadable: {e}");
-                    self.isr |= ISR_QUEUE;
-                }
-            }
-        }
-        if broken {
-            self.needs_reset();
+        let starts = v & driver_ok != 0 && self.status & driver_ok == 0;
+        // NEEDS_RESET is the device's to set; the driver cannot clear it but by a reset.
+        self.status = v | (self.status & VIRTIO_CONFIG_S_NEEDS_RESET as u8);
+        self.io
+            .shared()
+            .driver_ok
+            .store(self.status & driver_ok != 0, Ordering::SeqCst);
+        if starts {
+            self.start_queue();
         }
     }
 }
@@ -432,8 +450,8 @@ impl PciDevice for VirtioBlk {
                 data.copy_from_slice(&v.to_le_bytes()[..len]);
             }
             ISR_OFFSET => {
-                data[0] = self.isr;
-                self.isr = 0; // read-to-clear; the PHB lowers INTx after this access
+                // Read-to-clear; the PHB lowers INTx after this access.
+                data[0] = self.io.shared().isr.swap(0, Ordering::SeqCst);
             }
             o if o < DEVICE_OFFSET => {}
             o if o < NOTIFY_OFFSET => {
@@ -461,7 +479,7 @@ impl PciDevice for VirtioBlk {
                 // Queue 0's notify address is the start of the region; the value written is
                 // the queue index.
                 if o == NOTIFY_OFFSET && v & 0xffff == 0 {
-                    self.process_queue();
+                    self.io.kick();
                 } else {
                     crate::guest_warn!(
                         "virtio-blk: notify of unknown queue (offset {o:#x}, value {v:#x})"
@@ -473,10 +491,37 @@ impl PciDevice for VirtioBlk {
     }
 
     fn interrupt_pending(&self) -> bool {
-        self.isr != 0
+        self.isr() != 0
     }
 
     fn reset(&mut self) {
         self.reset_device();
+    }
+
+    fn connect_intx(&mut self, line: Arc<IntxLine>) {
+        self.io.connect_intx(line);
+    }
+
+    /// Queue 0's notify: Linux writes the queue index as 16 bits (`iowrite16`).
+    fn doorbell(&self) -> Option<Doorbell<'_>> {
+        Some(Doorbell {
+            bar: BAR,
+            offset: NOTIFY_OFFSET,
+            len: 2,
+            value: 0,
+            fd: self.io.kick_fd(),
+        })
+    }
+
+    fn pause(&mut self) {
+        self.io.pause();
+    }
+
+    fn resume(&mut self) {
+        self.io.resume();
+    }
+
+    fn settle(&self) -> bool {
+        self.io.settle()
     }
 }

@@ -19,7 +19,7 @@ use virtio_bindings::virtio_blk::{
 use virtio_queue::desc::split::Descriptor;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
-use super::disk::{Disk, SECTOR_SIZE};
+use super::disk::{Disk, TransferError, SECTOR_SIZE};
 
 /// Size of `virtio_blk_outhdr`.
 pub const HEADER_LEN: u64 = 16;
@@ -27,8 +27,6 @@ pub const HEADER_LEN: u64 = 16;
 /// Linux's block layer splits I/O far below this (`max_sectors_kb`, about a megabyte by
 /// default), so a well-behaved guest never reaches it.
 pub const MAX_DATA_LEN: u64 = 64 << 20;
-/// Bytes moved per host read/write call.
-const CHUNK: usize = 128 << 10;
 
 /// A guest buffer: address and length, already checked to lie in RAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,12 +191,13 @@ fn take_header<M: GuestMemoryBackend>(
     Ok((hdr, rest))
 }
 
-/// Executes the request made of `descs`. `complete` is false when the chain was cut short
+/// Executes the request made of `descs` on lane `lane` of the disk. `complete` is false when the chain was cut short
 /// (the last descriptor still had NEXT set). Never panics on guest input; writes to the disk
 /// only after every check passed.
 pub fn execute<M: GuestMemoryBackend>(
     mem: &M,
     disk: &Disk,
+    lane: usize,
     serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
     descs: &[Descriptor],
     complete: bool,
@@ -207,7 +206,7 @@ pub fn execute<M: GuestMemoryBackend>(
         Err((e, status)) => (Err(e), status),
         Ok(p) => {
             let status = p.status;
-            (run(mem, disk, serial, p), status)
+            (run(mem, disk, lane, serial, p), status)
         }
     };
     let (status, data_len) = match result {
@@ -241,6 +240,7 @@ pub fn execute<M: GuestMemoryBackend>(
 fn run<M: GuestMemoryBackend>(
     mem: &M,
     disk: &Disk,
+    lane: usize,
     serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
     p: Parsed,
 ) -> Result<u64, RequestError> {
@@ -259,21 +259,12 @@ fn run<M: GuestMemoryBackend>(
             if readable != 0 {
                 return Err(bad_dir());
             }
-            let start = check_range(disk, sector, writable)?;
-            let mut at = start;
-            let mut buf = vec![0u8; CHUNK];
+            let mut at = check_range(disk, sector, writable)?;
             for s in &p.writable {
-                let mut done = 0u64;
-                while done < s.len {
-                    let n = (s.len - done).min(CHUNK as u64) as usize;
-                    disk.read_at(&mut buf[..n], at)
-                        .map_err(|e| RequestError::Io(e.to_string()))?;
-                    let dst = GuestAddress(s.addr.0 + done);
-                    mem.write_slice(&buf[..n], dst)
-                        .map_err(|_| RequestError::Memory(dst.0))?;
-                    done += n as u64;
-                    at += n as u64;
-                }
+                // Each segment is inside RAM (checked by `parse`) and at most MAX_DATA_LEN.
+                disk.read_to_guest(lane, mem, s.addr, s.len as usize, at)
+                    .map_err(transfer_error)?;
+                at += s.len;
             }
             Ok(writable)
         }
@@ -284,21 +275,11 @@ fn run<M: GuestMemoryBackend>(
             if disk.readonly() {
                 return Err(RequestError::ReadOnly);
             }
-            let start = check_range(disk, sector, readable)?;
-            let mut at = start;
-            let mut buf = vec![0u8; CHUNK];
+            let mut at = check_range(disk, sector, readable)?;
             for s in &data_in {
-                let mut done = 0u64;
-                while done < s.len {
-                    let n = (s.len - done).min(CHUNK as u64) as usize;
-                    let src = GuestAddress(s.addr.0 + done);
-                    mem.read_slice(&mut buf[..n], src)
-                        .map_err(|_| RequestError::Memory(src.0))?;
-                    disk.write_at(&buf[..n], at)
-                        .map_err(|e| RequestError::Io(e.to_string()))?;
-                    done += n as u64;
-                    at += n as u64;
-                }
+                disk.write_from_guest(lane, mem, s.addr, s.len as usize, at)
+                    .map_err(transfer_error)?;
+                at += s.len;
             }
             Ok(0)
         }
@@ -328,6 +309,13 @@ fn run<M: GuestMemoryBackend>(
             Ok(from as u64)
         }
         other => Err(RequestError::Unsupported(other)),
+    }
+}
+
+fn transfer_error(e: TransferError) -> RequestError {
+    match e {
+        TransferError::Io(e) => RequestError::Io(e.to_string()),
+        TransferError::Memory(at, _) => RequestError::Memory(at),
     }
 }
 
