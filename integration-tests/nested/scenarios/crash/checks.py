@@ -566,6 +566,13 @@ CHECKS = [
           and r.has(r'NESTED-EVENT .*"event":"booted".*"kind":"capture"'), when=api),
     show_lines(r'NESTED-EVENT .*"fadump-dump-written"', label="fadump-dump-written event",
                when=api),
+    Check("API: the NMI went through vm.nmi (ppc-remote nmi) and the event monitor saw it",
+          lambda r: r.has(r"api: vm.nmi requested") and "vm/nmi" in event_names(r),
+          when=lambda r: nmi(r) and vmm_ours(r) and r.has(r"NESTED-API ")),
+    Check("API: the power button went through vm.power-button and the event monitor saw it",
+          lambda r: r.has(r"api: vm.power-button requested")
+          and "vm/power-button" in event_names(r),
+          when=lambda r: power_button(r) and vmm_ours(r) and r.has(r"NESTED-API ")),
     phases("fadump", fadump_rows, when=fadump),
     phases("kdump", kdump_rows, when=kdump),
     show_lines(r"NESTED-PHASE crash-to-capture-init"),

@@ -35,7 +35,9 @@ hp_api() {
 hp_state='echo GUEST-HP-STATE $1 m6=$(cat /sys/devices/system/memory/memory6/state 2>/dev/null || echo absent) m7=$(cat /sys/devices/system/memory/memory7/state 2>/dev/null || echo absent) ram=$(grep "System RAM" /proc/iomem | tr -d " " | tr "\\n" ,)'
 # The operator API and the event monitor (our VMM, with ppc-remote in the payload): vm.fadump
 # is asked before the crash and in the capture kernel, and the events are shown at the end.
-# Every ppc-remote call is echoed with its output as NESTED-API lines (a CLI transcript).
+# Every ppc-remote call is kept with its output and printed as NESTED-API lines (a CLI
+# transcript) once the VMM has exited: printed at once, they cut into the guest's lines that
+# `tail -f` was relaying (seen: a GUEST-FADUMP-REGISTERED line split by one).
 api=""
 if [ -x "$P"/ppc-remote ] && [ ! -x "$P"/qemu-sid/usr/bin/qemu-system-ppc64 ]; then
     api=/tmp/vmm-api.sock
@@ -46,16 +48,25 @@ fi
 remote() {
     [ -n "$api" ] || return 0
     label="$1"; shift
-    echo "NESTED-API \$ ppc-remote --api-socket $api $*"
-    "$P"/ppc-remote --api-socket "$api" --timeout 60 "$@" > /tmp/remote-out 2>&1
-    rc=$?
-    sed 's/^/NESTED-API /' /tmp/remote-out
-    echo "NESTED-API (exit status $rc)"
-    case "$1" in
-        fadump|info)
-            st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
-            echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
-    esac
+    {
+        echo "NESTED-API \$ ppc-remote --api-socket $api $*"
+        "$P"/ppc-remote --api-socket "$api" --timeout 60 "$@" > /tmp/remote-out 2>&1
+        rc=$?
+        sed 's/^/NESTED-API /' /tmp/remote-out
+        echo "NESTED-API (exit status $rc)"
+        case "$1" in
+            fadump|info)
+                st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
+                echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
+        esac
+    } >> /tmp/api-transcript
+}
+# show_api: the transcript and the event file, once the VMM has exited.
+show_api() {
+    [ -n "$api" ] || return 0
+    cat /tmp/api-transcript 2>/dev/null
+    [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl
+    return 0
 }
 vmm_start
 if ready 1; then
@@ -137,9 +148,11 @@ if ready 1; then
         # /sbin/poweroff, which says so on the console before powering off.
         guest_step 60 'mkdir -p /sbin; printf "#!/bin/sh\necho GUEST-ORDERLY-POWEROFF pid=\$\$ > /dev/console\nsync\nexec /bin/poweroff -f\n" > /sbin/poweroff; chmod 755 /sbin/poweroff; echo GUEST-POWEROFF-HOOK $(ls -l /sbin/poweroff)'
         echo "NESTED-POWER-BUTTON uptime=$(up)"
-        kill -USR2 "$(pidof ppc-vmm)"
+        if [ -n "$api" ]; then remote button power-button; else kill -USR2 "$(pidof ppc-vmm)"; fi
         vmm_wait
-        exit $?
+        rc=$?
+        show_api
+        exit $rc
     fi
     # The whole sequence runs pinned to cpu0, so nothing it forks (sleep) can be queued on cpu1
     # just before cpu1 locks up with interrupts off (seen: the crash never came).
@@ -151,7 +164,8 @@ if ready 1; then
         wait_for "Performing direct entry HARDLOCKUP" "${cpus:-1}" 60
         sleep 1
         echo "NESTED-NMI-SENT uptime=$(up) hardlockups=$(count 'Performing direct entry HARDLOCKUP')"
-        kill -USR1 "$(pidof ppc-vmm)"
+        # Through the API when our VMM serves one (vm.nmi), else the signal (the same NMI).
+        if [ -n "$api" ]; then remote nmi nmi; else kill -USR1 "$(pidof ppc-vmm)"; fi
     fi
     # Crash -> capture kernel's /init, timed here in L1 (10 ms clock, 0.1 s polling): the same
     # measure for our VMM and for QEMU (--vmm qemu-sid). The timer writes a file, and the line
@@ -161,7 +175,7 @@ if ready 1; then
     if [ "$kind" != unregistered ] && [ "$capture" != host ]; then
         (
             # The guest kernel's own first line about the crash.
-            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)|SIGUSR1: NMI requested" /tmp/vmm-out; do sleep 0.1; done
+            until grep -qE "sysrq: Trigger a crash|Performing direct entry (BUG|PANIC)|SIGUSR1: NMI requested|api: vm.nmi requested" /tmp/vmm-out; do sleep 0.1; done
             a=$(up)
             # Host page faults of our VMM (all threads: KVM's faults for the guest count on
             # the vCPU threads) from the crash to the capture /init: fields 10 and 12.
@@ -239,4 +253,6 @@ if ready 1; then
     fi
 fi
 vmm_wait
-[ -n "$api" ] && [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl
+rc=$?
+show_api
+exit $rc
