@@ -44,7 +44,7 @@ pub enum HtabError {
 
 /// The most bytes one pass of a table of `capacity` entries can take: every entry valid
 /// (16 bytes) under its own 8-byte header, which is more than any real pass (KVM groups runs
-/// of entries under one header), plus one header. Capped at [`MAX_PASS_BYTES`].
+/// of entries under one header), plus one header. Capped at `MAX_PASS_BYTES`.
 pub fn pass_limit(capacity: u64) -> usize {
     let bytes = capacity
         .saturating_mul((HPTE_SIZE + HEADER_SIZE) as u64)
