@@ -720,6 +720,10 @@ mod tests {
     /// save (the dump checked: status, registers, the crashed kernel's page) -> release ->
     /// re-register -> crash again, then 200 reboots; threads, fds and resident memory are
     /// measured after each cycle and must stay flat.
+    #[cfg_attr(
+        target_arch = "powerpc64",
+        ignore = "re-runs the test binary, which a test under qemu-user cannot start"
+    )]
     #[test]
     fn soak_20_dump_cycles_and_200_reboots_keep_threads_fds_and_memory_flat() {
         const CHILD: &str = "PPC_VMM_SOAK_CHILD";
