@@ -246,16 +246,18 @@ impl RemapPreserver {
     fn swap(&mut self, c: Span) -> std::io::Result<()> {
         let scratch = Scratch::reserve(c.len, c.hd % self.huge, self.huge)?;
         let s = scratch.at;
-        // 1. Park the crash data; the source becomes a hole. On failure it is where it was.
+        // 1. Park the crash data; the source stays mapped, empty (never a hole in guest RAM:
+        //    another thread's mmap could take a hole and a later MREMAP_FIXED would replace
+        //    that mapping). On failure the data is where it was.
         self.stats.syscalls += 1;
-        if let Err(e) = mremap_fixed(c.hs, c.len, s, false) {
+        if let Err(e) = mremap_fixed(c.hs, c.len, s, true) {
             scratch.release_around();
             return Err(e);
         }
-        // 2. Boot memory gets the destination's old (pre-faulted) pages; the destination
-        //    becomes a hole.
+        // 2. Boot memory gets the destination's old (pre-faulted) pages; the destination stays
+        //    mapped, empty.
         self.stats.syscalls += 1;
-        if let Err(e) = mremap_fixed(c.hd, c.len, c.hs, false) {
+        if let Err(e) = mremap_fixed(c.hd, c.len, c.hs, true) {
             // The destination is intact: put the data back, or failing that straight into
             // the destination (then the source gets fresh pages).
             self.stats.syscalls += 1;
@@ -460,8 +462,10 @@ pub(super) fn mremap_fixed(from: u64, len: u64, to: u64, dont_unmap: bool) -> st
     // SAFETY: the callers pass page-aligned, non-overlapping ranges of `len` bytes, each
     // inside guest RAM's own private anonymous mapping (checked against /proc/self/maps to lie
     // in one VMA where it is the source), our scratch reservation, or a staging area: no
-    // other mapping is ever replaced or moved. Every vCPU is stopped and no other thread
-    // touches guest memory (the moves leave short-lived holes in it); the VMM never holds Rust
+    // other mapping is ever replaced or moved: moves out of guest RAM keep the source mapped
+    // (MREMAP_DONTUNMAP), so the only holes they leave are in our scratch reservation, never
+    // an address another thread's mmap could take. Every vCPU is stopped and no other thread
+    // touches guest memory; the VMM never holds Rust
     // references into guest memory, only volatile accesses that go through the mapping each
     // time, so moving the pages under it invalidates nothing the compiler relies on. The
     // mapping at `to` is replaced atomically under the mm lock.
