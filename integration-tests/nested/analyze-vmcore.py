@@ -167,7 +167,14 @@ def phys_covered(core, addr, length=1):
     return any(s <= addr and addr + length <= e for s, e in core.phys_ranges())
 
 
-def register_problems(core, cpu, text):
+# A CPU the firmware stopped in the first instructions of an exception vector (e.g. a
+# decrementer taken from user mode): MSR is the kernel's already, but LR and r1 are still the
+# interrupted context's, and there is no kernel frame yet. powerpc's vectors are named
+# exc_real_0x... / exc_virt_0x... (exceptions-64s.S).
+VECTOR_ENTRY = re.compile(r"\bexc_(real|virt)_0x[0-9a-f]+")
+
+
+def register_problems(core, cpu, text, symbolize=None):
     """Why a NT_PRSTATUS's registers are implausible ([] if they are plausible).
 
     With fadump the kernel does not stop the other CPUs before ibm,os-term (powerpc's
@@ -182,6 +189,10 @@ def register_problems(core, cpu, text):
         for name, value in (("NIP", cpu.nip), ("r1", cpu.sp)):
             if not 0 < value < vc.KERNEL_BASE:
                 reasons.append(f"user-mode {name} is not a user address")
+    elif symbolize is not None and VECTOR_ENTRY.search(symbolize(cpu.nip) or ""):
+        # At a vector's entry: NIP in the vector, LR and r1 whatever was interrupted.
+        if text is not None and not text[0] <= cpu.nip < text[1]:
+            reasons.append("NIP outside kernel text")
     else:
         for name, value in (("NIP", cpu.nip), ("LR", cpu.lr)):
             if text is not None:
@@ -211,7 +222,7 @@ def check_prstatus(report, core, cpus, text, symbolize, missing=()):
     bad = []
     details = []
     for cpu in notes:
-        reasons = register_problems(core, cpu, text)
+        reasons = register_problems(core, cpu, text, symbolize)
         mode = "user" if cpu.msr & vc.MSR_PR else "kernel"
         sym = symbolize if mode == "kernel" else (lambda _addr: "")
         details.append(
@@ -604,9 +615,13 @@ def check_cpu_traces(report, prog, notes, missing=()):
         names = [frame_name(f) for f in trace]
         named = [n for n in names if n]
         ok = bool(names) and names[0] is not None and len(named) >= 2
-        good += ok
+        # Stopped at an exception vector's entry: no kernel frame exists yet (the LR and r1
+        # are the interrupted context's), so frame 0 in the vector is all there is.
+        at_vector = bool(names) and names[0] is not None and bool(VECTOR_ENTRY.search(names[0]))
+        good += ok or at_vector
         details.append(f"cpu note {cpu.index}: kernel mode, {len(names)} frames, {len(named)} "
                        f"named" + ("" if ok else
+                                   " (stopped at an exception vector's entry)" if at_vector else
                                    "  <-- frame 0 unnamed or fewer than 2 named frames"))
         details.extend("  " + line for line in trace_lines(trace))
     report.check(good == len(notes) and bool(notes),

@@ -562,5 +562,32 @@ class AnalyzerDrgnImageTest(Tmp):
         self.assertIn("drgn read: 1 byte(s) differ at +0x7d0", out)
 
 
+class VectorEntryTest(unittest.TestCase):
+    """A CPU the firmware stopped at an exception vector's entry (seen: cpu1 at
+    exc_virt_0x4900_decrementer+0x14 with the user's LR) is plausible; elsewhere in the kernel
+    the same user LR and r1 are not."""
+
+    def test_vector_entry_keeps_the_interrupted_lr_and_r1(self):
+        import importlib.util
+        import types
+        spec = importlib.util.spec_from_file_location("analyze_vmcore", ANALYZER)
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        cpu = types.SimpleNamespace(msr=vc.MSR_SF | vc.MSR_LE, nip=0xc000000000004914,
+                                    lr=0x101768a0, sp=0x7fffc0de0000)
+        text = (0xc000000000000000, 0xc000000000477000)
+        self.assertEqual(
+            m.register_problems(None, cpu, text, lambda _a: " <exc_virt_0x4900_decrementer+0x14>"),
+            [])
+        reasons = m.register_problems(None, cpu, text, lambda _a: " <crash_fadump+0x228>")
+        self.assertTrue(any("LR outside kernel text" in r for r in reasons), reasons)
+        self.assertTrue(any("r1 not in the kernel linear map" in r for r in reasons), reasons)
+        # A vector's NIP must still be kernel text.
+        cpu.nip = 0x1000
+        self.assertEqual(
+            m.register_problems(None, cpu, text, lambda _a: " <exc_virt_0x4900_decrementer+0x0>"),
+            ["NIP outside kernel text"])
+
+
 if __name__ == "__main__":
     unittest.main()
