@@ -122,6 +122,18 @@ impl KvmIoEvents {
     pub(crate) fn new(vm: VmFd) -> Self {
         KvmIoEvents { vm }
     }
+
+    /// `KVM_IOEVENTFD` for `fd` on `[gpa, gpa + len)` matching `value`: assign, or deassign.
+    fn ioeventfd(
+        &self,
+        fd: &vmm_sys_util::eventfd::EventFd,
+        (gpa, len, value): (u64, u32, u64),
+        deassign: bool,
+    ) -> std::io::Result<()> {
+        self.vm
+            .ioeventfd(fd, gpa, len, value, deassign)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
 }
 
 impl crate::devices::phb::IoEvents for KvmIoEvents {
@@ -132,9 +144,7 @@ impl crate::devices::phb::IoEvents for KvmIoEvents {
         len: u32,
         value: u64,
     ) -> std::io::Result<()> {
-        self.vm
-            .ioeventfd(fd, gpa, len, value, false)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+        self.ioeventfd(fd, (gpa, len, value), false)
     }
 
     fn unregister(
@@ -144,8 +154,6 @@ impl crate::devices::phb::IoEvents for KvmIoEvents {
         len: u32,
         value: u64,
     ) -> std::io::Result<()> {
-        self.vm
-            .ioeventfd(fd, gpa, len, value, true)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+        self.ioeventfd(fd, (gpa, len, value), true)
     }
 }
