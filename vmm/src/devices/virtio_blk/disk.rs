@@ -6,8 +6,9 @@
 //! opened with `O_DIRECT` (what QEMU's `cache=none` does): transfers whose guest buffer, offset
 //! and length suit it bypass the host page cache, which would otherwise copy every byte once
 //! more and write it back later; a transfer the kernel refuses that way (`EINVAL`, an
-//! unaligned buffer) goes through the ordinary handle. Only the disk's I/O thread uses a
-//! `Disk`, so the handles' file positions are its own.
+//! unaligned buffer) goes through the ordinary handle. Only the disk's I/O thread and its lane
+//! workers use a `Disk`, one request per lane at a time, so each lane's file positions are
+//! its own.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -21,8 +22,8 @@ use vm_memory::{Bytes, GuestAddress};
 /// virtio-blk sector size (fixed by the spec, whatever `blk_size` says).
 pub const SECTOR_SIZE: u64 = 512;
 
-/// Requests one disk serves at the same time (its I/O thread runs a batch of up to this
-/// many on as many short-lived helper threads, each with its own handles).
+/// Requests one disk serves at the same time (its I/O thread keeps up to this many running,
+/// each on a persistent worker thread of its own lane, with the lane's own handles).
 pub const LANES: usize = 16;
 
 /// One set of handles on the file, with a file position of its own (an `open`, not a

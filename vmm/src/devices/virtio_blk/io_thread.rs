@@ -9,19 +9,23 @@
 //!   ([`IoThread::activate`]) to the thread, which from then on owns the ring indices.
 //! * The thread takes that copy out of `Control` for one round of at most [`BUDGET_REQUESTS`]
 //!   requests or [`BUDGET_BYTES`] of data (bounded work per wake-up: a guest that keeps the
-//!   ring full cannot make a reset or a pause wait for more than one request), puts it back,
-//!   and wakes itself again when requests remain.
-//! * Completion: the used ring is written, ISR gets its queue bit and the INTx line is
-//!   re-evaluated from this thread ([`IntxLine::refresh`], `KVM_IRQ_LINE` underneath, which
-//!   any thread may call).
+//!   ring full cannot make a reset or a pause wait for more than the requests already
+//!   running, which run at once), puts it back, and wakes itself again when requests remain.
+//! * Execution: up to one request per disk lane runs at a time, each on that lane's
+//!   persistent worker thread (`lanes.rs`, [`LANES`](super::disk::LANES) of them per disk,
+//!   started with the thread); the thread hands out requests as lanes free up.
+//! * Completion: each request's used element is written as soon as it finished (in the order
+//!   they finish), ISR gets its queue bit and the INTx line is re-evaluated from this thread
+//!   ([`IntxLine::refresh`], `KVM_IRQ_LINE` underneath, which any thread may call).
 //!
 //! # Stopping
 //!
 //! [`IoThread::deactivate`] (device reset) and [`IoThread::pause`] (the fadump's stop) raise
 //! `stop`, which the thread checks between requests, and wait until it is out of its round:
-//! from their return the thread touches neither guest memory nor the disk. Many requests may
-//! be in flight from the guest's side (the whole ring); the host runs them one at a time, in
-//! ring order, which is what the per-request completions promise the driver.
+//! from their return neither the thread nor its workers touch guest memory or the disk (a
+//! round ends only when none of its requests runs). Many requests may be in flight from the
+//! guest's side (the whole ring); the host runs independent ones at once and keeps the rest
+//! in ring order (see `serve`), which is what the per-request completions promise the driver.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -35,6 +39,7 @@ use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 use super::disk::Disk;
+use super::lanes::{Context, Job, Pool};
 use super::request;
 use super::{ISR_CONFIG, ISR_QUEUE};
 use crate::devices::phb::intx::IntxLine;
@@ -84,6 +89,8 @@ pub(super) struct Shared {
     budget: AtomicUsize,
     /// Rounds that served a running queue so far.
     rounds: AtomicU64,
+    /// Lane workers started (once, with the thread).
+    workers: AtomicUsize,
 }
 
 impl Shared {
@@ -145,6 +152,7 @@ impl IoThread {
             intx: Mutex::new(None),
             budget: AtomicUsize::new(BUDGET_REQUESTS),
             rounds: AtomicU64::new(0),
+            workers: AtomicUsize::new(0),
         });
         let s = shared.clone();
         let handle = std::thread::Builder::new()
@@ -222,6 +230,12 @@ impl IoThread {
         self.shared.rounds.load(Ordering::SeqCst)
     }
 
+    /// Lane worker threads started so far: [`LANES`](super::disk::LANES) once the thread is up,
+    /// never more (requests do not start threads).
+    pub fn workers_started(&self) -> usize {
+        self.shared.workers.load(Ordering::SeqCst)
+    }
+
     /// Sets the requests per round (at least 1).
     pub fn set_budget(&self, requests: usize) {
         self.shared.budget.store(requests.max(1), Ordering::SeqCst);
@@ -278,6 +292,20 @@ fn run(
     disk: &Disk,
     serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
 ) {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("blk")
+        .trim_start_matches("blk-")
+        .to_string();
+    let ctx = Context { mem, disk, serial };
+    std::thread::scope(|sc| {
+        // The workers end when the pool is dropped, as this closure returns.
+        let mut pool = Pool::start(sc, ctx, &name, &shared.workers);
+        serve_forever(shared, mem, &mut pool);
+    });
+}
+
+fn serve_forever(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>) {
     loop {
         // Blocks until a kick or a control change; an error (none is expected for an
         // eventfd) only means the control state is looked at now.
@@ -301,20 +329,8 @@ fn run(
         ctl.busy = true;
         drop(ctl);
 
-        let round = serve(shared, mem, disk, serial, &mut queue);
+        let round = serve(shared, mem, pool, &mut queue);
         let rounds = shared.rounds.fetch_add(1, Ordering::SeqCst) + 1;
-        if round.completed > 0 {
-            match queue.needs_notification(mem) {
-                Ok(true) => {
-                    shared.isr.fetch_or(ISR_QUEUE, Ordering::SeqCst);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    crate::guest_warn!("virtio-blk: used ring unreadable: {e}");
-                    shared.isr.fetch_or(ISR_QUEUE, Ordering::SeqCst);
-                }
-            }
-        }
         if round.broken {
             shared.broken.store(true, Ordering::SeqCst);
             if shared.driver_ok.load(Ordering::SeqCst) {
@@ -349,20 +365,24 @@ fn run(
     }
 }
 
-/// One round: pops and executes requests until the ring is empty, the budget is spent or a
-/// stop is asked for. Reads and writes go in batches of up to one per disk lane, each on a
-/// helper thread that lives for the batch (scoped: the round returns only when all are
-/// done). A request that overlaps a write of the batch (or writes over one of its reads)
-/// waits for the next batch, so requests run as if one after the other in ring order; and
-/// anything else (flush, get-id, unknown types) runs alone, after what came before it
+/// A request handed to a lane and not yet completed.
+#[derive(Debug)]
+struct InFlight {
+    lane: usize,
+    head: u16,
+    /// Its disk bytes, `None` for a request that runs alone (flush, get-id, unknown).
+    span: Option<Span>,
+}
+
+/// One round: pops requests and keeps up to one per disk lane running, until the ring is
+/// empty, the budget is spent or a stop is asked for; then waits for those still running, so
+/// the round ends with none. Each completion is published (used ring, ISR, the line) as soon
+/// as it is collected, in the order they finish (virtio lets a device complete out of order).
+/// A request that overlaps a running write (or writes over a running read) waits until that
+/// one completed, so requests take effect as if one after the other in ring order; and
+/// anything else (flush, get-id, unknown types) runs alone, after everything before it
 /// completed, so a flush covers every write the driver saw complete.
-fn serve(
-    shared: &Shared,
-    mem: &GuestMemoryMmap,
-    disk: &Disk,
-    serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
-    queue: &mut Queue,
-) -> Round {
+fn serve(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>, queue: &mut Queue) -> Round {
     let mut r = Round::default();
     let mut bytes = 0u64;
     let budget = shared.budget.load(Ordering::SeqCst);
@@ -371,18 +391,28 @@ fn serve(
     if let Err(e) = queue.disable_notification(mem) {
         crate::guest_warn!("virtio-blk: used ring flags unwritable: {e}");
     }
+    let mut running: Vec<InFlight> = Vec::new();
+    // No more requests start in this round (budget spent, stop asked, ring broken).
+    let mut closing = false;
     // Set when notifications were just re-enabled: a ring that then still claims entries
     // but yields none (a garbage avail index) ends the round instead of spinning.
     let mut rearmed = false;
     loop {
-        if r.completed >= budget || bytes >= BUDGET_BYTES || shared.stop.load(Ordering::SeqCst) {
-            r.more = true;
-            return r;
-        }
-        let room = disk.lanes().min(budget - r.completed).max(1);
-        let mut batch: Vec<(u16, Vec<Descriptor>, bool)> = Vec::new();
-        let mut spans: Vec<Span> = Vec::new();
-        while batch.len() < room {
+        // Start what may start.
+        let mut started = false;
+        while !closing && pool.has_free() {
+            if r.completed + running.len() >= budget
+                || bytes >= BUDGET_BYTES
+                || shared.stop.load(Ordering::SeqCst)
+            {
+                closing = true;
+                r.more = true;
+                break;
+            }
+            // Something running alone: nothing joins it.
+            if running.iter().any(|f| f.span.is_none()) {
+                break;
+            }
             let Some(chain) = queue.pop_descriptor_chain(mem) else {
                 break;
             };
@@ -390,23 +420,35 @@ fn serve(
             let descs: Vec<Descriptor> = chain.collect();
             let complete = descs.last().is_some_and(|d| !d.has_next());
             let span = Span::of(mem, &descs);
-            let conflicts = match &span {
-                None => true,
-                Some(s) => spans.iter().any(|o| o.conflicts(s)),
+            let waits = match &span {
+                None => !running.is_empty(),
+                Some(s) => running
+                    .iter()
+                    .any(|f| f.span.as_ref().is_some_and(|o| o.conflicts(s))),
             };
-            if conflicts && !batch.is_empty() {
-                // It must see the batch's effects: back into the ring for the next one.
+            if waits {
+                // It must see the running requests' effects: back into the ring until then.
                 queue.go_to_previous_position();
                 break;
             }
-            batch.push((head, descs, complete));
-            match span {
-                Some(s) => spans.push(s),
-                // Flush, get-id, anything unknown: alone.
-                None => break,
+            bytes = bytes.saturating_add(descs.iter().map(|d| u64::from(d.len())).sum::<u64>());
+            match pool.dispatch(Job { descs, complete }) {
+                Ok(lane) => running.push(InFlight { lane, head, span }),
+                Err(_) => {
+                    // has_free said yes: cannot happen; the request goes back to the ring.
+                    queue.go_to_previous_position();
+                    break;
+                }
             }
+            started = true;
         }
-        if batch.is_empty() {
+        if running.is_empty() {
+            if closing {
+                return r;
+            }
+            if started {
+                continue;
+            }
             if rearmed {
                 return r;
             }
@@ -423,17 +465,57 @@ fn serve(
             }
         }
         rearmed = false;
-        let done = run_batch(mem, disk, serial, &batch);
-        for ((head, descs, _), c) in batch.iter().zip(done) {
-            bytes = bytes.saturating_add(descs.iter().map(|d| u64::from(d.len())).sum::<u64>());
-            if let Err(e) = queue.add_used(mem, *head, c.used_len) {
-                crate::guest_warn!("virtio-blk: cannot add used element for head {head}: {e}");
+        // Collect one completion (waiting for it), and every other already there.
+        let Some(first) = pool.wait() else {
+            // Every worker is gone with requests running: nothing more can complete.
+            warn!("virtio-blk: the lane workers are gone; the ring is abandoned");
+            r.broken = true;
+            return r;
+        };
+        let mut done = vec![first];
+        while let Some(d) = pool.try_collect() {
+            done.push(d);
+        }
+        for d in done {
+            let Some(i) = running.iter().position(|f| f.lane == d.lane) else {
+                warn!("virtio-blk: a completion for idle lane {}", d.lane);
+                continue;
+            };
+            let f = running.swap_remove(i);
+            if r.broken {
+                continue;
+            }
+            if let Err(e) = queue.add_used(mem, f.head, d.completion.used_len) {
+                crate::guest_warn!(
+                    "virtio-blk: cannot add used element for head {}: {e}",
+                    f.head
+                );
+                // Nothing more is published; what runs is still waited for.
                 r.broken = true;
-                return r;
+                closing = true;
+                continue;
             }
             r.completed += 1;
         }
+        if !r.broken {
+            signal_used(shared, mem, queue);
+        }
     }
+}
+
+/// After new used elements: ISR and the line, if the driver wants to hear of them.
+fn signal_used(shared: &Shared, mem: &GuestMemoryMmap, queue: &mut Queue) {
+    match queue.needs_notification(mem) {
+        Ok(true) => {
+            shared.isr.fetch_or(ISR_QUEUE, Ordering::SeqCst);
+        }
+        Ok(false) => return,
+        Err(e) => {
+            crate::guest_warn!("virtio-blk: used ring unreadable: {e}");
+            shared.isr.fetch_or(ISR_QUEUE, Ordering::SeqCst);
+        }
+    }
+    shared.refresh_intx();
 }
 
 /// The disk bytes a read or write may touch, from its header (type, sector) and, as an upper
@@ -477,52 +559,6 @@ impl Span {
     fn conflicts(&self, o: &Span) -> bool {
         (self.write || o.write) && self.start < o.end && o.start < self.end
     }
-}
-
-/// Executes `batch`, request `i` on disk lane `i`: the first on this thread, the others on
-/// helper threads of the batch (one that cannot be started runs here too). Completions in
-/// batch order.
-fn run_batch(
-    mem: &GuestMemoryMmap,
-    disk: &Disk,
-    serial: &[u8; VIRTIO_BLK_ID_BYTES as usize],
-    batch: &[(u16, Vec<Descriptor>, bool)],
-) -> Vec<request::Completion> {
-    let exec = |lane: usize| {
-        let (_, descs, complete) = &batch[lane];
-        request::execute(mem, disk, lane, serial, descs, *complete)
-    };
-    if batch.len() == 1 {
-        return vec![exec(0)];
-    }
-    std::thread::scope(|sc| {
-        let helpers: Vec<_> = (1..batch.len())
-            .map(|lane| {
-                std::thread::Builder::new()
-                    .name("blk-lane".into())
-                    .spawn_scoped(sc, move || exec(lane))
-            })
-            .collect();
-        let mut out = vec![exec(0)];
-        for (i, h) in helpers.into_iter().enumerate() {
-            let lane = i + 1;
-            let c = match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    warn!("virtio-blk: a request's helper thread panicked");
-                    request::Completion {
-                        used_len: 0,
-                        status: virtio_bindings::virtio_blk::VIRTIO_BLK_S_IOERR as u8,
-                    }
-                }),
-                Err(e) => {
-                    debug!("virtio-blk: no helper thread ({e}): request run here");
-                    exec(lane)
-                }
-            };
-            out.push(c);
-        }
-        out
-    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 
 pub mod disk;
 pub mod io_thread;
+mod lanes;
 pub mod request;
 
 #[cfg(test)]
