@@ -177,7 +177,7 @@ save_bin="$("$repo/guests/pattern/build.sh" vmcore-save)"
     --add "$repo/guests/initramfs/diskbench.sh=bin/diskbench" "${l2_add[@]}"
 
 # The settings, in the run directory (lib/checks.py and --recheck read them) and in the payload.
-echo "--kernel /payload/guest/vmlinux --initramfs /payload/guest/initrd.cpio.gz --cpus $cpus --memory $memory --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg${VMM_PRESERVE:+ --fadump-preserve $VMM_PRESERVE}" > "$run/vmm-args"
+echo "--kernel /payload/guest/vmlinux --initramfs /payload/guest/initrd.cpio.gz --cpus $cpus --memory $memory${VMM_PREFAULT:+,prefault=$VMM_PREFAULT} --serial tty --log-level ${VMM_LOG_LEVEL:-info}$disks$mmu_arg${VMM_PRESERVE:+ --fadump-preserve $VMM_PRESERVE}" > "$run/vmm-args"
 echo "console=hvc0 guest.action=$action${append:+ $append}" > "$run/vmm-cmdline"
 printf '%s' "$guest_cmd" > "$run/vmm-guest-cmd"
 echo "$mode" > "$run/vmm-mode"

@@ -48,7 +48,8 @@ struct Args {
     /// Guest RAM: `512M`, `2G`, or cloud-hypervisor style `size=512M` [default: 512M; minimum
     /// 64M; a multiple of 64K]. `size=1536M,hotplug_size=512M` adds a memory hotplug window of
     /// 256M LMBs after boot RAM: the guest may add them itself (/sys/kernel/dlpar) or be given
-    /// them (vm.resize desired_ram).
+    /// them (vm.resize desired_ram). `prefault=on` makes boot RAM resident on the host from
+    /// the start (in the background), so a fadump capture kernel finds its memory backed.
     #[arg(long, value_name = "size", value_parser = memory_arg)]
     memory: Option<MemorySpec>,
     /// vCPUs: `2` or `boot=2` [default: 1]. Secondary vCPUs stay stopped until the guest
@@ -220,9 +221,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     let MemorySpec {
         size: memory,
         hotplug_size,
+        prefault,
     } = a.memory.unwrap_or(MemorySpec {
         size: DEFAULT_MEMORY,
         hotplug_size: 0,
+        prefault: false,
     });
     if memory < crate::layout::MIN_RAM || memory % crate::layout::HOST_PAGE_MAX != 0 {
         return err(format!(
@@ -245,6 +248,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
             cmdline,
             memory,
             hotplug_size,
+            prefault,
             cpus: a.cpus.unwrap_or(1),
             serial: a.serial.unwrap_or(SerialMode::Tty),
             disks: a.disk,
@@ -303,6 +307,7 @@ mod tests {
                     cmdline: "console=hvc0 quiet".into(),
                     memory: 1 << 30,
                     hotplug_size: 0,
+                    prefault: false,
                     cpus: 2,
                     serial: SerialMode::File("/tmp/c.log".into()),
                     disks: vec![

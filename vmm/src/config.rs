@@ -60,6 +60,8 @@ pub struct VmConfig {
     pub memory: u64,
     /// Bytes of memory hotplug window beside boot RAM (`--memory hotplug_size=`; 0: none).
     pub hotplug_size: u64,
+    /// `--memory prefault=on`: boot RAM made resident on the host from the start.
+    pub prefault: bool,
     pub cpus: u32,
     pub serial: crate::console::SerialMode,
     /// `--disk` options, in order (disk `i` is `/dev/vd<a+i>` in the guest).

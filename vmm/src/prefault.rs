@@ -87,9 +87,14 @@ pub fn populate_write_until(
 /// a newer request replaces a pending one and stops the one in progress at its next chunk, so
 /// a guest looping REGISTER/UNREGISTER costs one host thread and at most one populate at a
 /// time, never a thread per call. Dropping it stops and joins the thread.
+///
+/// With resident ranges (`--memory prefault=on`: all of boot RAM) it populates those from the
+/// start, and every request covers them after its own ranges: the capture kernel, which runs
+/// in memory the crashed kernel may never have touched, then finds it backed.
 pub struct Prefaulter {
     shared: Arc<(Mutex<Slot>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    resident: Vec<GuestRange>,
 }
 
 #[derive(Debug, Default)]
@@ -105,22 +110,29 @@ struct Slot {
 }
 
 impl Prefaulter {
-    /// Starts the worker over `mem`.
-    pub fn new(mem: GuestMemory) -> std::io::Result<Self> {
+    /// Starts the worker over `mem`; it begins with `resident` (empty: it waits for a
+    /// request).
+    pub fn new(mem: GuestMemory, resident: Vec<GuestRange>) -> std::io::Result<Self> {
         let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("fadump-prefault".into())
             .spawn(move || Self::work(&worker, &mem))?;
-        Ok(Prefaulter {
+        let p = Prefaulter {
             shared,
             thread: Some(thread),
-        })
+            resident,
+        };
+        if !p.resident.is_empty() {
+            p.request(Vec::new());
+        }
+        Ok(p)
     }
 
-    /// Pre-fault `ranges` (the newest registration's destinations), replacing any earlier
-    /// request.
-    pub fn request(&self, ranges: Vec<GuestRange>) {
+    /// Pre-fault `ranges` (the newest registration's destinations), then the resident ranges,
+    /// replacing any earlier request.
+    pub fn request(&self, mut ranges: Vec<GuestRange>) {
+        ranges.extend_from_slice(&self.resident);
         let (lock, cv) = &*self.shared;
         let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
         slot.generation = slot.generation.wrapping_add(1);
@@ -169,8 +181,9 @@ impl Prefaulter {
             } else {
                 slot.last_finished_generation = generation;
                 info!(
-                    "fadump: pre-faulted {} MiB of dump destinations in {:.1} ms",
+                    "pre-faulted {} MiB of guest RAM ({} ranges) in {:.1} ms",
                     bytes >> 20,
+                    ranges.len(),
                     t0.elapsed().as_secs_f64() * 1e3
                 );
             }
@@ -275,7 +288,7 @@ mod tests {
     #[test]
     fn a_register_storm_uses_one_worker_and_ends_on_the_newest_request() {
         let m = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
-        let p = Prefaulter::new(m.clone()).unwrap();
+        let p = Prefaulter::new(m.clone(), Vec::new()).unwrap();
         for i in 0..1000u64 {
             p.request(vec![GuestRange::new((i % 16) << 20, 1 << 20).unwrap()]);
             // One worker, whatever the guest does (the tests running beside this one make
@@ -293,9 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn resident_ranges_are_populated_from_the_start_and_after_every_request() {
+        let m = GuestMemory::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let ram = GuestRange::new(0, 32 << 20).unwrap();
+        let p = Prefaulter::new(m.clone(), vec![ram]).unwrap();
+        p.wait_idle();
+        if cfg!(not(target_arch = "powerpc64")) {
+            assert_eq!(resident(&m, 0, 32 << 20), 32 << 20);
+            // Only what was asked (8 MiB away from its end: a huge page may pass it).
+            assert_eq!(resident(&m, 40 << 20, 4 << 20), 0);
+        }
+        // A registration's destination outside the resident range: both are covered.
+        p.request(vec![GuestRange::new(48 << 20, 1 << 20).unwrap()]);
+        p.wait_idle();
+        if cfg!(not(target_arch = "powerpc64")) {
+            assert_eq!(resident(&m, 48 << 20, 1 << 20), 1 << 20);
+            assert_eq!(resident(&m, 0, 32 << 20), 32 << 20);
+        }
+    }
+
+    #[test]
     fn dropping_the_worker_mid_run_returns() {
         let m = GuestMemory::from_ranges(&[(GuestAddress(0), 256 << 20)]).unwrap();
-        let p = Prefaulter::new(m).unwrap();
+        let p = Prefaulter::new(m, Vec::new()).unwrap();
         p.request(vec![GuestRange::new(0, 256 << 20).unwrap()]);
         drop(p);
     }

@@ -12,6 +12,10 @@ pub struct MemorySpec {
     pub size: u64,
     /// Bytes of hotplug window (0: none), a multiple of the 256 MiB LMB.
     pub hotplug_size: u64,
+    /// `prefault=on`: boot RAM is made resident on the host from the start (in the
+    /// background), so neither the guest nor a fadump capture kernel waits for first-touch
+    /// host page faults.
+    pub prefault: bool,
 }
 
 /// A bad `--memory` value.
@@ -20,9 +24,14 @@ pub enum SpecError {
     /// A size that does not parse.
     #[error("invalid size `{0}` (try 512M or 2G)")]
     Size(String),
-    /// A key other than `size` and `hotplug_size`.
-    #[error("unknown key `{0}` in --memory (expected size=..., hotplug_size=...)")]
+    /// A key other than `size`, `hotplug_size` and `prefault`.
+    #[error(
+        "unknown key `{0}` in --memory (expected size=..., hotplug_size=..., prefault=on|off)"
+    )]
     UnknownKey(String),
+    /// `prefault=` other than `on` or `off`.
+    #[error("invalid prefault=`{0}` in --memory (expected on or off)")]
+    Prefault(String),
     /// The same key twice.
     #[error("`{0}` given twice in --memory")]
     Repeated(String),
@@ -49,6 +58,7 @@ impl MemorySpec {
     pub fn parse(s: &str, default_size: u64) -> Result<Self, SpecError> {
         let mut size = None;
         let mut hotplug = None;
+        let mut prefault = None;
         for (i, part) in s.split(',').enumerate() {
             let (key, value) = match part.split_once('=') {
                 Some((k, v)) => (k, v),
@@ -56,6 +66,17 @@ impl MemorySpec {
                 None if i == 0 => ("size", part),
                 None => return Err(SpecError::UnknownKey(part.to_string())),
             };
+            if key == "prefault" {
+                if prefault.is_some() {
+                    return Err(SpecError::Repeated(key.to_string()));
+                }
+                prefault = Some(match value {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(SpecError::Prefault(other.to_string())),
+                });
+                continue;
+            }
             let slot = match key {
                 "size" => &mut size,
                 "hotplug_size" => &mut hotplug,
@@ -73,6 +94,7 @@ impl MemorySpec {
         Ok(MemorySpec {
             size: size.unwrap_or(default_size),
             hotplug_size,
+            prefault: prefault.unwrap_or(false),
         })
     }
 
@@ -100,7 +122,8 @@ mod tests {
             p("1G").unwrap(),
             MemorySpec {
                 size: 1 << 30,
-                hotplug_size: 0
+                hotplug_size: 0,
+                prefault: false
             }
         );
         assert_eq!(p("size=1G").unwrap().size, 1 << 30);
@@ -109,7 +132,8 @@ mod tests {
             s,
             MemorySpec {
                 size: 1536 * M,
-                hotplug_size: 512 * M
+                hotplug_size: 512 * M,
+                prefault: false
             }
         );
         assert_eq!(s.window(), GuestRange::new(0x6000_0000, 512 * M));
@@ -118,6 +142,10 @@ mod tests {
         // The window starts at the next LMB boundary.
         let odd = p("size=1100M,hotplug_size=256M").unwrap();
         assert_eq!(odd.window().unwrap().start(), 1280 * M);
+        // cloud-hypervisor's prefault=on|off, in any position.
+        assert!(p("size=1G,prefault=on").unwrap().prefault);
+        assert!(!p("prefault=off,size=1G").unwrap().prefault);
+        assert!(!p("1G").unwrap().prefault, "off unless asked");
     }
 
     #[test]
@@ -132,6 +160,11 @@ mod tests {
         assert_eq!(p("size=1G,2G"), SpecError::UnknownKey("2G".into()));
         assert_eq!(p("size=1G,size=2G"), SpecError::Repeated("size".into()));
         assert_eq!(p("size=lots"), SpecError::Size("lots".into()));
+        assert_eq!(p("size=1G,prefault=yes"), SpecError::Prefault("yes".into()));
+        assert_eq!(
+            p("prefault=on,prefault=off"),
+            SpecError::Repeated("prefault".into())
+        );
         assert_eq!(
             p("99999999999999G"),
             SpecError::Size("99999999999999G".into())

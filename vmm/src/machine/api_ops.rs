@@ -456,6 +456,7 @@ mod tests {
             cmdline: "console=hvc0".into(),
             memory: 2 << 30,
             hotplug_size: 0,
+            prefault: false,
             cpus: 4,
             serial: crate::console::SerialMode::Off,
             disks: vec![crate::devices::disk_spec::DiskSpec {

@@ -186,6 +186,7 @@ fn hotplug_window(config: &VmConfig) -> Result<Option<GuestRange>, Error> {
     let spec = crate::hotplug::MemorySpec {
         size: config.memory,
         hotplug_size: config.hotplug_size,
+        prefault: config.prefault,
     };
     match spec.window() {
         None if config.hotplug_size > 0 => Err(Error::Memory(format!(
@@ -418,7 +419,12 @@ fn assemble_partition(
     let console = Arc::new(Console::for_mode(&config.serial).map_err(Error::Console)?);
     let (tx, rx) = event_channel();
     let wake = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| Error::Runtime(e.to_string()))?;
-    let prefaulter = Prefaulter::new(mem.clone())
+    // --memory prefault=on: all of boot RAM, after each registration's destinations.
+    let resident = match config.prefault {
+        true => GuestRange::new(0, config.memory).into_iter().collect(),
+        false => Vec::new(),
+    };
+    let prefaulter = Prefaulter::new(mem.clone(), resident)
         .map_err(|e| Error::Runtime(format!("pre-fault worker: {e}")))?;
     let partition = Arc::new(Partition {
         vm,

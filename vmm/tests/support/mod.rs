@@ -45,6 +45,7 @@ pub fn config() -> VmConfig {
         cmdline: "console=hvc0 fadump=on".into(),
         memory: 1 << 30,
         hotplug_size: 0,
+        prefault: false,
         cpus: 2,
         serial: vmm::console::SerialMode::Off,
         disks: vec![vmm::devices::disk_spec::DiskSpec {
