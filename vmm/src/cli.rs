@@ -72,7 +72,7 @@ struct Args {
     #[arg(long = "on-crash", value_name = "action", value_parser = OnCrash::parse)]
     on_crash: Option<OnCrash>,
     /// Guest console (hvc0): `tty` (stdout/stdin, default), `file=<path>` (append output to a
-    /// file), or `off`.
+    /// file; at 64 MiB it moves to `<path>.1` and a new one starts), or `off`.
     #[arg(long, value_name = "mode", value_parser = serial_arg)]
     serial: Option<SerialMode>,
     /// A virtio-blk disk (modern virtio-pci behind a PAPR PCI host bridge) backed by <file>;

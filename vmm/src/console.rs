@@ -9,12 +9,16 @@ use std::sync::Mutex;
 /// Bounds queued input so a fast writer on stdin cannot grow memory without limit.
 const INPUT_MAX: usize = 64 << 10;
 
+/// `--serial file=PATH` grows to this many bytes, then moves to `PATH.1` (replacing an older
+/// one) and starts again: a guest printing without end uses at most twice this on disk.
+pub const FILE_MAX: u64 = 64 << 20;
+
 /// Where guest console output goes (`--serial`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SerialMode {
     /// The VMM's stdout; stdin is the guest's input.
     Tty,
-    /// Append to a file (no input).
+    /// Append to a file (no input), rotated at [`FILE_MAX`] bytes.
     File(std::path::PathBuf),
     /// Discard.
     Off,
@@ -44,12 +48,7 @@ impl Console {
     pub fn for_mode(mode: &SerialMode) -> std::io::Result<Self> {
         let out: Box<dyn Write + Send> = match mode {
             SerialMode::Tty => Box::new(std::io::stdout()),
-            SerialMode::File(p) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)?,
-            ),
+            SerialMode::File(p) => Box::new(RotatingFile::open(p.clone(), FILE_MAX)?),
             SerialMode::Off => Box::new(std::io::sink()),
         };
         Ok(Console::new(out))
@@ -76,6 +75,62 @@ impl Console {
             *d = s;
         }
         n
+    }
+}
+
+/// A file appended to until it holds `max` bytes, then renamed to `PATH.1` and started anew.
+struct RotatingFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    len: u64,
+    max: u64,
+}
+
+impl RotatingFile {
+    fn open(path: std::path::PathBuf, max: u64) -> std::io::Result<Self> {
+        let file = Self::append(&path)?;
+        let len = file.metadata()?.len();
+        Ok(Self {
+            path,
+            file,
+            len,
+            max,
+        })
+    }
+
+    fn append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        std::fs::rename(&self.path, &old)?;
+        self.file = Self::append(&self.path)?;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.len > 0 && self.len.saturating_add(b.len() as u64) > self.max {
+            if let Err(e) = self.rotate() {
+                // Keep appending: losing the guest's last words is worse than a big file.
+                log::warn!("serial file {}: cannot rotate: {e}", self.path.display());
+                self.len = 0;
+            }
+        }
+        let n = self.file.write(b)?;
+        self.len = self.len.saturating_add(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -112,5 +167,31 @@ mod tests {
         c.queue_input(&vec![b'x'; INPUT_MAX + 10]);
         let mut big = vec![0u8; INPUT_MAX + 10];
         assert_eq!(c.read(&mut big), INPUT_MAX);
+    }
+
+    #[test]
+    fn a_serial_file_rotates_at_its_limit_and_never_holds_more() {
+        let dir = std::env::temp_dir().join(format!("ppc-vmm-serial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("console.log");
+        let mut f = RotatingFile::open(path.clone(), 1000).unwrap();
+        for i in 0..25u8 {
+            f.write_all(&[b'a' + i; 100]).unwrap();
+        }
+        let cur = std::fs::read(&path).unwrap();
+        let old = std::fs::read(dir.join("console.log.1")).unwrap();
+        assert!(cur.len() <= 1000 && old.len() <= 1000);
+        // The newest output is in the file, the 10 writes before it in .1.
+        assert_eq!(cur.len(), 500);
+        assert_eq!(cur[499], b'a' + 24);
+        assert_eq!(
+            old,
+            (10..20u8).flat_map(|i| [b'a' + i; 100]).collect::<Vec<_>>()
+        );
+        // Reopened, it counts what is there.
+        drop(f);
+        let f = RotatingFile::open(path.clone(), 1000).unwrap();
+        assert_eq!(f.len, 500);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
