@@ -14,7 +14,8 @@
 #                                            [--crash sysrq|bug|panic|hardlockup|second|unregistered
 #                                                     |kdump|kdump-hardlockup|nmi-hung|host-dump
 #                                                     |power-button|hotplug-add|hotplug-remove|hotplug-host-add
-#                                                     |hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale]
+#                                                     |hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale
+#                                                     |disk-enospc|disk-eio]
 #                                            [--vmm ours|qemu-sid] [--l0 pseries|powernv] [--mmu radix|hash]
 #                                            [--debuginfo FILE] [--run-dir DIR]
 #                                            [--save dd|sparse]

@@ -14,3 +14,7 @@ export NESTED_CACHE L1_KERNEL_ABI L1_KERNEL_VERSION BUSYBOX_VERSION QEMU_L1_VERS
 # bookworm's candidate is when the cache directory is made (recorded in its packages.txt).
 : "${KEXEC_TOOLS_VERSION:=1:2.0.25-3+deb12u3}"
 export KEXEC_TOOLS_VERSION
+# dmsetup for L1's device-mapper fault (setup-dmsetup.sh), bookworm ppc64el, with
+# libdevmapper1.02.1 of the same version; its other libraries are bookworm's candidates then.
+: "${DMSETUP_VERSION:=2:1.02.185-2}"
+export DMSETUP_VERSION

@@ -63,6 +63,13 @@ CASES = {
                     "--append", "kernelcore=4G", "--save", "sparse", "--timeout", "2400"],
                    "8 GiB guest, 1 GiB boot memory; kernelcore=4G puts user pages (the "
                    "pattern) above 4 GiB; vmcore saved sparse", False),
+    # The disk fails during the capture kernel's save and heals; a retry saves the dump whole.
+    "disk-enospc": (["--cpus", "2", "--crash", "disk-enospc", "--l1-mem", "4G"],
+                    "the VMM's disk is a file on a 256 MiB tmpfs in L1: the save fails "
+                    "(ENOSPC -> IOERR), the tmpfs grows, the retry saves the dump", False),
+    "disk-eio": (["--cpus", "2", "--crash", "disk-eio"],
+                 "the VMM's disk is a device-mapper device: switched to `error` mid-save "
+                 "(EIO -> IOERR), back to `linear`, the retry saves the dump", False),
     "linux-6.1": (["--cpus", "2", "--crash", "sysrq", "--guest-kernel", "6.1"],
                   "Linux 6.1 guest (pre-6.10 layout, FADMPINF), sysrq c", False),
     "hash-powernv": (["--cpus", "2", "--crash", "sysrq", "--l0", "powernv", "--mmu", "hash",

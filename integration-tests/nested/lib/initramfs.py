@@ -150,3 +150,25 @@ def stage_modules(kernel_root, names):
     for n in names:
         visit(n)
     return order
+
+
+def stage_modules_to_dir(kernel_root, names, out_dir):
+    """stage_modules() into OUT_DIR: NAME.ko per module and `order` (load order, one a line),
+    for a payload that loads modules itself (L1's base archive has only kvm-hv and virtio)."""
+    os.makedirs(out_dir, exist_ok=True)
+    order = []
+    for name, data in stage_modules(kernel_root, names):
+        with open(os.path.join(out_dir, name + ".ko"), "wb") as fh:
+            fh.write(data)
+        order.append(name)
+    with open(os.path.join(out_dir, "order"), "w") as fh:
+        fh.write("".join(n + "\n" for n in order))
+    return order
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 5 or sys.argv[1] != "stage-modules":
+        sys.exit("usage: initramfs.py stage-modules KERNEL_ROOT OUT_DIR MODULE...")
+    stage_modules_to_dir(sys.argv[2], sys.argv[4:], sys.argv[3])

@@ -50,6 +50,8 @@ CASE_TRAITS = {
     "host-dump": {"lkdtm", "smp", "radix"},
     "power-button": {"smp", "radix"},
     "hosting-8g": {"fadump", "sysrq", "smp", "radix"},
+    "disk-enospc": {"fadump", "sysrq", "smp", "radix"},
+    "disk-eio": {"fadump", "sysrq", "smp", "radix"},
     "linux-6.1": {"fadump", "sysrq", "smp", "radix"},
     "hash-powernv": {"fadump", "sysrq", "smp", "hash"},
     "kdump-sysrq": {"kdump", "sysrq", "smp", "radix"},

@@ -535,6 +535,109 @@ class DiskChecksTest(ChecksTestBase):
         self.assertNotIn("throughput ratio", text)
 
 
+def disk_fault_log(kind):
+    """FADUMP with the disk failing during the first save (disk-enospc / disk-eio), as run.sh
+    prints it: the fault set up, armed (eio), the failed attempt, the VMM alive, the dump
+    still there, the fault cleared, the retry, (enospc) the copy onto the export disk."""
+    errno = {"enospc": "No space left on device (os error 28)",
+             "eio": "Input/output error (os error 5)"}[kind]
+    setup = {"enospc": "NESTED-FAULT-SETUP enospc tmpfs=256M file=/mnt/fault/disk.img "
+                       "bytes=2147483648 free_kb=262144",
+             "eio": 'NESTED-FAULT-SETUP eio dmsetup=1.02.185 table="0 8388608 linear 254:0 0" '
+                    "node=block"}[kind]
+    cleared = {"enospc": "NESTED-FAULT-CLEARED enospc free_kb=1310720",
+               "eio": 'NESTED-FAULT-CLEARED eio table="0 8388608 linear 254:0 0"'}[kind]
+    lines = [ln.replace("kind=sysrq", f"kind=disk-{kind}") for ln in FADUMP]
+    lines.insert(len(L1_START), setup)
+    i = lines.index("GUEST-VMCORE-SAVED bytes=4096 t0=3.50 t1=44.75")
+    fault = ([] if kind == "enospc" else ["NESTED-FAULT-ARMED eio written_sectors=131072 uptime=70.1"])
+    fault += [
+        "GUEST-RUN: sz=$(stat -c %s /proc/vmcore); ... echo GUEST-SAVE-ATTEMPT n=1 rc=$rc bytes=$sz",
+        "blk_print_req_error: 1 callbacks suppressed",
+        "I/O error, dev vda, sector 524288 op 0x1:(WRITE) flags 0x4000 phys_seg 254 prio class 2",
+        "Buffer I/O error on dev vda, logical block 65536, lost async page write",
+        f"WARN ppc-vmm: virtio-blk: host I/O failed, request completed with IOERR (1 so far): "
+        f"host I/O error: {errno}",
+        f"WARN ppc-vmm: virtio-blk: host I/O failed, request completed with IOERR (37 so far): "
+        f"host I/O error: {errno}",
+        "GUEST-DD dd: fsync: Input/output error",
+        "GUEST-SAVE-ATTEMPT n=1 rc=1 bytes=4096 t0=3.50 t1=30.25 ioerr_lines=12",
+        "GUEST-READY",
+    ]
+    fault += ([] if kind == "enospc" else ['NESTED-FAULT-TABLE during="0 8388608 error"'])
+    fault += [
+        "NESTED-FAULT-VMM-ALIVE pid=321 state=S threads=9 exited=no",
+        "GUEST-VMCORE-AFTER-FAULT bytes=4096 registered=0",
+        "GUEST-READY",
+        cleared,
+        "GUEST-SAVE-ATTEMPT n=2 rc=0 bytes=4096 t0=40.00 t1=80.25 ioerr_lines=12",
+    ]
+    lines[i:i + 1] = fault + ["GUEST-VMCORE-SAVED bytes=4096 t0=40.00 t1=80.25"]
+    lines.append("NESTED-API-FADUMP fault state=dump-active")
+    if kind == "enospc":
+        lines.append("NESTED-FAULT-EXPORTED bytes=4096 status=0")
+    return lines
+
+
+class DiskFaultChecksTest(ChecksTestBase):
+    """disk-enospc / disk-eio: every fault line is read, and a save that never failed, a VMM
+    that died, a dump that went away or a retry that failed each fail their check."""
+
+    def fault_dir(self, kind):
+        return self.run_dir("crash", crash=f"disk-{kind}",
+                            cmdline="console=hvc0 guest.action=commands fadump=on crashkernel=384M",
+                            extra_args=" --disk path=/mnt/fault/disk.img",
+                            files={"export.img": b"\x7fELF\x02\x01\x01" + bytes(4089),
+                                   "vmlinux.debug": b""})
+
+    def test_passing_logs(self):
+        for kind in ("enospc", "eio"):
+            with self.subTest(kind):
+                results, text = self.evaluate(self.fault_dir(kind), disk_fault_log(kind))
+                self.assert_all_pass(results)
+                names = [n for n, _ in results]
+                self.assertIn("the retry saved the whole vmcore (dd status 0, same size)", names)
+                self.assertIn("drgn analysis of the vmcore", names)
+                self.assertIn("ratio failed/retry 0.66", text)
+                self.assertIn("VMM counted 37 failed host requests", text)
+
+    def test_each_line_is_read(self):
+        common = [
+            (lambda ls: without(ls, "NESTED-FAULT-SETUP"), "was set up in L1"),
+            (lambda ls: replaced(ls, "n=1 rc=1", "n=1 rc=0"), "first save failed"),
+            (lambda ls: without(ls, "I/O error, dev vda"), "saw I/O errors"),
+            (lambda ls: replaced(ls, "ioerr_lines=12", "ioerr_lines=0"), "saw I/O errors"),
+            (lambda ls: without(ls, "host I/O failed"), "completed requests with IOERR"),
+            (lambda ls: without(ls, "NESTED-FAULT-VMM-ALIVE"), "kept running"),
+            (lambda ls: replaced(ls, "exited=no", "exited=137"), "kept running"),
+            (lambda ls: replaced(ls, "fault state=dump-active", "fault state="), "kept running"),
+            (lambda ls: replaced(ls, "AFTER-FAULT bytes=4096", "AFTER-FAULT bytes=gone"),
+             "stayed in guest memory"),
+            (lambda ls: without(ls, "NESTED-FAULT-CLEARED"), "the fault cleared"),
+        ]
+        only = {"enospc": [(lambda ls: without(ls, "NESTED-FAULT-EXPORTED"), "copied from L1's tmpfs"),
+                           (lambda ls: replaced(ls, "os error 28", "os error 5"),
+                            "completed requests with IOERR")],
+                "eio": [(lambda ls: without(ls, "NESTED-FAULT-ARMED"), "table was `error`"),
+                        (lambda ls: without(ls, "NESTED-FAULT-TABLE"), "table was `error`"),
+                        (lambda ls: replaced(ls, "os error 5", "os error 28"),
+                         "completed requests with IOERR")]}
+        for kind in ("enospc", "eio"):
+            d = self.fault_dir(kind)
+            for change, fragment in common + only[kind]:
+                with self.subTest(kind=kind, fragment=fragment):
+                    self.assert_only_failure(self.evaluate(d, change(disk_fault_log(kind)))[0],
+                                             fragment)
+
+    def test_a_failed_retry_saves_nothing(self):
+        lines = [ln for ln in disk_fault_log("eio") if not ln.startswith("GUEST-VMCORE-SAVED")]
+        lines = replaced(lines, "n=2 rc=0", "n=2 rc=1")
+        results, _ = self.evaluate(self.fault_dir("eio"), lines)
+        failed = [n for n, ok in results if not ok]
+        self.assertEqual(failed, ["capture kernel saved /proc/vmcore to the virtio-blk disk",
+                                  "the retry saved the whole vmcore (dd status 0, same size)"])
+
+
 class EngineTest(ChecksTestBase):
     def test_a_raising_predicate_is_a_failed_check(self):
         run = checks.Run(self.run_dir("drive"), console="", out=lambda s="": None)

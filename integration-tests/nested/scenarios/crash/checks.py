@@ -374,6 +374,74 @@ def event_names(r):
     return names
 
 
+def disk_fault(r):
+    """disk-enospc / disk-eio: the VMM's disk fails during the first save and heals."""
+    return r.crash in ("disk-enospc", "disk-eio")
+
+
+def fault_kind(r):
+    return r.crash[len("disk-"):]
+
+
+# What the host's failing write returns, as the VMM logs it (std::io::Error's Display).
+FAULT_ERRNO = {"enospc": "No space left on device (os error 28)",
+               "eio": "Input/output error (os error 5)"}
+
+
+def attempt(r, n):
+    """The capture kernel's save attempt N: {rc, bytes, t0, t1, ioerr_lines}, or None."""
+    for ln in r.grep(rf"GUEST-SAVE-ATTEMPT n={n} rc=[0-9]"):
+        if "GUEST-RUN" in ln:
+            continue
+        m = re.search(r"rc=(\d+) bytes=(\d+) t0=([0-9.]+) t1=([0-9.]+) ioerr_lines=(\d+)", ln)
+        if m:
+            return {"rc": int(m.group(1)), "bytes": int(m.group(2)), "t0": float(m.group(3)),
+                    "t1": float(m.group(4)), "ioerr_lines": int(m.group(5))}
+    return None
+
+
+def failed_first(r):
+    a = attempt(r, 1)
+    return a is not None and a["rc"] != 0
+
+
+def saw_io_errors(r):
+    a = attempt(r, 1)
+    return a is not None and a["ioerr_lines"] > 0 and r.has(r"I/O error, dev vda, sector \d+")
+
+
+def vmm_host_errors(r):
+    """The VMM's count of failed host writes, from its last rate-limited line."""
+    counts = [int(m) for m in (re.search(r"IOERR \((\d+) so far\)", ln).group(1) for ln in
+                               r.grep(r"virtio-blk: host I/O failed, request completed with IOERR \(\d+"))]
+    return max(counts) if counts else 0
+
+
+def vmm_alive_after_fault(r):
+    return (r.has(r"NESTED-FAULT-VMM-ALIVE pid=\d+ state=[RSD] threads=[1-9]\d* exited=no")
+            and r.has(r"NESTED-API-FADUMP fault state=dump-active\b"))
+
+
+def dump_kept(r):
+    a = attempt(r, 1)
+    v = r.value(r"GUEST-VMCORE-AFTER-FAULT bytes=(\d+) ")
+    return a is not None and v is not None and int(v) == a["bytes"] > 0
+
+
+def retry_saved(r):
+    a, b = attempt(r, 1), attempt(r, 2)
+    return (b is not None and b["rc"] == 0 and a is not None and b["bytes"] == a["bytes"]
+            and saved_bytes(r) == b["bytes"])
+
+
+def save_ratio(r):
+    a, b = attempt(r, 1), attempt(r, 2)
+    if a and b and b["t1"] > b["t0"]:
+        r.show(f"  save attempts (guest clock): failed {a['t1'] - a['t0']:.2f} s, retry "
+               f"{b['t1'] - b['t0']:.2f} s (ratio failed/retry {(a['t1'] - a['t0']) / (b['t1'] - b['t0']):.2f}); "
+               f"{a['ioerr_lines']} kernel I/O error lines; VMM counted {vmm_host_errors(r)} failed host requests")
+
+
 EVENTS_OF_A_FADUMP_RUN = ["vmm/starting", "vm/fadump-registered", "vm/booted", "guest/panic",
                           "vm/fadump-dump-started", "vm/fadump-dump-written", "vm/shutdown"]
 
@@ -540,6 +608,36 @@ CHECKS = [
           when=lambda r: hotplug(r) and has_vmcore(r)),
     Check("pattern pages: present ones identical, the uncovered window's absent",
           pattern_pages_as_expected, when=lambda r: hotplug(r) and has_vmcore(r)),
+    # --- disk faults during the save (disk-enospc, disk-eio) ------------------------------
+    Check(lambda r: f"{fault_kind(r)}: the failing disk was set up in L1",
+          lambda r: r.has(r"NESTED-FAULT-SETUP enospc tmpfs=\d+M file=\S+ bytes=2147483648 ")
+          if fault_kind(r) == "enospc" else
+          r.has(r'NESTED-FAULT-SETUP eio dmsetup=1\.02\.\d+ table="0 \d+ linear \d+:\d+ 0" node=block'),
+          when=disk_fault),
+    Check("eio: the device-mapper table was `error` during the first save, switched after it had written",
+          lambda r: r.has(r"NESTED-FAULT-ARMED eio written_sectors=[1-9]\d* ")
+          and r.has(r'NESTED-FAULT-TABLE during="0 \d+ error"'),
+          when=lambda r: disk_fault(r) and fault_kind(r) == "eio"),
+    Check("the capture kernel's first save failed (dd status not 0)", failed_first, when=disk_fault),
+    Check("the capture kernel saw I/O errors on vda (its kernel log)", saw_io_errors, when=disk_fault),
+    Check(lambda r: f"VMM: the host's {FAULT_ERRNO[fault_kind(r)].split(' (')[0]} completed "
+                    f"requests with IOERR ({vmm_host_errors(r)} counted)",
+          lambda r: vmm_host_errors(r) > 0
+          and r.has(re.escape(f"host I/O error: {FAULT_ERRNO[fault_kind(r)]}")),
+          when=disk_fault),
+    Check("VMM kept running through the fault and answered vm.fadump: dump-active",
+          vmm_alive_after_fault, when=disk_fault),
+    Check("the dump stayed in guest memory (/proc/vmcore, same size, after the failure)",
+          dump_kept, when=disk_fault),
+    Check(lambda r: f"{fault_kind(r)}: the fault cleared",
+          lambda r: r.has(r"NESTED-FAULT-CLEARED enospc free_kb=\d+") if fault_kind(r) == "enospc"
+          else r.has(r'NESTED-FAULT-CLEARED eio table="0 \d+ linear '),
+          when=disk_fault),
+    Check("the retry saved the whole vmcore (dd status 0, same size)", retry_saved, when=disk_fault),
+    Check("enospc: the saved vmcore copied from L1's tmpfs onto the export disk",
+          lambda r: r.has(rf"NESTED-FAULT-EXPORTED bytes={saved_bytes(r)} status=0"),
+          when=lambda r: disk_fault(r) and fault_kind(r) == "enospc"),
+    Step(save_ratio, when=disk_fault),
     # --- back in production -------------------------------------------------------------
     Check("release_mem, then registered again (registered = 1)",
           lambda r: r.has(r"GUEST-RELEASED") and r.has(r"GUEST-REREGISTERED registered=1\b"),

@@ -18,8 +18,66 @@ case "$kind" in
     host-dump) capture=host how=spin-all ;;
     power-button) capture=none how=power-button ;;
     hotplug-*) how=sysrq ;;
+    # The disk fails while the capture kernel saves the vmcore (see "Disk faults" below).
+    disk-enospc|disk-eio) how=sysrq ;;
     *) how="$kind" ;;
 esac
+fault=""
+case "$kind" in disk-*) fault="${kind#disk-}" ;; esac
+# Disk faults around the save (disk-enospc, disk-eio): the VMM's --disk is not L1's export
+# disk itself but a disk that fails during the capture kernel's first save and is healed
+# before its second.
+#   enospc: a sparse 2 GiB file on a tmpfs of FAULT_SMALL (256M; the vmcore is about 1.2 GiB):
+#           the VMM's writes fail with ENOSPC once it is full; healed by remounting the tmpfs
+#           with FAULT_BIG (1536M); the file's vmcore is copied onto the export disk at the end.
+#   eio:    a device-mapper device (dmsetup from bookworm, setup-dmsetup.sh; dm_mod staged
+#           from the L1 kernel package) linear over the export disk: its table is switched
+#           to `error` once the save has written FAULT_ARM_MB (64) MiB, and back to `linear`
+#           after the attempt; the vmcore lands on the export disk directly.
+FAULT_SMALL="${FAULT_SMALL:-256M}" FAULT_BIG="${FAULT_BIG:-1536M}" FAULT_ARM_MB="${FAULT_ARM_MB:-64}"
+dm() {
+    DM_DISABLE_UDEV=1 "$P"/dmsetup/lib64/ld64.so.2 \
+        --library-path "$P/dmsetup/lib/powerpc64le-linux-gnu:$P/dmsetup/usr/lib/powerpc64le-linux-gnu" \
+        "$P"/dmsetup/sbin/dmsetup --noudevsync "$@"
+}
+# dm_switch TABLE: the fault device's table, replaced atomically (suspend, load, resume).
+dm_switch() {
+    dm suspend vmcore-fault && dm load vmcore-fault --table "$1" && dm resume vmcore-fault
+}
+fault_setup() {
+    case "$fault" in
+        enospc)
+            mkdir -p /mnt/fault
+            mount -t tmpfs -o size="$FAULT_SMALL" tmpfs /mnt/fault
+            truncate -s 2G /mnt/fault/disk.img
+            echo "NESTED-FAULT-SETUP enospc tmpfs=$FAULT_SMALL file=/mnt/fault/disk.img bytes=$(stat -c %s /mnt/fault/disk.img) free_kb=$(df -k /mnt/fault | awk 'NR == 2 { print $4 }')"
+            ;;
+        eio)
+            while read -r m; do insmod "$P/modules/$m.ko" || echo "NESTED-FAULT insmod $m failed"; done < "$P"/modules/order
+            fault_sectors="$(blockdev --getsz /dev/vda)"
+            dm create vmcore-fault --table "0 $fault_sectors linear /dev/vda 0"
+            echo "NESTED-FAULT-SETUP eio dmsetup=$(dm --version | sed -n 's/^Library version: *\([0-9.]*\).*/\1/p') table=\"$(dm table vmcore-fault)\" node=$([ -b /dev/mapper/vmcore-fault ] && echo block || echo missing)"
+            ;;
+    esac
+}
+# fault_clear: the disk works again.
+fault_clear() {
+    case "$fault" in
+        enospc)
+            mount -o remount,size="$FAULT_BIG" /mnt/fault
+            echo "NESTED-FAULT-CLEARED enospc free_kb=$(df -k /mnt/fault | awk 'NR == 2 { print $4 }')"
+            ;;
+        eio)
+            dm_switch "0 $fault_sectors linear /dev/vda 0"
+            echo "NESTED-FAULT-CLEARED eio table=\"$(dm table vmcore-fault)\""
+            ;;
+    esac
+}
+# save_attempt N: one save of /proc/vmcore in the capture kernel, with dd's status and the
+# kernel's I/O error lines so far; GUEST-VMCORE-SAVED only when it worked.
+save_attempt() {
+    echo 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err; rc=$?; t1=$(cut -d" " -f1 /proc/uptime); tail -n 2 /tmp/dd.err | sed "s/^/GUEST-DD /"; echo GUEST-SAVE-ATTEMPT n='"$1"' rc=$rc bytes=$sz t0=$t0 t1=$t1 ioerr_lines=$(dmesg | grep -c "I/O error"); [ $rc = 0 ] && echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+}
 # Memory DLPAR kinds (--memory size=1536M,hotplug_size=512M: window LMBs 6 and 7 at
 # 0x60000000): the guest adds both itself (/sys/kernel/dlpar), the remove kinds give LMB 7
 # back, the rereg kinds re-register fadump after each change as the distributions' udev rule
@@ -68,6 +126,7 @@ show_api() {
     [ -f /tmp/vmm-events.jsonl ] && sed 's/^/NESTED-EVENT /' /tmp/vmm-events.jsonl
     return 0
 }
+fault_setup
 vmm_start
 if ready 1; then
     case "$kind" in
@@ -234,7 +293,31 @@ if ready 1; then
         else
             save='dd if=/proc/vmcore of=/dev/vda bs=1M conv=fsync 2>&1 | tail -n1 | sed "s/^/GUEST-DD /"'
         fi
-        guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); '"$save"'; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+        if [ -n "$fault" ]; then
+            # The first attempt meets the fault (eio: armed once the save has written
+            # FAULT_ARM_MB MiB through the device-mapper device).
+            n=$(count GUEST-READY)
+            send "$(save_attempt 1)"
+            if [ "$fault" = eio ]; then
+                t=0
+                until [ "$(awk '{ print $7 }' /sys/block/dm-0/stat)" -ge $((FAULT_ARM_MB * 2048)) ] || [ $t -ge 6000 ]; do sleep 0.1; t=$((t + 1)); done
+                written=$(awk '{ print $7 }' /sys/block/dm-0/stat)
+                dm_switch "0 $fault_sectors error"
+                echo "NESTED-FAULT-ARMED eio written_sectors=$written uptime=$(up)"
+                fault_armed_table="$(dm table vmcore-fault)"
+            fi
+            wait_for GUEST-READY $((n + 1)) 3600
+            [ "$fault" = eio ] && echo "NESTED-FAULT-TABLE during=\"$fault_armed_table\""
+            # The VMM is still there and answers; the dump is still in the guest's memory.
+            vpid="$(pidof ppc-vmm)"
+            echo "NESTED-FAULT-VMM-ALIVE pid=${vpid:-none} state=$(cut -d' ' -f3 /proc/"$vpid"/stat 2>/dev/null) threads=$(ls /proc/"$vpid"/task 2>/dev/null | wc -l) exited=$([ -f /tmp/vmm-rc ] && cat /tmp/vmm-rc || echo no)"
+            remote fault fadump
+            guest_step 60 'echo GUEST-VMCORE-AFTER-FAULT bytes=$(stat -c %s /proc/vmcore 2>/dev/null || echo gone) registered=$(cat /sys/kernel/fadump/registered)'
+            fault_clear
+            guest_step 3600 "$(save_attempt 2)"
+        else
+            guest_step 3600 'sz=$(stat -c %s /proc/vmcore); t0=$(cut -d" " -f1 /proc/uptime); '"$save"'; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED bytes=$sz t0=$t0 t1=$t1'
+        fi
         if [ "$capture" = kdump ]; then
             # kdump's way back: the kdump kernel reboots (our VMM resets the machine and boots
             # the production kernel), whose /init loads the crash kernel again.
@@ -255,4 +338,12 @@ fi
 vmm_wait
 rc=$?
 show_api
+if [ "$fault" = enospc ]; then
+    # The saved vmcore, from the tmpfs file onto the export disk (the host cuts it out there).
+    sz="$(sed -n 's/.*GUEST-VMCORE-SAVED bytes=\([0-9]*\) .*/\1/p' /tmp/vmm-out | head -n1)"
+    if [ -n "$sz" ]; then
+        dd if=/mnt/fault/disk.img of=/dev/vda bs=1M count=$(((sz + 1048575) / 1048576)) conv=fsync 2>/dev/null
+        echo "NESTED-FAULT-EXPORTED bytes=$sz status=$?"
+    fi
+fi
 exit $rc

@@ -6,7 +6,7 @@ case "$crash" in
     # crashkernel= sets fadump's boot-memory size (the capture kernel's RAM). Linux caps it at
     # RAM/4 and needs at least 320M, so it takes >= 1280 MiB of RAM: crash mode defaults to
     # 1536M, and 384M (not Linux's own 320M default) shows it was honoured.
-    sysrq|bug|panic|hardlockup|second|nmi-hung) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
+    sysrq|bug|panic|hardlockup|second|nmi-hung|disk-enospc|disk-eio) append="fadump=on crashkernel=${CRASHKERNEL:-384M}${append:+ $append}" ;;
     # Memory DLPAR: hot-added blocks online into ZONE_MOVABLE (removable; user pages prefer
     # them), a 512 MiB window after 1536 MiB of boot RAM (LMBs 6 and 7, below 2 GiB).
     hotplug-add|hotplug-remove|hotplug-add-rereg|hotplug-remove-rereg|hotplug-remove-stale|hotplug-host-add)
@@ -38,7 +38,7 @@ if [ "$mem_mib" -gt 2048 ]; then
 fi
 vmm_choices="ours qemu-sid"
 # QEMU gets `-m` from --memory's first size: no hotplug window there.
-case "$crash" in hotplug-*) vmm_choices="ours" ;; esac
+case "$crash" in hotplug-*|disk-*) vmm_choices="ours" ;; esac
 # The vmcore disk is L1's output disk itself, so the dump lands in $run/export.img.
 disks=" --disk path=/dev/vda"
 # The host-initiated kind drives vm.resize through the VMM's API socket from L1.
@@ -46,6 +46,23 @@ if [ "$crash" = hotplug-host-add ]; then
     disks+=" --api-socket path=/tmp/vmm-api.sock"
     l1_add+=("$("$repo/guests/pattern/build.sh" api-request)=api-request")
 fi
+# Disk faults during the save (run.sh): the disk is a file on a small tmpfs in L1 (ENOSPC), or
+# a device-mapper device over the export disk whose table L1 switches to `error` (EIO), for
+# which L1 gets bookworm's dmsetup and the L1 kernel's dm_mod (with its dependencies).
+case "$crash" in
+    disk-enospc)
+        disks=" --disk path=/mnt/fault/disk.img"
+        # L1 holds the 1.2 GiB vmcore in its tmpfs beside the guest.
+        l1_mem="${l1_mem:-4G}"
+        ;;
+    disk-eio)
+        disks=" --disk path=/dev/mapper/vmcore-fault"
+        l1_add+=("$("$here/setup-dmsetup.sh")=dmsetup")
+        rm -rf "$run/l1-modules" && mkdir -p "$run/l1-modules"
+        python3 "$here/lib/initramfs.py" stage-modules "$l1dir/root" "$run/l1-modules" dm_mod
+        l1_add+=("$run/l1-modules=modules")
+        ;;
+esac
 out_image=1
 case "$crash" in
     # The VMM itself writes the core onto L1's output disk; the guest has no disk. (These words

@@ -15,6 +15,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use log::{debug, info};
 use vm_memory::{Bytes, GuestAddress};
@@ -43,6 +44,9 @@ pub struct Disk {
     readonly: bool,
     /// Transfers the direct handle refused (then done through the page-cached one).
     direct_refused: AtomicU64,
+    /// Requests the host's file failed (EIO, ENOSPC, ...): each was completed with IOERR.
+    /// Shared, so the device can tell while its I/O thread owns the disk.
+    io_errors: Arc<AtomicU64>,
 }
 
 /// A transfer between guest memory and the disk failed.
@@ -147,7 +151,37 @@ impl Disk {
             sectors: len / SECTOR_SIZE,
             readonly,
             direct_refused: AtomicU64::new(0),
+            io_errors: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Counts one request the host's file failed; returns how many there were before it.
+    pub fn count_io_error(&self) -> u64 {
+        self.io_errors.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Requests the host's file failed so far (each completed with `VIRTIO_BLK_S_IOERR`).
+    pub fn io_errors(&self) -> u64 {
+        self.io_errors.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`Disk::io_errors`], for whoever keeps watching after the disk
+    /// moved to its I/O thread.
+    pub fn io_error_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.io_errors)
+    }
+
+    /// A disk of `sectors` on `file`, whatever the file says its size is: for backing files
+    /// whose size means nothing (`/dev/full`, `/proc/self/mem`, in tests).
+    #[cfg(test)]
+    pub(crate) fn sized(file: File, sectors: u64, readonly: bool) -> Self {
+        Self {
+            lanes: vec![Lane { file, direct: None }],
+            sectors,
+            readonly,
+            direct_refused: AtomicU64::new(0),
+            io_errors: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// True when aligned transfers bypass the host page cache.

@@ -108,6 +108,8 @@ pub struct VirtioBlk {
     /// The thread that runs the requests (it owns the disk) and the state shared with it:
     /// ISR, the running queue, NEEDS_RESET from a broken ring.
     io: IoThread,
+    /// The disk's count of requests the host's file failed ([`Disk::io_errors`]).
+    io_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The queue's configuration as the driver programs it (the thread runs a copy).
     queue: Queue,
     device_feature_select: u32,
@@ -174,6 +176,7 @@ impl VirtioBlk {
         let n = serial.len().min(s.len());
         s[..n].copy_from_slice(&serial.as_bytes()[..n]);
         let (sectors, readonly) = (disk.sectors(), disk.readonly());
+        let io_errors = disk.io_error_counter();
         let io = IoThread::spawn(mem.clone(), disk, s, format!("blk-{serial}"))?;
         Ok(Self {
             config,
@@ -181,6 +184,7 @@ impl VirtioBlk {
             sectors,
             readonly,
             io,
+            io_errors,
             // QUEUE_MAX is a power of two ≤ 32768, which `Queue::new` accepts.
             queue: Queue::new(QUEUE_MAX).expect("valid queue size"),
             device_feature_select: 0,
@@ -189,6 +193,12 @@ impl VirtioBlk {
             status: 0,
             queue_select: 0,
         })
+    }
+
+    /// Requests the host's file failed so far (EIO, ENOSPC, ...), each completed with
+    /// `VIRTIO_BLK_S_IOERR`.
+    pub fn host_io_errors(&self) -> u64 {
+        self.io_errors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Features offered to the driver.

@@ -10,7 +10,10 @@
 //! all writable ones), a chain that ends properly (no loop, no index past the table), every
 //! buffer inside guest RAM, lengths summed with checked arithmetic, the sector range inside the
 //! disk, writes refused on a read-only disk. A rejected request gets `VIRTIO_BLK_S_IOERR` (or
-//! `UNSUPP` for an unknown type) when it has a writable status byte, and one `log` line.
+//! `UNSUPP` for an unknown type) when it has a writable status byte, and one `log` line. So
+//! does a request the host's file fails (`EIO`, `ENOSPC`): it is counted on the disk
+//! ([`Disk::io_errors`]), logged on a rate-limited line of its own, and the next request is
+//! tried afresh.
 
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
@@ -215,6 +218,18 @@ pub fn execute<M: GuestMemoryBackend>(
     };
     let (status, data_len) = match result {
         Ok(n) => (VIRTIO_BLK_S_OK as u8, n),
+        // The host's file failed (EIO from a dying disk, ENOSPC from a full file system): not
+        // the guest's doing, so a line of its own, with the count. The request completes with
+        // IOERR like any other failure; the thread and the device carry on, and a later
+        // request is tried afresh (the fault may clear).
+        Err(e @ RequestError::Io(_)) => {
+            let before = disk.count_io_error();
+            crate::guest_warn!(
+                "virtio-blk: host I/O failed, request completed with IOERR ({} so far): {e}",
+                before + 1
+            );
+            (e.status(), 0)
+        }
         Err(e) => {
             crate::guest_warn!("virtio-blk: request refused: {e}");
             (e.status(), 0)
