@@ -38,6 +38,9 @@ vmm_start() {
             -smp "$cpus" -m "$memory" -nodefaults -nographic -serial stdio \
             -kernel "$P"/guest/vmlinux -initrd "$P"/guest/initrd.cpio.gz -append "$cmdline"
         [ -b /dev/vda ] && set -- "$@" -drive file=/dev/vda,format=raw,if=none,id=d0,cache=none -device virtio-blk-pci,drive=d0
+        # VMM_PREFAULT=on (our --memory prefault=on): QEMU's equivalent, so the two compare
+        # like for like.
+        case "$args" in *prefault=on*) set -- "$@" -mem-prealloc ;; esac
         (
             "$@" < /tmp/vmm-in > /tmp/vmm-out 2>&1
             echo $? > /tmp/vmm-rc
