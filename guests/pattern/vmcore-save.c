@@ -5,10 +5,12 @@
  * hosting size most of RAM was never touched (8 GiB, a few hundred MiB in use), and writing
  * gigabytes of zeros through the nested stack's virtio disks is what made `dd` slow.
  *
- *   vmcore-save SRC DST
+ *   vmcore-save SRC DST [OFFSET]
  *
- * DST must read as zeros where nothing is written (the nested runner's export image is a new
- * sparse file every run). Prints, on success:
+ * OFFSET (bytes, decimal or 0x hex, a multiple of 4096; default 0): where on DST the copy
+ * starts, so several dumps can sit on one disk (the soak scenario gives each cycle its own
+ * region). DST must read as zeros where nothing is written (the nested runner's export image
+ * is a new sparse file every run, and each region is written once). Prints, on success:
  *   VMCORE-SAVE-LOAD paddr=0x... memsz=0x... offset=0x...     (one per PT_LOAD, from the ELF
  *                                                              program headers: what RAM the
  *                                                              dump covers)
@@ -68,9 +70,19 @@ static int print_loads(int fd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: vmcore-save SRC DST\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: vmcore-save SRC DST [OFFSET]\n");
         return 2;
+    }
+    unsigned long long base = 0;
+    if (argc == 4) {
+        char *end = NULL;
+        errno = 0;
+        base = strtoull(argv[3], &end, 0);
+        if (errno || !end || *end || argv[3][0] == '-' || base % 4096 || base > (1ull << 50)) {
+            fprintf(stderr, "vmcore-save: bad OFFSET %s (bytes, a multiple of 4096)\n", argv[3]);
+            return 2;
+        }
     }
     int in = open(argv[1], O_RDONLY);
     int out = open(argv[2], O_WRONLY);
@@ -103,8 +115,9 @@ int main(int argc, char **argv)
                 zero++;
                 continue;
             }
-            if (pwrite(out, buf + b, len, (off_t)(off + b)) != (ssize_t)len) {
-                fprintf(stderr, "vmcore-save: write at %llu: %s\n", off + b, strerror(errno));
+            if (pwrite(out, buf + b, len, (off_t)(base + off + b)) != (ssize_t)len) {
+                fprintf(stderr, "vmcore-save: write at %llu: %s\n", base + off + b,
+                        strerror(errno));
                 return 1;
             }
             written += len;
@@ -115,7 +128,7 @@ int main(int argc, char **argv)
         perror("vmcore-save: fsync");
         return 1;
     }
-    printf("VMCORE-SAVE-DONE read=%llu written=%llu blocks=%llu zero_blocks=%llu\n", off,
-           written, blocks, zero);
+    printf("VMCORE-SAVE-DONE read=%llu written=%llu blocks=%llu zero_blocks=%llu offset=%llu\n",
+           off, written, blocks, zero, base);
     return 0;
 }
