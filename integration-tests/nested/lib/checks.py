@@ -236,7 +236,9 @@ def prune(runs_dir, keep):
     dirs = [d for d in dirs if os.path.isfile(os.path.join(d, "vmm-mode"))]
     dirs.sort(key=os.path.getmtime, reverse=True)
     for old in dirs[keep:]:
-        for name in ("export.img", "vmcore", "vmlinux"):
+        # vmcore-cycle-N: the soak scenario's one vmcore per cycle.
+        names = [n for n in os.listdir(old) if n.startswith("vmcore-cycle-")]
+        for name in ("export.img", "vmcore", "vmlinux", *names):
             try:
                 os.remove(os.path.join(old, name))
             except OSError:
@@ -244,6 +246,26 @@ def prune(runs_dir, keep):
 
 
 # --- helpers the scenario tables share ---------------------------------------------------
+
+def copy_sparse(src, offset, size, dst, chunk_size=1 << 20):
+    """Copies SIZE bytes of file SRC from OFFSET into a new file DST, all-zero chunks as
+    holes (a guest's vmcore is mostly untouched, zero RAM), so DST reads back the same and
+    costs only the data on disk. Returns the bytes copied (fewer if SRC ends first)."""
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        f.seek(offset)
+        left = size
+        while left:
+            chunk = f.read(min(left, chunk_size))
+            if not chunk:
+                break
+            if chunk.count(0) == len(chunk):
+                out.seek(len(chunk), os.SEEK_CUR)
+            else:
+                out.write(chunk)
+            left -= len(chunk)
+        out.truncate(size - left)
+    return size - left
+
 
 def drgn_python():
     """The drgn venv's python (drgn-env.sh makes it), or None."""
@@ -254,20 +276,22 @@ def drgn_python():
     return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
 
 
-def analyze_vmcore(run, vmlinux, extra, console="console.log"):
-    """analyze-vmcore.py on RUN's vmcore, its output shown and kept in drgn.txt; returns its
-    status (None when drgn or the analyzer is not available). CONSOLE: the run file holding
-    the pattern lines (the console log, or a copy the guest wrote to its disk)."""
+def analyze_vmcore(run, vmlinux, extra, console="console.log", vmcore="vmcore",
+                   report="drgn.txt", show=True):
+    """analyze-vmcore.py on RUN's VMCORE, its output kept in REPORT (and shown unless SHOW is
+    false); returns its status (None when drgn or the analyzer is not available). CONSOLE:
+    the run file holding the pattern lines (the console log, or a copy the guest wrote to its
+    disk)."""
     analyzer = os.path.join(NESTED, "analyze-vmcore.py")
     py = drgn_python() if os.path.isfile(analyzer) else None
     if py is None:
         return None
-    cmd = [py, analyzer, "--vmcore", run.path("vmcore"), "--vmlinux", vmlinux,
+    cmd = [py, analyzer, "--vmcore", run.path(vmcore), "--vmlinux", vmlinux,
            "--console", run.path(console), "--cpus", str(run.cpus), *extra]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with open(run.path("drgn.txt"), "w") as f:
+    with open(run.path(report), "w") as f:
         f.write(p.stdout)
-    for line in p.stdout.splitlines():
+    for line in p.stdout.splitlines() if show else []:
         run.show(line)
     return p.returncode
 

@@ -196,19 +196,7 @@ def cut_vmcore(r):
     if not n:
         return
     if os.path.exists(r.path("export.img")):
-        chunk_size = 1 << 20
-        with open(r.path("export.img"), "rb") as src, open(r.path("vmcore"), "wb") as dst:
-            left = n
-            while left:
-                chunk = src.read(min(left, chunk_size))
-                if not chunk:
-                    break
-                if chunk.count(0) == len(chunk):
-                    dst.seek(len(chunk), os.SEEK_CUR)
-                else:
-                    dst.write(chunk)
-                left -= len(chunk)
-            dst.truncate(n - left)
+        checks.copy_sparse(r.path("export.img"), 0, n, r.path("vmcore"))
     r.show(f"vmcore: {r.path('vmcore')} ({n} bytes)")
 
 
