@@ -638,6 +638,188 @@ class DiskFaultChecksTest(ChecksTestBase):
                                   "the retry saved the whole vmcore (dd status 0, same size)"])
 
 
+def soak_log(cycles=2, reboots=3, rss=None, fds=None, threads=None, header_corrupted=False):
+    """A soak run as L1 prints it: CYCLES fadump cycles, then REBOOTS reboots, one NESTED-SOAK
+    sample after each. RSS / FDS / THREADS: functions (kind, n) -> value."""
+    rss = rss or (lambda kind, n: 32000)
+    fds = fds or (lambda kind, n: 50)
+    threads = threads or (lambda kind, n: 5)
+
+    def sample(kind, n):
+        host = rss(kind, n)
+        return (f"NESTED-SOAK {kind} n={n} rss_kb={540000 + host} guest_rss_kb=540000 "
+                f"host_rss_kb={host} fds={fds(kind, n)} threads={threads(kind, n)} "
+                f"uptime={100.0 + n * 5:.2f}")
+    lines = L1_START + [
+        vmm_start(2, " --disk path=/dev/vda"),
+        "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0", "GUEST-READY",
+        "NESTED-PHASE guest-ready-1 uptime=9.0", sample("start", 0),
+        "NESTED-SOAK-THREADS start ppc-vmm*1,vcpu0*1,vcpu1*1"]
+    for c in range(1, cycles + 1):
+        seed = f"{0x1000 + c:x}"
+        lines += [
+            f"GUEST-RUN: echo GUEST-SOAK-CYCLE n={c} registered=$(cat /sys/kernel/fadump/registered)",
+            f"GUEST-SOAK-CYCLE n={c} registered=1",
+            *[f"FADUMP-PATTERN seed=0x{seed} page={i} vaddr=0x7fff0000 phys=0x3000{i}000 "
+              "pagesize=4096" for i in range(4)],
+            f"FADUMP-PATTERN-READY pages=4 seed=0x{seed}", "GUEST-READY",
+            f"GUEST-CRASHING kind=soak cycle={c}", "sysrq: Trigger a crash",
+            "fadump: dump written: status 0xc000, 2 CPUs saved, 402653184 bytes preserved",
+            "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0",
+            *(["fadump: Fadump header is corrupted."] if header_corrupted and c == cycles else []),
+            "GUEST-VMCORE-NOTES prstatus=2 pid=0,0 nip=0xc00000000003bce0,0x1000c170",
+            "GUEST-READY", f"NESTED-SOAK-CTC cycle={c} seconds={3 + c / 10:.2f}",
+            f"GUEST-SOAK-HDRPAGE cycle={c} when=capture addr=0x30001000 flags=0x0000000100000000 reserved=1",
+            "GUEST-READY",
+            f"GUEST-SAVE cycle={c} VMCORE-SAVE-DONE read=4096 written=4096 blocks=1 zero_blocks=0 "
+            f"offset={(c - 1) * 1600 << 20}",
+            f"GUEST-VMCORE-SAVED cycle={c} bytes=4096 offset={(c - 1) * 1600 << 20} t0=2.0 t1={7 + c:.1f}",
+            "GUEST-READY", f"GUEST-RELEASED cycle={c} rc=0",
+            f"GUEST-REREGISTERED cycle={c} registered=1 vmcore=gone", "GUEST-READY",
+            f"GUEST-PRODUCTION cycle={c} nproc=2 uptime=10.5 mem=1128264kB", "GUEST-READY",
+            sample("crash", c)]
+    for n in range(1, reboots + 1):
+        lines += [f"GUEST-RUN: echo GUEST-SOAK-REBOOT n={n}; reboot -f",
+                  "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0", "GUEST-READY",
+                  sample("reboot", n)]
+    return lines + ["GUEST-SOAK-END registered=1 boots=done", "GUEST-READY",
+                    "NESTED-SOAK-THREADS end ppc-vmm*1,vcpu0*1,vcpu1*1",
+                    "NESTED-PHASE l2-vmm-exit status=0 uptime=200.0"]
+
+
+def elf_core(tag):
+    return b"\x7fELF\x02\x01\x01" + tag + bytes(4096 - 7 - len(tag))
+
+
+def fake_drgn(crashtimes):
+    """analyze_vmcore's stand-in: writes a report with a CRASHTIME per vmcore, returns 0."""
+    def analyze(run, _vmlinux, _extra, console="console.log", vmcore="vmcore",
+                report="drgn.txt", show=True):
+        n = int(vmcore.rsplit("-", 1)[1])
+        with open(run.path(report), "w") as f:
+            f.write(f"PASS: core\n      CRASHTIME={crashtimes[n - 1]}\nPASS: pattern\n")
+        return 0
+    return analyze
+
+
+class SoakChecksTest(ChecksTestBase):
+    STRIDE = 1600 << 20
+
+    def soak_dir(self, cycles=2, reboots=3, with_image=True):
+        d = self.run_dir("soak", cmdline="console=hvc0 guest.action=commands fadump=on crashkernel=384M",
+                         extra_args=" --disk path=/dev/vda",
+                         files={"soak-settings": f"cycles={cycles} reboots={reboots} stride_mib=1600",
+                                "vmlinux.debug": b""})
+        if with_image:
+            with open(os.path.join(d, "export.img"), "wb") as f:
+                for c in range(cycles):
+                    f.seek(c * self.STRIDE)
+                    f.write(elf_core(bytes([c + 1])))
+        return d
+
+    def evaluate_soak(self, d, lines, crashtimes=(100, 200, 300)):
+        out = io.StringIO()
+        run = checks.Run(d, console=stamp(lines), out=lambda s="": out.write(s + "\n"))
+        with mock.patch.object(checks, "analyze_vmcore", side_effect=fake_drgn(crashtimes)):
+            results = checks.check_run(run)
+        return results, out.getvalue()
+
+    def test_passing_log_cuts_every_cycle_and_prints_the_table(self):
+        d = self.soak_dir()
+        results, text = self.evaluate_soak(d, soak_log())
+        self.assert_all_pass(results)
+        for c in (1, 2):
+            with open(os.path.join(d, f"vmcore-cycle-{c}"), "rb") as f:
+                self.assertEqual(f.read()[:8], b"\x7fELF\x02\x01\x01" + bytes([c]))
+            with open(os.path.join(d, f"console-cycle-{c}.txt")) as f:
+                text_c = f.read()
+            self.assertIn(f"FADUMP-PATTERN-READY pages=4 seed=0x{0x1000 + c:x}", text_c)
+            self.assertNotIn(f"seed=0x{0x1000 + 3 - c:x}", text_c)
+        self.assertIn("drgn analysis of every vmcore passes (2 of 2)", [n for n, _ in results])
+        self.assertIn("== soak: crash samples", text)
+        self.assertIn("timing: crash -> capture /init: cycle 2 / cycle 1 = 1.03", text)
+        self.assertIn("reboot -> prompt: mean of the last 1 / the first 1 = 1.00", text)
+
+    def test_each_line_is_read(self):
+        d = self.soak_dir()
+        log = soak_log()
+        cases = [
+            (without(log, "GUEST-SOAK-CYCLE n=2 registered=1"), "registered before each"),
+            (without(log, "GUEST-VMCORE-NOTES"), "NT_PRSTATUS"),
+            (replaced(log, "GUEST-RELEASED cycle=2 rc=0", "GUEST-RELEASED cycle=2 rc=1"), "release_mem"),
+            (without(log, "GUEST-PRODUCTION cycle=1"), "back in production"),
+            (without(log, "GUEST-SAVE cycle=2 VMCORE-SAVE-DONE"), "own region"),
+            (replaced(log, "GUEST-SOAK-END registered=1", "GUEST-SOAK-END registered=0"), "ran to the end"),
+            (log[:-1] + ["NESTED-PHASE l2-vmm-exit status=1 uptime=200.0"], "VMM exited 0"),
+        ]
+        for lines, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate_soak(d, lines)[0], fragment)
+
+    def test_a_lost_dump_fails_the_dump_checks(self):
+        # The 6.12 guest's second capture: header overwritten, no /proc/vmcore, nothing saved.
+        lines = soak_log(header_corrupted=True)
+        lines = [ln for ln in lines if not ln.startswith(("GUEST-VMCORE-SAVED cycle=2",
+                                                          "GUEST-SAVE cycle=2"))]
+        results, _ = self.evaluate_soak(self.soak_dir(), lines)
+        failed = [n for n, ok in results if not ok]
+        self.assertIn("every capture kernel found the crashed kernel's fadump header intact "
+                      "(no 'Fadump header is corrupted')", failed)
+        self.assertIn("every vmcore on the host is an ELF64 core (2)", failed)
+
+    def test_a_stale_dump_is_not_a_new_one(self):
+        results, _ = self.evaluate_soak(self.soak_dir(), soak_log(), crashtimes=(100, 100))
+        self.assert_only_failure(results, "each dump is a new one")
+
+    def test_figures_must_be_flat(self):
+        d = self.soak_dir()
+        cases = [
+            # One more fd per reboot: a leak.
+            (dict(fds=lambda k, n: 50 + (n if k == "reboot" else 0)), "reboot: open fds flat"),
+            (dict(threads=lambda k, n: 5 + (n if k == "crash" else 0)), "crash: threads flat"),
+        ]
+        for kwargs, fragment in cases:
+            with self.subTest(fragment):
+                self.assert_only_failure(self.evaluate_soak(d, soak_log(**kwargs))[0], fragment)
+        # 16 MiB more RSS outside guest RAM per reboot: both RSS checks fail (all of VmRSS
+        # by more than 2 % of its 560 MiB).
+        grow = soak_log(rss=lambda k, n: 32000 + (16384 * (n - 1) if k == "reboot" else 0))
+        failed = [n for n, ok in self.evaluate_soak(d, grow)[0] if not ok]
+        self.assertEqual(len(failed), 2, failed)
+        self.assertTrue(all(f.startswith("reboot: ") and "RSS" in f for f in failed), failed)
+        # 3 MiB per reboot: outside guest RAM it is growth, within all of VmRSS's 2 %.
+        grow = soak_log(rss=lambda k, n: 32000 + (3072 * (n - 1) if k == "reboot" else 0))
+        self.assert_only_failure(self.evaluate_soak(d, grow)[0], "reboot: RSS outside guest RAM")
+        # Within the bound (2 MiB): flat.
+        small = soak_log(rss=lambda k, n: 32000 + (1000 if k == "reboot" and n == 3 else 0))
+        self.assert_all_pass(self.evaluate_soak(d, small)[0])
+
+    def test_a_missing_sample_or_boot(self):
+        d = self.soak_dir()
+        log = soak_log()
+        i = max(i for i, ln in enumerate(log) if ln.startswith("NESTED-SOAK reboot n=3"))
+        results, _ = self.evaluate_soak(d, log[:i] + log[i + 1:])
+        failed = [n for n, ok in results if not ok]
+        self.assertIn("reboot: a sample after each of the 3", failed)
+        i = max(i for i, ln in enumerate(log) if ln.startswith("GUEST-INIT-REACHED"))
+        self.assert_only_failure(self.evaluate_soak(d, log[:i] + log[i + 1:])[0], "guest boots")
+
+    def test_recheck_after_the_image_was_dropped(self):
+        d = self.soak_dir()
+        run = checks.Run(d, console=stamp(soak_log()), out=lambda s="": None)
+        scenario = checks.load_scenario("soak")
+        with mock.patch.object(checks, "analyze_vmcore", side_effect=fake_drgn((1, 2))):
+            results = checks.check_run(run, scenario)
+        scenario.after(run, all(ok for _n, ok in results))
+        self.assertFalse(os.path.exists(os.path.join(d, "export.img")))
+        self.assert_all_pass(self.evaluate_soak(d, soak_log())[0])
+        # Without the image or the cut vmcores, the dump checks fail.
+        for c in (1, 2):
+            os.remove(os.path.join(d, f"vmcore-cycle-{c}"))
+        failed = [n for n, ok in self.evaluate_soak(d, soak_log())[0] if not ok]
+        self.assertIn("every vmcore on the host is an ELF64 core (2)", failed)
+
+
 class EngineTest(ChecksTestBase):
     def test_a_raising_predicate_is_a_failed_check(self):
         run = checks.Run(self.run_dir("drive"), console="", out=lambda s="": None)

@@ -184,7 +184,7 @@ def ratios(r):
             parts.append(f"{name}: cycle {last} / cycle {first} = {d[last] / d[first]:.2f} "
                          f"(range {min(d.values()) / d[first]:.2f}-{max(d.values()) / d[first]:.2f})")
     up = series(r, "reboot", "uptime")
-    if len(up) >= 4:
+    if len(up) >= 3:
         gaps = [b - a for a, b in zip(up, up[1:])]
         k = min(10, len(gaps) // 2)
         head, tail = sum(gaps[:k]) / k, sum(gaps[-k:]) / k
@@ -195,18 +195,18 @@ def ratios(r):
 
 
 def slice_console(r, n):
-    """The console lines of cycle N's production phase (its pattern pages), as
+    """The console lines from cycle N-1's crash to cycle N's (cycle N's pattern pages), as
     RUN/console-cycle-N.txt, for analyze-vmcore.py."""
-    start = re.compile(rf"GUEST-SOAK-CYCLE n={n} registered=")
+    start = re.compile(rf"GUEST-CRASHING kind=soak cycle={n - 1}\b")
     end = re.compile(rf"GUEST-CRASHING kind=soak cycle={n}\b")
-    keep, out = False, []
+    keep, out = n == 1, []
     for line in r.lines:
-        if not keep and start.search(line) and not_run(line):
-            keep = True
         if keep:
             out.append(line)
             if end.search(line) and not_run(line):
                 break
+        elif start.search(line) and not_run(line):
+            keep = True
     name = f"console-cycle-{n}.txt"
     with open(r.path(name), "w") as f:
         f.write("\n".join(out) + "\n")
@@ -272,8 +272,30 @@ def dumps_distinct(r):
             and len(set(seeds)) == len(seeds))
 
 
-def drgn_available(r):
-    return cycles(r) > 0 and os.path.isfile(debuginfo(r)) and checks.drgn_python() is not None
+def with_debuginfo(r):
+    return cycles(r) > 0 and os.path.isfile(debuginfo(r))
+
+
+def drgn_name(r):
+    d = r.values.get("dumps", {})
+    if any(v["drgn"] is None for v in d.values()):
+        return ("drgn analysis not available (drgn-env.sh / analyze-vmcore.py / debug info "
+                f"{debuginfo(r)})")
+    return (f"drgn analysis of every vmcore passes "
+            f"({sum(v['drgn'] == 0 for v in d.values())} of {cycles(r)})")
+
+
+def hdr_pages(r):
+    """The header page's /proc/kpageflags at each step (L1 prints one line per probe): the
+    first cycle's lines and every line where it was not reserved."""
+    lines = [checks.strip_stamp(ln) for ln in filter(not_run, r.grep(
+        r"GUEST-SOAK-HDRPAGE cycle=\d+ when=[a-z-]+ addr=0x[0-9a-f]+ flags=0x[0-9a-f]+ reserved=[01]"))]
+    lines = [ln[ln.index("GUEST-SOAK-HDRPAGE"):] for ln in lines]
+    shown = [ln for i, ln in enumerate(lines) if i < 3 or ln.endswith("reserved=0")]
+    r.show(f"crash-info header page (kpageflags; {len(lines)} probes, "
+           f"{sum(ln.endswith('reserved=0') for ln in lines)} not reserved):")
+    for ln in shown[:12]:
+        r.show("  " + ln)
 
 
 def thread_names(r, label):
@@ -288,6 +310,14 @@ CHECKS = [
           lambda r: r.inits == 1 + cycles(r) + reboots(r)
           and r.count(r"NESTED-PHASE l2-vmm-start") == 1),
     # --- every cycle's dump ----------------------------------------------------------------
+    # Linux 6.10+ (6.12 here) frees the page holding the crash-info header when the capture
+    # kernel releases the dump memory (the reservation's end, header included, is not page
+    # aligned and the release starts at that page); re-registration then writes the header
+    # into free memory, which is reused, and the next capture kernel finds it overwritten.
+    Check("every capture kernel found the crashed kernel's fadump header intact "
+          "(no 'Fadump header is corrupted')",
+          lambda r: not r.has(r"Fadump header is corrupted"), when=has_series("crash")),
+    Step(hdr_pages, when=has_series("crash")),
     Check(lambda r: f"fadump registered before each of the {cycles(r)} crashes",
           every_cycle(r"GUEST-SOAK-CYCLE n={n} registered=1\b"), when=has_series("crash")),
     Check(lambda r: f"VMM preserved {cycles(r)} dumps (status 0xc000, {r.cpus} CPUs each), no "
@@ -315,11 +345,9 @@ CHECKS = [
     Step(dumps, when=has_series("crash")),
     Check(lambda r: f"every vmcore on the host is an ELF64 core ({cycles(r)})",
           all_dumps(lambda d: d["elf"]), when=has_series("crash")),
-    Check(lambda r: f"drgn analysis of every vmcore passes "
-                    f"({sum(d['drgn'] == 0 for d in r.values.get('dumps', {}).values())} of {cycles(r)})",
-          all_dumps(lambda d: d["drgn"] == 0), when=drgn_available),
+    Check(drgn_name, all_dumps(lambda d: d["drgn"] == 0), when=with_debuginfo),
     Check("each dump is a new one (CRASHTIME rising, a new pattern seed each cycle)",
-          dumps_distinct, when=drgn_available),
+          dumps_distinct, when=with_debuginfo),
     # --- the figures --------------------------------------------------------------------
     table("crash"),
     table("reboot"),

@@ -34,6 +34,15 @@ threads() {
     echo "NESTED-SOAK-FDS $1 $(ls -l /proc/"$pid"/fd | sed -n 's/.* -> //p' | sed 's/[0-9][0-9]*/N/g' | tr ' ' _ | sort | uniq -c | awk '{ printf "%s%s*%s", (NR > 1 ? "," : ""), $2, $1 }')"
 }
 
+# The page holding the crashed kernel's fadump crash-info header (Linux puts it right after
+# the boot-memory copy: the REAL_MODE_REGION section with source 0, destination + length, read
+# from the capture kernel's ibm,kernel-dump) and its /proc/kpageflags: RESERVED (bit 32) while
+# the dump area is reserved. Linux 6.10+ releases the reservation from the page that holds the
+# header (its end is not page aligned), so after release_mem the header page is free memory
+# that re-registration writes the header into; these lines show what the page was at each step.
+hdr_find='p=/proc/device-tree/rtas/ibm,kernel-dump; b() { od -An -t x1 -j "$1" -N "$2" "$p" | tr -d " \n"; }; if [ -e "$p" ]; then first=$((0x$(b 8 4))); n=$((0x$(b 4 2))); i=0; while [ $i -lt $n ]; do o=$((first + i * 40)); if [ $((0x$(b $((o + 4)) 2))) = 17 ] && [ $((0x$(b $((o + 8)) 8))) = 0 ]; then echo $((0x$(b $((o + 32)) 8) + 0x$(b $((o + 16)) 8))) > /tmp/soak-hdr; fi; i=$((i + 1)); done; fi'
+hdr_show='h=$(cat /tmp/soak-hdr 2>/dev/null); if [ -n "$h" ]; then f=$(od -An -t x8 -j $((h / 4096 * 8)) -N 8 /proc/kpageflags | tr -d " "); echo GUEST-SOAK-HDRPAGE cycle=$1 when=$2 addr=$(printf 0x%x $h) flags=0x$f reserved=$(((0x$f >> 32) & 1)); fi'
+
 vmm_start
 boot=1
 if ready 1; then
@@ -41,7 +50,7 @@ if ready 1; then
     threads start
     c=1
     while [ "$c" -le "$cycles" ]; do
-        guest_step 120 'echo GUEST-SOAK-CYCLE n='"$c"' registered=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat'
+        guest_step 120 'echo GUEST-SOAK-CYCLE n='"$c"' registered=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat; set -- '"$((c - 1))"' before-next-crash; '"$hdr_show"'
         n=$(count GUEST-READY)
         # Crash -> capture /init on L1's clock, as the crash scenario measures it (this
         # cycle's crash line, then the next boot's /init).
@@ -64,9 +73,14 @@ if ready 1; then
         for _ in $(seq 50); do [ -f /tmp/ctc-"$c" ] && break; sleep 0.1; done
         echo "NESTED-SOAK-CTC cycle=$c seconds=$(cat /tmp/ctc-"$c" 2>/dev/null)"
         off=$(( (c - 1) * stride ))
+        guest_step 60 "$hdr_find; set -- $c capture; $hdr_show"
         guest_step 3600 'sz=$(stat -c %s /proc/vmcore); if [ "$sz" -gt '"$stride"' ]; then echo GUEST-SOAK-TOO-BIG cycle='"$c"' bytes=$sz; else t0=$(cut -d" " -f1 /proc/uptime); vmcore-save /proc/vmcore /dev/vda '"$off"' 2>&1 | grep -v VMCORE-SAVE-LOAD | sed "s/^/GUEST-SAVE cycle='"$c"' /"; t1=$(cut -d" " -f1 /proc/uptime); echo GUEST-VMCORE-SAVED cycle='"$c"' bytes=$sz offset='"$off"' t0=$t0 t1=$t1; fi' ||
             { echo "NESTED-SOAK-ABORT cycle=$c: save did not finish"; break; }
-        guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem; echo GUEST-RELEASED cycle='"$c"' rc=$?; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED cycle='"$c"' registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone)' ||
+        if [ "$(count "GUEST-VMCORE-SAVED cycle=$c bytes=[0-9]")" = 0 ]; then
+            echo "NESTED-SOAK-ABORT cycle=$c: no vmcore saved"
+            break
+        fi
+        guest_step 300 'echo 1 > /sys/kernel/fadump/release_mem; echo GUEST-RELEASED cycle='"$c"' rc=$?; set -- '"$c"' released; '"$hdr_show"'; echo 1 > /sys/kernel/fadump/registered; echo GUEST-REREGISTERED cycle='"$c"' registered=$(cat /sys/kernel/fadump/registered) vmcore=$(ls /proc/vmcore 2>/dev/null || echo gone)' ||
             { echo "NESTED-SOAK-ABORT cycle=$c: release did not finish"; break; }
         guest_step 60 'echo GUEST-PRODUCTION cycle='"$c"' nproc=$(nproc) uptime=$(cut -d" " -f1 /proc/uptime) mem=$(sed -n "s/^MemTotal: *//p" /proc/meminfo | tr -d " ")' ||
             { echo "NESTED-SOAK-ABORT cycle=$c: no prompt"; break; }
@@ -86,5 +100,13 @@ if ready 1; then
     guest_step 60 'echo GUEST-SOAK-END registered=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent) boots=done'
     threads end
     send 'poweroff -f'
+    # A guest that cannot power off (seen: a capture kernel whose busybox was overwritten,
+    # "Exec format error") is stopped here after a minute instead of vmm_wait's 15.
+    t=0
+    while [ ! -f /tmp/vmm-rc ] && [ $t -lt 60 ]; do sleep 1; t=$((t + 1)); done
+    if [ ! -f /tmp/vmm-rc ]; then
+        echo "NESTED-SOAK-ABORT the guest did not power off: SIGTERM to our VMM"
+        kill -TERM "$(pidof ppc-vmm)"
+    fi
 fi
 vmm_wait
