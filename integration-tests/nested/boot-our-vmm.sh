@@ -7,7 +7,7 @@
 #   L2  ppc-vmm (static ppc64le build of vmm/) running the guest kernel + guests/initramfs
 #
 #   integration-tests/nested/boot-our-vmm.sh [--guest-kernel debian|ours|6.1] [--cpus N]
-#                                            [--mode drive|crash|disk|boot-only] [--timeout SECONDS]
+#                                            [--mode drive|crash|disk|boot-only|soak] [--timeout SECONDS]
 #                                            [--memory SIZE (1G; crash mode 1536M)] [--no-peer]
 #                                            [--crashkernel SIZE (crash mode, 384M)] [--l1-mem SIZE (3G)] [--l1-cpus N (2)]
 #                                            [--append "GUEST CMDLINE"] [--guest-cmd "SHELL CMD"]

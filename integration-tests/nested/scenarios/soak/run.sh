@@ -50,7 +50,7 @@ if ready 1; then
     threads start
     c=1
     while [ "$c" -le "$cycles" ]; do
-        guest_step 120 'echo GUEST-SOAK-CYCLE n='"$c"' registered=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat; set -- '"$((c - 1))"' before-next-crash; '"$hdr_show"'
+        guest_step 120 'echo GUEST-SOAK-CYCLE n='"$c"' registered=$(cat /sys/kernel/fadump/registered 2>/dev/null || echo absent); fadump-pattern 4 > /tmp/pat 2>&1 & i=0; while ! grep -q READY /tmp/pat && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done; cat /tmp/pat; set -- '"$((c - 1))"' before-next-crash; '"$hdr_show"
         n=$(count GUEST-READY)
         # Crash -> capture /init on L1's clock, as the crash scenario measures it (this
         # cycle's crash line, then the next boot's /init).
