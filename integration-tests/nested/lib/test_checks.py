@@ -638,18 +638,22 @@ class DiskFaultChecksTest(ChecksTestBase):
                                   "the retry saved the whole vmcore (dd status 0, same size)"])
 
 
-def soak_log(cycles=2, reboots=3, rss=None, fds=None, threads=None, header_corrupted=False):
+def soak_log(cycles=2, reboots=3, rss=None, fds=None, threads=None, header_corrupted=False,
+             guest=None, maps=None):
     """A soak run as L1 prints it: CYCLES fadump cycles, then REBOOTS reboots, one NESTED-SOAK
-    sample after each. RSS / FDS / THREADS: functions (kind, n) -> value."""
+    sample after each. RSS (outside guest RAM) / FDS / THREADS / GUEST (RSS of guest RAM) /
+    MAPS ((count, kB) of guest RAM mappings): functions (kind, n) -> value."""
     rss = rss or (lambda kind, n: 32000)
     fds = fds or (lambda kind, n: 50)
     threads = threads or (lambda kind, n: 5)
+    guest = guest or (lambda kind, n: 540000)
+    maps = maps or (lambda kind, n: (1, 1572864))
 
     def sample(kind, n):
-        host = rss(kind, n)
-        return (f"NESTED-SOAK {kind} n={n} rss_kb={540000 + host} guest_rss_kb=540000 "
-                f"host_rss_kb={host} fds={fds(kind, n)} threads={threads(kind, n)} "
-                f"uptime={100.0 + n * 5:.2f}")
+        host, g, (nmaps, map_kb) = rss(kind, n), guest(kind, n), maps(kind, n)
+        return (f"NESTED-SOAK {kind} n={n} rss_kb={g + host} guest_rss_kb={g} "
+                f"host_rss_kb={host} guest_maps={nmaps} guest_map_kb={map_kb} fds={fds(kind, n)} "
+                f"threads={threads(kind, n)} uptime={100.0 + n * 5:.2f}")
     lines = L1_START + [
         vmm_start(2, " --disk path=/dev/vda"),
         "GUEST-INIT-REACHED nproc=2 kernel=6.12.117 uptime=1.0", "GUEST-READY",
@@ -781,15 +785,19 @@ class SoakChecksTest(ChecksTestBase):
         for kwargs, fragment in cases:
             with self.subTest(fragment):
                 self.assert_only_failure(self.evaluate_soak(d, soak_log(**kwargs))[0], fragment)
-        # 16 MiB more RSS outside guest RAM per reboot: both RSS checks fail (all of VmRSS
-        # by more than 2 % of its 560 MiB).
-        grow = soak_log(rss=lambda k, n: 32000 + (16384 * (n - 1) if k == "reboot" else 0))
-        failed = [n for n, ok in self.evaluate_soak(d, grow)[0] if not ok]
-        self.assertEqual(len(failed), 2, failed)
-        self.assertTrue(all(f.startswith("reboot: ") and "RSS" in f for f in failed), failed)
-        # 3 MiB per reboot: outside guest RAM it is growth, within all of VmRSS's 2 %.
+        # 3 MiB more RSS outside guest RAM per reboot: growth.
         grow = soak_log(rss=lambda k, n: 32000 + (3072 * (n - 1) if k == "reboot" else 0))
         self.assert_only_failure(self.evaluate_soak(d, grow)[0], "reboot: RSS outside guest RAM")
+        # The guest touching more of its RAM each cycle is not the VMM's growth...
+        touch = soak_log(guest=lambda k, n: 540000 + (70000 * n if k == "crash" else 210000))
+        self.assert_all_pass(self.evaluate_soak(d, touch)[0])
+        # ... a new big mapping per cycle is, and RSS beyond the mappings cannot be guest RAM.
+        leak = soak_log(maps=lambda k, n: (1 + n, 1572864 * (1 + n)) if k == "crash" else (4, 6291456))
+        failed = [n for n, ok in self.evaluate_soak(d, leak)[0] if not ok]
+        self.assertEqual(len(failed), 1, failed)
+        self.assertTrue(failed[0].startswith("crash: guest RAM mappings unchanged"), failed)
+        over = soak_log(guest=lambda k, n: 1572865 if k == "reboot" and n == 2 else 540000)
+        self.assert_only_failure(self.evaluate_soak(d, over)[0], "reboot: guest RAM mappings")
         # Within the bound (2 MiB): flat.
         small = soak_log(rss=lambda k, n: 32000 + (1000 if k == "reboot" and n == 3 else 0))
         self.assert_all_pass(self.evaluate_soak(d, small)[0])

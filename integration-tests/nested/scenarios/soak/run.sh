@@ -6,7 +6,8 @@
 # preserved memory, registers again and is production for the next cycle. After each cycle and
 # each reboot L1 reads our VMM's /proc/PID/status (VmRSS, Threads), /proc/PID/smaps (how much
 # of the RSS is guest RAM) and /proc/PID/fd, and prints
-#   NESTED-SOAK <crash|reboot|start> n=N rss_kb=.. guest_rss_kb=.. host_rss_kb=.. fds=.. threads=.. uptime=..
+#   NESTED-SOAK <crash|reboot|start> n=N rss_kb=.. guest_rss_kb=.. host_rss_kb=.. guest_maps=..
+#               guest_map_kb=.. fds=.. threads=.. uptime=..
 # from the main flow while the guest waits at its prompt (a line printed while the guest is
 # printing can land inside one of its lines).
 # shellcheck disable=SC2016 # the command lines are expanded in the guest
@@ -24,7 +25,7 @@ measure() {
     rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/"$pid"/status)
     thr=$(sed -n 's/^Threads:[[:space:]]*\([0-9]*\)/\1/p' /proc/"$pid"/status)
     fds=$(ls /proc/"$pid"/fd | wc -l)
-    split=$(awk '/^Size:/ { big = ($2 >= 262144) } /^Rss:/ { if (big) g += $2; else h += $2 } END { printf "guest_rss_kb=%d host_rss_kb=%d", g, h }' /proc/"$pid"/smaps)
+    split=$(awk '/^Size:/ { big = ($2 >= 262144); if (big) { n++; s += $2 } } /^Rss:/ { if (big) g += $2; else h += $2 } END { printf "guest_rss_kb=%d host_rss_kb=%d guest_maps=%d guest_map_kb=%d", g, h, n, s }' /proc/"$pid"/smaps)
     echo "NESTED-SOAK $1 n=$2 rss_kb=$rss $split fds=$fds threads=$thr uptime=$(up)"
 }
 # threads: the VMM's thread names (at the start and the end, to name any that came or went).
