@@ -27,6 +27,9 @@ measure() {
     fds=$(ls /proc/"$pid"/fd | wc -l)
     split=$(awk '/^Size:/ { big = ($2 >= 262144); if (big) { n++; s += $2 } } /^Rss:/ { if (big) g += $2; else h += $2 } END { printf "guest_rss_kb=%d host_rss_kb=%d guest_maps=%d guest_map_kb=%d", g, h, n, s }' /proc/"$pid"/smaps)
     echo "NESTED-SOAK $1 n=$2 rss_kb=$rss $split fds=$fds threads=$thr uptime=$(up)"
+    # VmRSS's parts (anonymous, file-backed: the binary's pages as code paths first run) and
+    # the heap; not checked, for a reader who wants to know what moved.
+    echo "NESTED-SOAK-RSS $1 n=$2 $(awk '/^(RssAnon|RssFile|RssShmem|VmData):/ { printf "%s%s=%s", (o++ ? " " : ""), $1, $2 }' /proc/"$pid"/status | tr -d :)"
 }
 # threads: the VMM's thread names (at the start and the end, to name any that came or went).
 threads() {
