@@ -470,6 +470,10 @@ pub(crate) mod fake {
         pub snapshots: AtomicU32,
         pub starts: AtomicU32,
         pub system_resets: AtomicU32,
+        /// Resets done while a vCPU of `watch` was still running guest code.
+        pub resets_beside_running: AtomicU32,
+        /// The vCPUs a reset looks at (a test sets them).
+        pub watch: Mutex<Vec<Arc<VcpuControl>>>,
     }
 
     struct Body {
@@ -479,6 +483,16 @@ pub(crate) mod fake {
 
     impl VcpuBody for Body {
         fn reset(&mut self) {
+            let watch = self.counts.watch.lock().unwrap_or_else(|e| e.into_inner());
+            if watch
+                .iter()
+                .any(|v| v.state() == VcpuState::Free(GuestRun::Running))
+            {
+                self.counts
+                    .resets_beside_running
+                    .fetch_add(1, Ordering::SeqCst);
+            }
+            drop(watch);
             self.counts.resets.fetch_add(1, Ordering::SeqCst);
         }
         fn capture(&mut self) -> CpuState {

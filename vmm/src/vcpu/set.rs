@@ -100,7 +100,18 @@ pub fn resume(held: &[Arc<VcpuControl>]) {
 /// Resets every live vCPU (all stopped afterwards); a dead one is skipped with a warning.
 /// Fails on the first vCPU that does not answer: the next boot cannot start from a known
 /// state.
+///
+/// Every vCPU is held before any is reset: one still running the old kernel could otherwise
+/// send an IPI (`H_IPI` sets the target's MFRR in KVM's presenter) to a vCPU whose presenter
+/// was already reset, and the next kernel would boot with it pending. Seen in a nested soak:
+/// a `reboot -f` (boot 221 of one VMM process) left vCPU 0 with an IPI, and the new kernel,
+/// which has no mapping for it before SMP start-up, looped on "Interrupt 0x2 (real) is
+/// invalid, disabling it" (each EOI presents the IPI again).
 pub fn reset_all(vcpus: &[Arc<VcpuControl>], timeout: Duration) -> Result<(), WaitError> {
+    let stopped = stop_all(vcpus, timeout);
+    if let Some(&id) = stopped.unresponsive.first() {
+        return Err(WaitError::Timeout { id, after: timeout });
+    }
     for v in vcpus {
         match v.reset_and_wait(timeout) {
             Ok(()) => {}
@@ -143,6 +154,7 @@ mod tests {
     use super::super::handle::fake::{spawn, Behaviour};
     use super::super::state::{GuestRun, StartRequest, VcpuState};
     use super::*;
+    use std::sync::atomic::Ordering;
 
     const SHORT: Duration = Duration::from_millis(200);
     const LONG: Duration = Duration::from_secs(10);
@@ -156,6 +168,31 @@ mod tests {
         while c.state() != VcpuState::Free(GuestRun::Running) {
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn reset_all_holds_every_vcpu_before_resetting_any() {
+        let (v0, c0, _r0) = spawn(0, Behaviour::Answers);
+        let (v1, c1, _r1) = spawn(1, Behaviour::Answers);
+        let (v2, c2, _r2) = spawn(2, Behaviour::Answers);
+        running(&v0);
+        running(&v1);
+        let all = vec![v0.clone(), v1.clone(), v2.clone()];
+        for c in [&c0, &c1, &c2] {
+            *c.watch.lock().unwrap() = all.clone();
+        }
+        reset_all(&all, LONG).unwrap();
+        for (v, c) in [(&v0, &c0), (&v1, &c1), (&v2, &c2)] {
+            assert_eq!(c.resets.load(Ordering::SeqCst), 1, "vcpu {}", v.id());
+            assert_eq!(
+                c.resets_beside_running.load(Ordering::SeqCst),
+                0,
+                "vcpu {} was reset while another still ran guest code",
+                v.id()
+            );
+            assert_eq!(v.state(), VcpuState::Free(GuestRun::Stopped));
+        }
+        quit_all(&all, LONG);
     }
 
     #[test]
