@@ -92,6 +92,17 @@ pub trait PciDevice: Send {
     fn settle(&self) -> bool {
         true
     }
+    /// The device's own counters for `vm.counters`, under its name, if it keeps any.
+    fn counters(&self) -> Option<DeviceCounters> {
+        None
+    }
+}
+
+/// What a device counts, for the operator (`vm.counters`): its name and (counter, value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCounters {
+    pub name: String,
+    pub values: Vec<(&'static str, u64)>,
 }
 
 /// Compile-time check: the PHB (and so every device) can be shared between vCPU threads.

@@ -57,7 +57,21 @@ impl Machine {
     fn api_action(&mut self, action: &Action) -> Result<(Reply, Option<i32>), Error> {
         let reply = match action {
             Action::Info => Reply::json(vm_info(&self.config, self.state, self.boots)),
-            Action::Counters => Reply::json(counters(self.partition.vcpus(), self.mmio_exits())),
+            Action::Counters => {
+                let devices: Vec<_> = self
+                    .partition
+                    .phbs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .flat_map(|p| p.device_counters())
+                    .collect();
+                Reply::json(counters(
+                    self.partition.vcpus(),
+                    self.mmio_exits(),
+                    &devices,
+                ))
+            }
             Action::Fadump => {
                 let rtas = self
                     .partition
@@ -179,9 +193,20 @@ pub fn vm_info(config: &VmConfig, state: MachineState, boots: u32) -> VmInfo {
     }
 }
 
-/// `GET vm.counters`: one entry per vCPU, and the machine's MMIO total.
-pub fn counters(vcpus: &[Arc<VcpuControl>], mmio_exits: u64) -> Counters {
+/// `GET vm.counters`: one entry per vCPU, the machine's MMIO total, and one per device that
+/// counts something (a disk's `host_io_errors`: requests its backing file failed).
+pub fn counters(
+    vcpus: &[Arc<VcpuControl>],
+    mmio_exits: u64,
+    devices: &[crate::devices::DeviceCounters],
+) -> Counters {
     let mut c = Counters::new();
+    for d in devices {
+        c.insert(
+            d.name.clone(),
+            d.values.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        );
+    }
     for v in vcpus {
         c.insert(
             format!("vcpu{}", v.id()),
@@ -441,7 +466,13 @@ mod tests {
         VcpuCounters::count(&v[1].counters.hcalls);
         VcpuCounters::count(&v[1].counters.hcalls);
         VcpuCounters::count(&v[1].counters.rtas);
-        let c = counters(&v, 5);
+        let disk = crate::devices::DeviceCounters {
+            name: "ppc-vmm-disk0".into(),
+            values: vec![("host_io_errors", 7)],
+        };
+        let c = counters(&v, 5, &[disk]);
+        assert_eq!(c["ppc-vmm-disk0"]["host_io_errors"], 7);
+        assert_eq!(c.len(), 4, "two vCPUs, the machine, one disk");
         assert_eq!(c["vcpu1"]["hcalls"], 2);
         assert_eq!(c["vcpu1"]["rtas"], 1);
         assert_eq!(c["vcpu0"]["exits"], 0);

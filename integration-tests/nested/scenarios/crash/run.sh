@@ -116,6 +116,9 @@ remote() {
             fadump|info)
                 st="$(sed -n 's/^  "state": "\([a-z-]*\)".*/\1/p' /tmp/remote-out | head -n1)"
                 echo "NESTED-API-$(echo "$1" | tr a-z A-Z) $label state=$st" ;;
+            # The disk's count of requests its backing file failed (completed with IOERR).
+            counters)
+                echo "NESTED-API-DISK-ERRORS $label host_io_errors=$(sed -n 's/^ *"host_io_errors": \([0-9]*\).*/\1/p' /tmp/remote-out | head -n1)" ;;
         esac
     } >> /tmp/api-transcript
 }
@@ -312,6 +315,7 @@ if ready 1; then
             vpid="$(pidof ppc-vmm)"
             echo "NESTED-FAULT-VMM-ALIVE pid=${vpid:-none} state=$(cut -d' ' -f3 /proc/"$vpid"/stat 2>/dev/null) threads=$(ls /proc/"$vpid"/task 2>/dev/null | wc -l) exited=$([ -f /tmp/vmm-rc ] && cat /tmp/vmm-rc || echo no)"
             remote fault fadump
+            remote fault counters
             guest_step 60 'echo GUEST-VMCORE-AFTER-FAULT bytes=$(stat -c %s /proc/vmcore 2>/dev/null || echo gone) registered=$(cat /sys/kernel/fadump/registered)'
             fault_clear
             guest_step 3600 "$(save_attempt 2)"

@@ -322,6 +322,15 @@ impl Phb {
     }
 
     /// Occupied slots, in order.
+    /// The counters of every device on the bus that keeps any ([`PciDevice::counters`]).
+    pub fn device_counters(&self) -> Vec<crate::devices::DeviceCounters> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.dev.counters())
+            .collect()
+    }
+
     pub fn occupied_slots(&self) -> impl Iterator<Item = u8> + '_ {
         self.slots
             .iter()

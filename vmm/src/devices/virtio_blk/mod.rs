@@ -47,7 +47,7 @@ use vm_memory::GuestMemoryMmap;
 
 use crate::devices::phb::config::{BarSpec, ConfigSpace, PciId};
 use crate::devices::phb::intx::IntxLine;
-use crate::devices::{Doorbell, PciDevice};
+use crate::devices::{DeviceCounters, Doorbell, PciDevice};
 use disk::Disk;
 use io_thread::IoThread;
 
@@ -109,7 +109,9 @@ pub struct VirtioBlk {
     /// ISR, the running queue, NEEDS_RESET from a broken ring.
     io: IoThread,
     /// The disk's count of requests the host's file failed ([`Disk::io_errors`]).
-    io_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    io_errors: Arc<std::sync::atomic::AtomicU64>,
+    /// GET_ID's serial as given (the device's name in `vm.counters`).
+    name: String,
     /// The queue's configuration as the driver programs it (the thread runs a copy).
     queue: Queue,
     device_feature_select: u32,
@@ -185,6 +187,7 @@ impl VirtioBlk {
             readonly,
             io,
             io_errors,
+            name: serial.to_string(),
             // QUEUE_MAX is a power of two ≤ 32768, which `Queue::new` accepts.
             queue: Queue::new(QUEUE_MAX).expect("valid queue size"),
             device_feature_select: 0,
@@ -198,7 +201,7 @@ impl VirtioBlk {
     /// Requests the host's file failed so far (EIO, ENOSPC, ...), each completed with
     /// `VIRTIO_BLK_S_IOERR`.
     pub fn host_io_errors(&self) -> u64 {
-        self.io_errors.load(std::sync::atomic::Ordering::Relaxed)
+        self.io_errors.load(Ordering::Relaxed)
     }
 
     /// Features offered to the driver.
@@ -534,5 +537,12 @@ impl PciDevice for VirtioBlk {
 
     fn settle(&self) -> bool {
         self.io.settle()
+    }
+
+    fn counters(&self) -> Option<DeviceCounters> {
+        Some(DeviceCounters {
+            name: self.name.clone(),
+            values: vec![("host_io_errors", self.host_io_errors())],
+        })
     }
 }

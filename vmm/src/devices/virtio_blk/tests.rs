@@ -1044,6 +1044,14 @@ fn a_host_write_error_completes_the_request_with_ioerr_and_the_thread_carries_on
         "a host error is the request's, not the device's"
     );
     assert_eq!(d.request(VIRTIO_BLK_T_GET_ID, 0, 20, W).0, S_OK);
+    // What the operator sees in vm.counters.
+    assert_eq!(
+        PciDevice::counters(&d.dev),
+        Some(crate::devices::DeviceCounters {
+            name: "disk-serial-0".into(),
+            values: vec![("host_io_errors", 302)],
+        })
+    );
 }
 
 /// A writable file whose I/O fails with `EIO` on every byte of `SECTORS`: `/proc/self/mem`
