@@ -763,6 +763,8 @@ class SoakChecksTest(ChecksTestBase):
             (without(log, "GUEST-SAVE cycle=2 VMCORE-SAVE-DONE"), "own region"),
             (replaced(log, "GUEST-SOAK-END registered=1", "GUEST-SOAK-END registered=0"), "ran to the end"),
             (log[:-1] + ["NESTED-PHASE l2-vmm-exit status=1 uptime=200.0"], "VMM exited 0"),
+            (log[:-5] + ["[    0.027110] Interrupt 0x2 (real) is invalid, disabling it."] + log[-5:],
+             "stale IPI"),
         ]
         for lines, fragment in cases:
             with self.subTest(fragment):

@@ -130,7 +130,9 @@ def table(kind):
                   f" {'reboot s':>8}"))
         rows = ([("start", start)] if start else []) + [(n, s[n]) for n in sorted(s)]
         ctc, save = crash_to_capture(r), save_seconds(r)
-        prev = None
+        # A reboot's time counts from the sample before it: the last cycle's, for the first.
+        before = samples(r, "crash")
+        prev = before[max(before)]["uptime"] if kind == "reboot" and before else None
         for n, v in rows:
             extra = ""
             if kind == "crash" and n != "start":
@@ -139,7 +141,8 @@ def table(kind):
                 extra = f" {fmt(v['uptime'] - prev) if prev is not None else '':>8}"
             r.show(f"{n:>4} {v['rss_kb'] / 1024:8.1f} {v['guest_rss_kb'] / 1024:8.1f} "
                    f"{v['host_rss_kb'] / 1024:8.1f} {v['fds']:>4} {v['threads']:>4}{extra}")
-            prev = v["uptime"]
+            if n != "start":
+                prev = v["uptime"]
         for field in ("rss_kb", "guest_rss_kb", "host_rss_kb", "guest_maps", "guest_map_kb", "fds",
                       "threads"):
             r.show(f"  {field}: {describe(r, kind, field)}")
@@ -323,6 +326,10 @@ CHECKS = [
           "(no 'Fadump header is corrupted')",
           lambda r: not r.has(r"Fadump header is corrupted"), when=has_series("crash")),
     Step(hdr_pages, when=has_series("crash")),
+    # A boot that starts with an IPI pending from the kernel before it (a vCPU reset while
+    # another still ran the old kernel) takes it before it can map it, forever.
+    Check("no boot looped on a stale IPI ('Interrupt 0x2 (real) is invalid')",
+          lambda r: not r.has(r"Interrupt 0x2 \(real\) is invalid")),
     Check(lambda r: f"fadump registered before each of the {cycles(r)} crashes",
           every_cycle(r"GUEST-SOAK-CYCLE n={n} registered=1\b"), when=has_series("crash")),
     Check(lambda r: f"VMM preserved {cycles(r)} dumps (status 0xc000, {r.cpus} CPUs each), no "
