@@ -86,7 +86,7 @@ pub struct Reached {
     pub started: u32,
     /// Used elements the device wrote.
     pub used: u32,
-    /// Inputs where the device wrote data into a guest buffer.
+    /// Quiescent points by which the device had written guest memory (used ring or data).
     pub guest_writes: u32,
     /// Inputs where the disk changed.
     pub disk_writes: u32,
@@ -165,12 +165,13 @@ struct Harness {
     model: Vec<u8>,
     /// Bytes the device may have written (used rings, write-only buffers seen).
     allowed: Vec<bool>,
+    /// The write-only buffers alone (data the device may put anywhere in them, used ring
+    /// included).
+    data: Vec<bool>,
     marked: HashSet<(u64, u64)>,
     layouts: HashSet<Layout>,
     /// Per (descriptor table, head): the most device-writable bytes its chain ever had.
     writable: HashMap<(u64, u16), u64>,
-    /// Used index last checked, per used ring.
-    used_seen: HashMap<u64, u16>,
     /// A readable descriptor that may start an OUT header was seen.
     out_seen: bool,
     /// RAM and disk while the device is paused or reset (no change allowed).
@@ -222,10 +223,6 @@ impl Harness {
         self.observe();
     }
 
-    fn read_u16(&self, addr: u64) -> Option<u16> {
-        self.mem.read_obj::<u16>(GuestAddress(addr)).ok()
-    }
-
     fn read_desc(&self, table: u64, i: u64) -> Option<(u64, u32, u16, u16)> {
         let at = table.checked_add(16 * i)?;
         let mut b = [0u8; 16];
@@ -238,7 +235,7 @@ impl Harness {
         ))
     }
 
-    fn allow(&mut self, addr: u64, len: u64) {
+    fn allow(&mut self, addr: u64, len: u64, data: bool) {
         if len == 0 || !self.marked.insert((addr, len)) {
             return;
         }
@@ -249,6 +246,9 @@ impl Harness {
             if a < b {
                 let from = base + (a - s) as usize;
                 self.allowed[from..from + (b - a) as usize].fill(true);
+                if data {
+                    self.data[from..from + (b - a) as usize].fill(true);
+                }
             }
             base += l;
         }
@@ -258,7 +258,7 @@ impl Harness {
     /// may hold an OUT header.
     fn note(&mut self, addr: u64, len: u32, flags: u16) {
         if flags & F_WRITE != 0 {
-            self.allow(addr, u64::from(len));
+            self.allow(addr, u64::from(len), true);
         } else if flags & F_INDIRECT == 0 && len > 0 {
             let kind = self.mem.read_obj::<u32>(GuestAddress(addr)).ok();
             // A header split into pieces shorter than its type field may still say OUT.
@@ -301,7 +301,7 @@ impl Harness {
         }
         let layouts: Vec<Layout> = self.layouts.iter().copied().collect();
         for l in layouts {
-            self.allow(l.used, 6 + 8 * u64::from(l.size));
+            self.allow(l.used, 6 + 8 * u64::from(l.size), false);
             let mut indirect = HashMap::new();
             let mut descs = Vec::with_capacity(usize::from(l.size));
             for i in 0..u64::from(l.size) {
@@ -362,34 +362,28 @@ impl Harness {
         }
     }
 
-    /// The used elements the device wrote since the last look (the device quiescent).
+    /// The used elements the device wrote since the last quiescent point (the model was
+    /// synced then, so an element that differs from it is the device's store), unless data
+    /// of a write-only buffer over the used ring could have put it there.
     fn check_used(&mut self) {
         let q = self.dev.queue();
         if !q.ready() {
             return;
         }
         let (desc, used, size) = (q.desc_table(), q.used_ring(), q.size());
-        let Some(idx) = self.read_u16(used + 2) else {
-            return;
-        };
-        let Some(ix) = index(used + 2) else { return };
-        let model_idx =
-            u16::from_le_bytes([self.model[ix], self.model.get(ix + 1).copied().unwrap_or(0)]);
-        let last = self.used_seen.insert(used, idx).unwrap_or(0);
-        if idx == model_idx {
-            return; // the index is the guest's own store (or the device wrote the same value)
-        }
-        let new = idx.wrapping_sub(last).min(size);
-        for k in 0..new {
-            let slot = u64::from(idx.wrapping_sub(new).wrapping_add(k) % size);
+        for slot in 0..u64::from(size) {
             let at = used + 4 + 8 * slot;
             let mut b = [0u8; 8];
             if self.mem.read_slice(&mut b, GuestAddress(at)).is_err() {
                 continue;
             }
-            let Some(ex) = index(at) else { continue };
-            if self.model.get(ex..ex + 8) == Some(&b[..]) {
-                continue; // not the device's store
+            let Some(ex) = index(at).filter(|ex| ex + 8 <= RAM[0].1 || *ex >= RAM[0].1) else {
+                continue;
+            };
+            if self.model.get(ex..ex + 8) == Some(&b[..])
+                || self.data.get(ex..ex + 8).is_none_or(|d| d.contains(&true))
+            {
+                continue;
             }
             let id = u32::from_le_bytes(b[0..4].try_into().unwrap());
             let len = u32::from_le_bytes(b[4..8].try_into().unwrap());
@@ -418,6 +412,13 @@ impl Harness {
         self.observe();
         self.check_writes();
         self.check_used();
+        // Checked: from here on the model is what memory holds, so the next look sees only
+        // the device's new stores (old used elements of a reset queue are not new ones).
+        let now = self.read_ram();
+        if now != self.model {
+            self.reached.guest_writes += 1;
+        }
+        self.model = now;
     }
 
     fn freeze(&mut self) {
@@ -441,7 +442,6 @@ impl Harness {
     }
 
     fn reset_tracking(&mut self) {
-        self.used_seen.clear();
         self.avail_idx = 0;
     }
 
@@ -789,10 +789,10 @@ pub fn run(data: &[u8]) -> Reached {
         dev,
         model: vec![0; RAM_BYTES],
         allowed: vec![false; RAM_BYTES],
+        data: vec![false; RAM_BYTES],
         marked: HashSet::new(),
         layouts: HashSet::new(),
         writable: HashMap::new(),
-        used_seen: HashMap::new(),
         out_seen: false,
         frozen: None,
         paused: false,
@@ -813,10 +813,8 @@ pub fn run(data: &[u8]) -> Reached {
     // The end: a reset must return and leave everything quiescent, then the thread goes.
     h.dev.reset();
     h.quiescent();
-    let wrote_guest = h.read_ram() != h.model;
     let (out_seen, mut reached) = (h.out_seen, h.reached);
     drop(h);
-    reached.guest_writes += u32::from(wrote_guest);
     // Joined threads may take a moment to leave /proc.
     let mut t = threads();
     for _ in 0..1000 {
