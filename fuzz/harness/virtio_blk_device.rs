@@ -133,6 +133,12 @@ fn disk_pattern() -> Vec<u8> {
     (0..DISK_LEN).map(|i| (i * 7 % 251) as u8).collect()
 }
 
+/// `FUZZ_TRACE=1` prints every step and guest store (to read a finding).
+fn trace() -> bool {
+    static T: OnceLock<bool> = OnceLock::new();
+    *T.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
@@ -163,6 +169,8 @@ struct Harness {
     dev: VirtioBlk,
     /// RAM as the harness wrote it.
     model: Vec<u8>,
+    /// Bytes the harness stored since the last quiescent point.
+    touched: Vec<bool>,
     /// Bytes the device may have written (used rings, write-only buffers seen).
     allowed: Vec<bool>,
     /// The write-only buffers alone (data the device may put anywhere in them, used ring
@@ -205,6 +213,9 @@ impl Harness {
 
     /// A guest store: the part of `bytes` that lands in RAM is written and modelled.
     fn write(&mut self, addr: u64, bytes: &[u8]) {
+        if trace() {
+            eprintln!("  write {addr:#x} {bytes:02x?}");
+        }
         for (i, b) in bytes.iter().enumerate() {
             let Some(a) = addr.checked_add(i as u64) else {
                 break;
@@ -212,6 +223,7 @@ impl Harness {
             if let Some(ix) = index(a) {
                 self.mem.write_obj(*b, GuestAddress(a)).unwrap();
                 self.model[ix] = *b;
+                self.touched[ix] = true;
                 if let Some((ram, _)) = &mut self.frozen {
                     ram[ix] = *b;
                 }
@@ -380,7 +392,13 @@ impl Harness {
             let Some(ex) = index(at).filter(|ex| ex + 8 <= RAM[0].1 || *ex >= RAM[0].1) else {
                 continue;
             };
+            // Skipped: an element the device did not store, one a guest store changed since
+            // (the ring overlapping a table the harness rewrote), one data could have made.
             if self.model.get(ex..ex + 8) == Some(&b[..])
+                || self
+                    .touched
+                    .get(ex..ex + 8)
+                    .is_none_or(|t| t.contains(&true))
                 || self.data.get(ex..ex + 8).is_none_or(|d| d.contains(&true))
             {
                 continue;
@@ -419,6 +437,7 @@ impl Harness {
             self.reached.guest_writes += 1;
         }
         self.model = now;
+        self.touched.fill(false);
     }
 
     fn freeze(&mut self) {
@@ -475,7 +494,10 @@ impl Harness {
             _ => input.u64(),
         };
         self.mmio_write(DEVICE_STATUS, 1, 0);
+        // A reset: from its return the device is quiescent and stays so until the queue runs.
         self.reset_tracking();
+        self.paused = false;
+        self.freeze();
         let s = u64::from(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
         self.mmio_write(DEVICE_STATUS, 1, s);
         self.mmio_write(DRIVER_FEATURE_SELECT, 4, 0);
@@ -502,6 +524,7 @@ impl Harness {
             self.mmio_write(reg, 4, a & 0xffff_ffff);
             self.mmio_write(reg + 4, 4, a >> 32);
         }
+        self.thaw();
         self.mmio_write(QUEUE_ENABLE, 2, 1);
         let ok = u64::from(VIRTIO_CONFIG_S_DRIVER_OK);
         self.mmio_write(DEVICE_STATUS, 1, s | fok | ok);
@@ -605,6 +628,19 @@ impl Harness {
     }
 
     fn step(&mut self, op: u8, input: &mut Input) {
+        if trace() {
+            let q = self.dev.queue();
+            eprintln!(
+                "step {} (queue ready {} size {} desc {:#x} avail {:#x} used {:#x}, status {:#x})",
+                op % 16,
+                q.ready(),
+                q.size(),
+                q.desc_table(),
+                q.avail_ring(),
+                q.used_ring(),
+                self.dev.status()
+            );
+        }
         match op % 16 {
             0 => self.bring_up(input),
             1 => {
@@ -788,6 +824,7 @@ pub fn run(data: &[u8]) -> Reached {
         mem,
         dev,
         model: vec![0; RAM_BYTES],
+        touched: vec![false; RAM_BYTES],
         allowed: vec![false; RAM_BYTES],
         data: vec![false; RAM_BYTES],
         marked: HashSet::new(),
