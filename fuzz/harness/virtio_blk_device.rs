@@ -143,6 +143,21 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
+/// The thread count once it is at most `bound`, or the count after a second: a joined thread
+/// stays in /proc until it has run its own exit, which on a loaded host (the fuzzer runs
+/// niced) can take milliseconds after the join returned.
+fn threads_at_most(bound: usize) -> usize {
+    let mut t = threads();
+    for _ in 0..1000 {
+        if t <= bound {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        t = threads();
+    }
+    t
+}
+
 /// Index of a guest address in the model (RAM regions laid end to end).
 fn index(addr: u64) -> Option<usize> {
     let mut base = 0usize;
@@ -429,7 +444,7 @@ impl Harness {
     fn quiescent(&mut self) {
         self.racing = false;
         self.observe();
-        let t = threads();
+        let t = threads_at_most(self.threads_before + 1 + LANES);
         assert!(
             t <= self.threads_before + 1 + LANES,
             "{t} threads (before the device: {})",
@@ -859,15 +874,7 @@ pub fn run(data: &[u8]) -> Reached {
     h.quiescent();
     let (out_seen, mut reached) = (h.out_seen, h.reached);
     drop(h);
-    // Joined threads may take a moment to leave /proc.
-    let mut t = threads();
-    for _ in 0..1000 {
-        if t <= threads_before {
-            break;
-        }
-        std::thread::yield_now();
-        t = threads();
-    }
+    let t = threads_at_most(threads_before);
     assert!(
         t <= threads_before,
         "{t} threads left after the device was dropped (before: {threads_before})"
