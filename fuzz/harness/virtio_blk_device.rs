@@ -23,13 +23,17 @@
 //!   point where the harness looked (after each of its own writes and each wait), of the used
 //!   rings and of the write-only buffers of the descriptor table and of the indirect tables it
 //!   points at (a nested indirect table is not followed: a device that wrote through one is a
-//!   finding);
+//!   finding). Not judged once a table entry lies where the device itself may write (a used
+//!   ring laid over the descriptor table, a read buffer over a table): the device's own
+//!   used-ring stores can then forge a write-only descriptor, serve it and overwrite it
+//!   within one round, between two looks (found so: the used ring's NO_NOTIFY flag became a
+//!   length of 1, a head index the WRITE flag, and the device wrote a status byte at 0);
 //! * after `pause` or a reset returns and until `resume` or the next configuration write,
 //!   neither guest memory nor the disk changes;
 //! * the disk keeps its size (writes stay inside the capacity), a read-only disk never
 //!   changes, and a writable one changes only if a readable descriptor that can start an OUT
 //!   header was seen;
-//! * every used element the device wrote names a head inside the queue and reports at most the
+//! * every used element the device wrote (also not judged on forgeable tables) names a head inside the queue and reports at most the
 //!   device-writable bytes its chain had;
 //! * `settle` answers (every wait of the device is bounded) and no input takes long (the
 //!   campaign's per-input timeout catches a reset or pause that does not return);
@@ -94,6 +98,8 @@ pub struct Reached {
     pub indirect: u32,
     pub pauses: u32,
     pub resets: u32,
+    /// Inputs whose tables lie where the device writes (containment not judged).
+    pub forgeable: u32,
     /// Steps that ran while the I/O thread may have been serving (after a notify, before a
     /// settle).
     pub racing_steps: u32,
@@ -197,6 +203,14 @@ struct Harness {
     writable: HashMap<(u64, u16), u64>,
     /// A readable descriptor that may start an OUT header was seen.
     out_seen: bool,
+    /// A descriptor-table entry lies where the device may write (a used ring or a write-only
+    /// buffer over a table): the device's own stores can then forge descriptors between two
+    /// looks, so containment and used lengths are not judged for the rest of the input.
+    forgeable: bool,
+    /// Table entries and readable buffers the current look found.
+    entries: Vec<u64>,
+    readable: Vec<(u64, u64)>,
+    readable_checked: HashSet<(u64, u64, usize)>,
     /// RAM and disk while the device is paused or reset (no change allowed).
     frozen: Option<(Vec<u8>, Vec<u8>)>,
     paused: bool,
@@ -287,6 +301,9 @@ impl Harness {
         if flags & F_WRITE != 0 {
             self.allow(addr, u64::from(len), true);
         } else if flags & F_INDIRECT == 0 && len > 0 {
+            if !self.out_seen {
+                self.readable.push((addr, u64::from(len)));
+            }
             let kind = self.mem.read_obj::<u32>(GuestAddress(addr)).ok();
             // A header split into pieces shorter than its type field may still say OUT.
             if len < 4 || kind == Some(VIRTIO_BLK_T_OUT) {
@@ -305,6 +322,7 @@ impl Harness {
             let Some((a, l, f, _)) = self.read_desc(addr, i) else {
                 break;
             };
+            self.entries.push(addr + 16 * i);
             self.note(a, l, f);
             if f & F_WRITE != 0 && f & F_INDIRECT == 0 {
                 w += u64::from(l);
@@ -333,6 +351,7 @@ impl Harness {
             let mut descs = Vec::with_capacity(usize::from(l.size));
             for i in 0..u64::from(l.size) {
                 let d = self.read_desc(l.desc, i);
+                self.entries.push(l.desc + 16 * i);
                 if let Some((a, len, f, _)) = d {
                     self.note(a, len, f);
                     if f & F_INDIRECT != 0 {
@@ -365,6 +384,43 @@ impl Harness {
                 }
                 let e = self.writable.entry((l.desc, head)).or_default();
                 *e = (*e).max(w);
+            }
+        }
+        self.find_forgery();
+    }
+
+    fn may_be_written(&self, addr: u64, len: u64) -> bool {
+        let mut base = 0usize;
+        for (s, l) in RAM {
+            let end = s + l as u64;
+            let (a, b) = (addr.max(s), addr.saturating_add(len).min(end));
+            if a < b {
+                let from = base + (a - s) as usize;
+                if self.allowed[from..from + (b - a) as usize].contains(&true) {
+                    return true;
+                }
+            }
+            base += l;
+        }
+        false
+    }
+
+    /// Whether the device's own stores can change a table entry (forged descriptors) or a
+    /// readable buffer (a header it turned into OUT).
+    fn find_forgery(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        if !self.forgeable && entries.iter().any(|e| self.may_be_written(*e, 16)) {
+            self.forgeable = true;
+            self.reached.forgeable += 1;
+        }
+        let readable = std::mem::take(&mut self.readable);
+        let version = self.marked.len();
+        for (a, l) in readable {
+            if self.out_seen {
+                break;
+            }
+            if self.readable_checked.insert((a, l, version)) && self.may_be_written(a, l) {
+                self.out_seen = true;
             }
         }
     }
@@ -451,8 +507,10 @@ impl Harness {
             self.threads_before
         );
         let now = self.read_ram();
-        self.check_writes(&now);
-        self.check_used();
+        if !self.forgeable {
+            self.check_writes(&now);
+            self.check_used();
+        }
         // Checked: from here on the model is what memory holds, so the next look sees only
         // the device's new stores (old used elements of a reset queue are not new ones).
         if now != self.model {
@@ -853,6 +911,10 @@ pub fn run(data: &[u8]) -> Reached {
         layouts: HashSet::new(),
         writable: HashMap::new(),
         out_seen: false,
+        forgeable: false,
+        entries: Vec::new(),
+        readable: Vec::new(),
+        readable_checked: HashSet::new(),
         frozen: None,
         paused: false,
         racing: false,

@@ -36,6 +36,7 @@ fn replay_virtio_blk_device_corpus() {
         t.pauses += r.pauses;
         t.resets += r.resets;
         t.racing_steps += r.racing_steps;
+        t.forgeable += r.forgeable;
     }
     assert!(
         t.started > 0
