@@ -207,6 +207,8 @@ struct Harness {
     /// buffer over a table): the device's own stores can then forge descriptors between two
     /// looks, so containment and used lengths are not judged for the rest of the input.
     forgeable: bool,
+    /// Every table entry as last seen (a later store may be seen torn against it).
+    last: HashMap<u64, (u64, u32, u16)>,
     /// Table entries and readable buffers the current look found.
     entries: Vec<u64>,
     readable: Vec<(u64, u64)>,
@@ -245,18 +247,26 @@ impl Harness {
         if trace() {
             eprintln!("  write {addr:#x} {bytes:02x?}");
         }
-        for (i, b) in bytes.iter().enumerate() {
-            let Some(a) = addr.checked_add(i as u64) else {
-                break;
-            };
-            if let Some(ix) = index(a) {
-                self.mem.write_obj(*b, GuestAddress(a)).unwrap();
-                self.model[ix] = *b;
-                self.touched[ix] = true;
+        // One copy per RAM region (a descriptor goes in as one 16-byte store, so a device
+        // reading it meanwhile sees each field old or new, never a byte mix of one field).
+        let mut base = 0usize;
+        for (s, l) in RAM {
+            let end = s + l as u64;
+            let (a, b) = (
+                addr.max(s),
+                addr.saturating_add(bytes.len() as u64).min(end),
+            );
+            if a < b {
+                let src = &bytes[(a - addr) as usize..(b - addr) as usize];
+                self.mem.write_slice(src, GuestAddress(a)).unwrap();
+                let ix = base + (a - s) as usize;
+                self.model[ix..ix + src.len()].copy_from_slice(src);
+                self.touched[ix..ix + src.len()].fill(true);
                 if let Some((ram, _)) = &mut self.frozen {
-                    ram[ix] = *b;
+                    ram[ix..ix + src.len()].copy_from_slice(src);
                 }
             }
+            base += l;
         }
         if self.racing {
             self.reached.racing_steps += 1;
@@ -312,6 +322,27 @@ impl Harness {
         }
     }
 
+    /// A descriptor rewritten while the device may read it can be seen torn, each field old or
+    /// new: every such mix is noted.
+    fn torn(&mut self, at: u64, now: (u64, u32, u16)) {
+        let Some(old) = self.last.insert(at, now) else {
+            return;
+        };
+        if old == now {
+            return;
+        }
+        for (a, l, f) in [
+            (old.0, now.1, now.2),
+            (now.0, old.1, now.2),
+            (old.0, old.1, now.2),
+            (now.0, now.1, old.2),
+            (old.0, now.1, old.2),
+            (now.0, old.1, old.2),
+        ] {
+            self.note(a, l, f);
+        }
+    }
+
     /// An indirect table's entries (not followed further): the sum of its write-only lengths.
     fn scan_indirect(&mut self, addr: u64, len: u32, seen: &mut HashMap<(u64, u32), u64>) -> u64 {
         if let Some(w) = seen.get(&(addr, len)) {
@@ -323,6 +354,7 @@ impl Harness {
                 break;
             };
             self.entries.push(addr + 16 * i);
+            self.torn(addr + 16 * i, (a, l, f));
             self.note(a, l, f);
             if f & F_WRITE != 0 && f & F_INDIRECT == 0 {
                 w += u64::from(l);
@@ -352,6 +384,9 @@ impl Harness {
             for i in 0..u64::from(l.size) {
                 let d = self.read_desc(l.desc, i);
                 self.entries.push(l.desc + 16 * i);
+                if let Some((a, len, f, _)) = d {
+                    self.torn(l.desc + 16 * i, (a, len, f));
+                }
                 if let Some((a, len, f, _)) = d {
                     self.note(a, len, f);
                     if f & F_INDIRECT != 0 {
@@ -912,6 +947,7 @@ pub fn run(data: &[u8]) -> Reached {
         writable: HashMap::new(),
         out_seen: false,
         forgeable: false,
+        last: HashMap::new(),
         entries: Vec::new(),
         readable: Vec::new(),
         readable_checked: HashSet::new(),
