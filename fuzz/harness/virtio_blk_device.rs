@@ -328,7 +328,8 @@ impl Harness {
         let Some(old) = self.last.insert(at, now) else {
             return;
         };
-        if old == now {
+        // Only a store made while the I/O thread may run can be read torn.
+        if old == now || !self.racing {
             return;
         }
         for (a, l, f) in [
