@@ -6,6 +6,9 @@
 # and leaves each run's log and any crash in $OUT/<target>/.
 #
 #   fuzz/campaign.sh OUT SECONDS target...
+#
+# CLOSE_FD_MASK=1 keeps the target's stderr in the log (a panic's message with the finding);
+# the default 3 closes it too, for targets whose code under test writes to stderr.
 set -euo pipefail
 out=$1; secs=$2; shift 2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +22,7 @@ for t in "$@"; do
   # -timeout: an input may not take 5 s (wall time: on a loaded machine 1 s gave false alarms); -rss/-malloc: no host growth without bound.
   "$bin/$t" "$d/corpus" -max_total_time="$secs" -timeout=5 -rss_limit_mb=1024 \
     -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$d/artifacts/" \
-    -close_fd_mask=3 > "$d/log" 2>&1 || true
+    -close_fd_mask="${CLOSE_FD_MASK:-3}" > "$d/log" 2>&1 || true
   took=$(( $(date +%s) - start ))
   last=$(grep -E '^#[0-9]+' "$d/log" | tail -1)
   execs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$d/log" || echo 0)
