@@ -24,6 +24,12 @@
 //!   rings and of the write-only buffers of the descriptor table and of the indirect tables it
 //!   points at (a nested indirect table is not followed: a device that wrote through one is a
 //!   finding);
+//!   unless a byte the device may write lies in a table it reads descriptors from (the used
+//!   ring over the descriptor table, a write-only buffer over a table): then the device may
+//!   follow descriptors it wrote itself, which the harness never saw (its used element turns a
+//!   readable descriptor writable and a later store of the script overwrites it), so this
+//!   bound and the used-length one are not judged for the rest of the input and any OUT
+//!   header counts as seen;
 //! * after `pause` or a reset returns and until `resume` or the next configuration write,
 //!   neither guest memory nor the disk changes;
 //! * the disk keeps its size (writes stay inside the capacity), a read-only disk never
@@ -170,6 +176,18 @@ fn index(addr: u64) -> Option<usize> {
     None
 }
 
+/// The model indices (RAM regions laid end to end) of the RAM part of `addr..addr + len`.
+fn model_ranges(addr: u64, len: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut base = 0usize;
+    RAM.iter().filter_map(move |&(s, l)| {
+        let end = s + l as u64;
+        let (a, b) = (addr.max(s), addr.saturating_add(len).min(end));
+        let from = base + a.saturating_sub(s) as usize;
+        base += l;
+        (a < b).then(|| from..from + (b - a) as usize)
+    })
+}
+
 /// The queue layout the device had when the harness looked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Layout {
@@ -197,6 +215,12 @@ struct Harness {
     writable: HashMap<(u64, u16), u64>,
     /// A readable descriptor that may start an OUT header was seen.
     out_seen: bool,
+    /// Every table the device may read descriptors from: (address, bytes).
+    tables: HashSet<(u64, u64)>,
+    /// A byte the device may write lies in one of `tables` (the used ring over the table, a
+    /// write-only buffer over it): the device may then follow descriptors it wrote itself,
+    /// states the harness never saw, so the write and used-length bounds are unknown.
+    forgeable: bool,
     /// RAM and disk while the device is paused or reset (no change allowed).
     frozen: Option<(Vec<u8>, Vec<u8>)>,
     paused: bool,
@@ -266,18 +290,21 @@ impl Harness {
         if len == 0 || !self.marked.insert((addr, len)) {
             return;
         }
-        let mut base = 0usize;
-        for (s, l) in RAM {
-            let end = s + l as u64;
-            let (a, b) = (addr.max(s), addr.saturating_add(len).min(end));
-            if a < b {
-                let from = base + (a - s) as usize;
-                self.allowed[from..from + (b - a) as usize].fill(true);
-                if data {
-                    self.data[from..from + (b - a) as usize].fill(true);
-                }
+        for r in model_ranges(addr, len) {
+            self.allowed[r.clone()].fill(true);
+            if data {
+                self.data[r].fill(true);
             }
-            base += l;
+        }
+    }
+
+    /// Whether the device may write a table it reads descriptors from (see `forgeable`).
+    fn update_forgeable(&mut self) {
+        if !self.forgeable {
+            self.forgeable = self
+                .tables
+                .iter()
+                .any(|&(a, l)| model_ranges(a, l).any(|r| self.allowed[r].contains(&true)));
         }
     }
 
@@ -300,6 +327,7 @@ impl Harness {
         if let Some(w) = seen.get(&(addr, len)) {
             return *w;
         }
+        self.tables.insert((addr, u64::from(len)));
         let mut w = 0u64;
         for i in 0..(u64::from(len) / 16).min(MAX_TABLE) {
             let Some((a, l, f, _)) = self.read_desc(addr, i) else {
@@ -329,6 +357,7 @@ impl Harness {
         let layouts: Vec<Layout> = self.layouts.iter().copied().collect();
         for l in layouts {
             self.allow(l.used, 6 + 8 * u64::from(l.size), false);
+            self.tables.insert((l.desc, 16 * u64::from(l.size)));
             let mut indirect = HashMap::new();
             let mut descs = Vec::with_capacity(usize::from(l.size));
             for i in 0..u64::from(l.size) {
@@ -451,8 +480,14 @@ impl Harness {
             self.threads_before
         );
         let now = self.read_ram();
-        self.check_writes(&now);
-        self.check_used();
+        self.update_forgeable();
+        if self.forgeable {
+            // Descriptors the device wrote itself may name any buffer, an OUT header too.
+            self.out_seen = true;
+        } else {
+            self.check_writes(&now);
+            self.check_used();
+        }
         // Checked: from here on the model is what memory holds, so the next look sees only
         // the device's new stores (old used elements of a reset queue are not new ones).
         if now != self.model {
@@ -853,6 +888,8 @@ pub fn run(data: &[u8]) -> Reached {
         layouts: HashSet::new(),
         writable: HashMap::new(),
         out_seen: false,
+        tables: HashSet::new(),
+        forgeable: false,
         frozen: None,
         paused: false,
         racing: false,
