@@ -352,7 +352,10 @@ fn serve_forever(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>) {
             ctl.queue = Some(queue);
         }
         ctl.busy = false;
-        if !round.more {
+        // A broken ring ends the queue (no re-arm follows), so its kicks are answered even if
+        // the round also ran out of budget; otherwise `settle` would wait for a round that
+        // never comes.
+        if !round.more || round.broken {
             ctl.served = ctl.served.max(target);
         }
         drop(ctl);
