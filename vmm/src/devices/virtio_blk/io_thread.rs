@@ -15,8 +15,9 @@
 //!   persistent worker thread (`lanes.rs`, [`LANES`](super::disk::LANES) of them per disk,
 //!   started with the thread); the thread hands out requests as lanes free up.
 //! * Completion: each request's used element is written as soon as it finished (in the order
-//!   they finish), ISR gets its queue bit and the INTx line is re-evaluated from this thread
-//!   ([`IntxLine::refresh`], `KVM_IRQ_LINE` underneath, which any thread may call).
+//!   they finish); every `SIGNAL_EVERY` completions and at the end of a round ISR gets its
+//!   queue bit and the INTx line is re-evaluated from this thread ([`IntxLine::refresh`],
+//!   `KVM_IRQ_LINE` underneath, which any thread may call).
 //!
 //! # Stopping
 //!
@@ -49,6 +50,9 @@ use vmm_sys_util::eventfd::EventFd;
 pub const BUDGET_REQUESTS: usize = 32;
 /// A round ends after the request that crosses this many data bytes.
 pub const BUDGET_BYTES: u64 = 8 << 20;
+/// Completions a round publishes before it raises the interrupt mid-round (the rest at its
+/// end).
+const SIGNAL_EVERY: usize = BUDGET_REQUESTS / 2;
 /// How long [`IoThread::settle`] waits.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -331,6 +335,9 @@ fn serve_forever(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>) {
 
         let round = serve(shared, mem, pool, &mut queue);
         let rounds = shared.rounds.fetch_add(1, Ordering::SeqCst) + 1;
+        if round.completed > 0 && !round.broken {
+            signal_used(shared, mem, &mut queue);
+        }
         if round.broken {
             shared.broken.store(true, Ordering::SeqCst);
             if shared.driver_ok.load(Ordering::SeqCst) {
@@ -379,8 +386,9 @@ struct InFlight {
 
 /// One round: pops requests and keeps up to one per disk lane running, until the ring is
 /// empty, the budget is spent or a stop is asked for; then waits for those still running, so
-/// the round ends with none. Each completion is published (used ring, ISR, the line) as soon
-/// as it is collected, in the order they finish (virtio lets a device complete out of order).
+/// the round ends with none. Each completion goes into the used ring as soon as it is
+/// collected, in the order they finish (virtio lets a device complete out of order); the
+/// interrupt follows every `SIGNAL_EVERY` of them and at the end of the round.
 /// A request that overlaps a running write (or writes over a running read) waits until that
 /// one completed, so requests take effect as if one after the other in ring order; and
 /// anything else (flush, get-id, unknown types) runs alone, after everything before it
@@ -395,6 +403,8 @@ fn serve(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>, queue: &mu
         crate::guest_warn!("virtio-blk: used ring flags unwritable: {e}");
     }
     let mut running: Vec<InFlight> = Vec::new();
+    // Completions published with an interrupt so far this round.
+    let mut signalled = 0usize;
     // No more requests start in this round (budget spent, stop asked, ring broken).
     let mut closing = false;
     // Set when notifications were just re-enabled: a ring that then still claims entries
@@ -500,7 +510,11 @@ fn serve(shared: &Shared, mem: &GuestMemoryMmap, pool: &mut Pool<'_>, queue: &mu
             }
             r.completed += 1;
         }
-        if !r.broken {
+        // Interrupts are coalesced: one per half budget of completions here, the rest when
+        // the round ends. Under nested KVM every interrupt costs the guest an ISR read, a
+        // full exit to this process; one per completion made the save slower.
+        if !r.broken && r.completed - signalled >= SIGNAL_EVERY {
+            signalled = r.completed;
             signal_used(shared, mem, queue);
         }
     }
