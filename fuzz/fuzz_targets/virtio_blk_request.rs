@@ -5,6 +5,8 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../harness/input.rs"]
 mod input;
+#[path = "../harness/scratch.rs"]
+mod scratch;
 #[path = "../harness/ram.rs"]
 #[allow(dead_code)]
 mod ram;

@@ -43,7 +43,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
 
@@ -63,6 +63,7 @@ use vmm::devices::PciDevice;
 
 use crate::input::Input;
 use crate::ram;
+use crate::scratch;
 
 /// Guest RAM: 32 KiB, a 4 KiB hole, 4 KiB.
 const RAM: [(u64, usize); 2] = [(0, 0x8000), (0x9000, 0x1000)];
@@ -108,31 +109,11 @@ pub struct Reached {
 /// The disk's backing file (one per process, reset before each input).
 fn backing() -> &'static File {
     static FILE: OnceLock<File> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let path = format!("{dir}/ppc-vmm-fuzz-blkdev-{}", std::process::id());
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("backing file");
-        let _ = std::fs::remove_file(&path);
-        f
-    })
+    FILE.get_or_init(|| scratch::file("blkdev"))
 }
 
 fn disk_bytes(f: &File) -> Vec<u8> {
-    let mut f = f;
-    let mut v = Vec::new();
-    f.seek(SeekFrom::Start(0)).unwrap();
-    f.read_to_end(&mut v).unwrap();
-    v
+    scratch::bytes(f)
 }
 
 fn disk_pattern() -> Vec<u8> {

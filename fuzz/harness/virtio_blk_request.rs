@@ -12,7 +12,7 @@
 //! * no input takes long (the campaign's per-input timeout): the work is linear in the chain.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::OnceLock;
 
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP};
@@ -22,6 +22,7 @@ use vmm::devices::virtio_blk::request::execute;
 
 use crate::input::Input;
 use crate::ram;
+use crate::scratch;
 
 const RAM: [(u64, usize); 1] = [(0, 0x1_0000)];
 const DISK_LEN: u64 = 0x1_0000;
@@ -39,31 +40,11 @@ pub struct Reached {
 /// The disk's backing file, one per process, emptied before each input.
 fn backing() -> &'static File {
     static FILE: OnceLock<File> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let path = format!("{dir}/ppc-vmm-fuzz-disk-{}", std::process::id());
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("backing file");
-        let _ = std::fs::remove_file(&path);
-        f
-    })
+    FILE.get_or_init(|| scratch::file("disk"))
 }
 
 fn disk_bytes(f: &File) -> Vec<u8> {
-    let mut f = f.try_clone().unwrap();
-    let mut v = Vec::new();
-    f.seek(SeekFrom::Start(0)).unwrap();
-    f.read_to_end(&mut v).unwrap();
-    v
+    scratch::bytes(f)
 }
 
 fn desc(input: &mut Input) -> Descriptor {

@@ -14,6 +14,8 @@ mod phb_rtas_mmio;
 #[path = "../../fuzz/harness/ram.rs"]
 #[allow(dead_code)]
 mod ram;
+#[path = "../../fuzz/harness/scratch.rs"]
+mod scratch;
 #[path = "../../fuzz/harness/virtio_blk_request.rs"]
 mod virtio_blk_request;
 

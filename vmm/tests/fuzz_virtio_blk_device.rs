@@ -8,6 +8,8 @@ mod input;
 #[path = "../../fuzz/harness/ram.rs"]
 #[allow(dead_code)]
 mod ram;
+#[path = "../../fuzz/harness/scratch.rs"]
+mod scratch;
 #[path = "../../fuzz/harness/virtio_blk_device.rs"]
 mod virtio_blk_device;
 
